@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what keyless needs on a fresh Debian machine: system packages (as root), a virtualenv in
+# .venv, and the package itself in editable mode. Safe to run again: it skips what is already there.
+#   scripts/install.sh          runtime only (the demo)
+#   scripts/install.sh --test   plus the test tools and the official Azure SDKs used as oracles
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+# MIT Kerberos (klist, libkrb5 headers for the krb5/gssapi bindings) for the SMB ticket work.
+apt_packages=(krb5-user libkrb5-dev)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "note: Debian packages missing (${missing[*]}); run as root or: sudo apt-get install ${missing[*]}" >&2
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+extras=""
+[ "$want_test" = "1" ] && extras="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import keyless" # fail loudly if the install did not take

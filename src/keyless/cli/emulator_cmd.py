@@ -1,0 +1,49 @@
+"""``keyless emulator``: run the local Azure in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+
+from keyless.emulator.config import ConfigError, load_config
+
+
+@click.command("emulator")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Data directory: metadata, file bytes, CA, keys, audit log and emulator.json.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file declaring tenant, accounts, shares, identities, roles, faults.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTPS (Files REST) port; 0 picks a free one.")
+@click.option("--imds-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Plain-HTTP identity port (IMDS, App Service, Arc, authority); 0 picks a free one.")
+def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: int, imds_port: int) -> None:
+    """Run a local Azure (identity endpoints + Files REST + RBAC) until SIGINT or SIGTERM.
+
+    When ready, DATA/emulator.json holds every URL, the CA to trust and the account keys.
+
+    \b
+    Example:
+      keyless emulator --data ./emu &
+      keyless token --emulator ./emu
+    """
+    from keyless.emulator.server import print_ready, serve  # heavy imports only for this command
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(serve(data_dir.resolve(), config, host, port, imds_port, ready=print_ready))
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port or imds_port} ({exc.strerror or exc}); "
+            "pick another --port/--imds-port or stop whatever holds it"
+        ) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None

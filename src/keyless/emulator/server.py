@@ -1,0 +1,395 @@
+"""Server assembly: two listeners, the middleware every request passes, and the run loop.
+
+- plain HTTP (as in Azure): IMDS, App Service, Arc, the authority (token exchange, discovery, JWKS) and
+  the control endpoint tests use to change faults and role assignments at run time;
+- HTTPS (certificate from the emulator's own CA): Azure Files REST, IP-style
+  ``https://127.0.0.1:PORT/<account>/<share>/<path>``, plus the authority for clients that insist on TLS.
+
+When both listeners are bound, ``DIR/emulator.json`` is written atomically (0600: it holds account keys
+and the control secret) and one line goes to stdout. SIGINT/SIGTERM stop it cleanly: listeners close,
+in-flight requests finish, the store is closed and ``emulator.json`` removed, so a stale file never points
+at a dead emulator after a clean stop (after a kill -9 its ``pid`` tells).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from keyless.emulator import auth
+from keyless.emulator.audit import AuditLog
+from keyless.emulator.ca import ensure_tls
+from keyless.emulator.clock import Clock
+from keyless.emulator.config import ConfigError, EmulatorConfig, _parse_roles, fault_from_dict
+from keyless.emulator.context import Emulator, load_or_create_secrets
+from keyless.emulator.errors import StorageError, error_body
+from keyless.emulator.faults import DropConnection, FaultInjector
+from keyless.emulator.files_api import handle_files_request
+from keyless.emulator.identity_endpoints import authority_routes, identity_routes, write_federated_token_files
+from keyless.emulator.issuer import TokenIssuer
+from keyless.emulator.storage import Store
+from keyless.fsutil import atomic_write
+from keyless.protocol import H_CLIENT_REQUEST_ID, H_ERROR_CODE, H_REQUEST_ID, H_VERSION
+
+log = logging.getLogger("keyless.emulator")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_context(data_dir: Path, config: EmulatorConfig) -> Emulator:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # account keys, signing key and file bytes live here
+    secrets = load_or_create_secrets(data_dir, config)
+    keys = {a.name: (a.key or secrets["account_keys"][a.name]) for a in config.accounts}
+    clock = Clock(config.clock_offset)
+    store = Store(data_dir, clock)
+    store.ensure_shares(config)
+    return Emulator(
+        config=config,
+        data_dir=data_dir,
+        clock=clock,
+        audit=AuditLog(data_dir / "audit.log"),
+        account_keys=keys,
+        app_service_header=config.app_service_header or secrets["app_service_header"],
+        control_secret=secrets["control_secret"],
+        issuer=TokenIssuer(data_dir, config, clock),
+        store=store,
+        faults=FaultInjector(config.faults, seed=config.seed),
+        role_assignments=list(config.role_assignments),
+    )
+
+
+# --- Files side --------------------------------------------------------------------------------------
+
+
+def _rfc1123() -> str:
+    return formatdate(usegmt=True)
+
+
+def _files_middleware(ctx: Emulator) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        request["keyless.request_id"] = request_id
+        status = 500
+        error_code: str | None = None
+        try:
+            response = await ctx.faults.apply(request, "files")
+            if response is None:
+                response = await handler(request)
+            status = response.status
+            error_code = response.headers.get(H_ERROR_CODE)
+        except StorageError as err:
+            status, error_code = err.status, err.code
+            response = _error_response(request, err, request_id)
+        except DropConnection:
+            status, error_code = 0, "ConnectionDropped"
+            _drop(request)
+            raise
+        except web.HTTPException:
+            raise
+        except Exception:
+            # A bug must never take the server down or leak a traceback to the client.
+            log.exception("internal error on %s %s", request.method, request.path)
+            status, error_code = 500, "InternalError"
+            response = _error_response(request, StorageError(500, "InternalError"), request_id)
+        finally:
+            caller = request.get("keyless.caller")
+            ctx.audit.write(
+                "StorageFileLogs",
+                operation=request.get("keyless.operation", "Unknown"),
+                method=request.method,
+                uri=request.raw_path,
+                status=status,
+                error_code=error_code,
+                auth_type=getattr(caller, "auth_type", "Anonymous"),
+                object_id=getattr(caller, "object_id", None),
+                app_id=getattr(caller, "app_id", None),
+                request_id=request_id,
+                client_request_id=request.headers.get(H_CLIENT_REQUEST_ID),
+                version=request.headers.get(H_VERSION),
+                fault=request.get("keyless.fault"),
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        _common_headers(request, response, request_id)
+        return response
+
+    return middleware
+
+
+def _common_headers(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
+    if response.prepared:
+        return  # a streamed body already sent its headers (the handler set them)
+    response.headers.setdefault(H_REQUEST_ID, request_id)
+    response.headers.setdefault("Date", _rfc1123())
+    response.headers.setdefault("Server", "Windows-Azure-File/1.0 Microsoft-HTTPAPI/2.0")
+    if H_VERSION in request.headers:
+        response.headers.setdefault(H_VERSION, request.headers[H_VERSION])
+    if H_CLIENT_REQUEST_ID in request.headers:
+        response.headers.setdefault(H_CLIENT_REQUEST_ID, request.headers[H_CLIENT_REQUEST_ID])
+
+
+def _error_response(request: web.Request, err: StorageError, request_id: str) -> web.Response:
+    headers = {H_ERROR_CODE: err.code, **err.headers}
+    # HEAD answers carry no body: the SDK reads the code from the header.
+    body = b"" if request.method == "HEAD" else error_body(err, request_id)
+    return web.Response(status=err.status, body=body, headers=headers,
+                        content_type="application/xml" if body else None)
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _drop_middleware(ctx: Emulator) -> Any:
+    """Identity side: turn DropConnection from a fault into a closed socket, and log nothing secret."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except DropConnection:
+            _drop(request)
+            raise
+
+    return middleware
+
+
+# --- Control endpoint (tests change the world while it runs) --------------------------------------------
+
+
+def control_routes(ctx: Emulator) -> list[web.RouteDef]:
+    def check(request: web.Request) -> None:
+        given = request.headers.get("X-Keyless-Control", "")
+        if not hmac.compare_digest(given.encode(), ctx.control_secret.encode()):
+            raise web.HTTPForbidden(text='{"error":"control secret missing or wrong"}',
+                                    content_type="application/json")
+
+    async def body_json(request: web.Request) -> Any:
+        try:
+            return await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise web.HTTPBadRequest(text='{"error":"body is not JSON"}', content_type="application/json") \
+                from None
+
+    async def faults(request: web.Request) -> web.Response:
+        check(request)
+        if request.method == "POST":
+            data = await body_json(request)
+            rules_raw = data.get("rules") if isinstance(data, dict) else None
+            if not isinstance(rules_raw, list):
+                raise web.HTTPBadRequest(text='{"error":"expected {\\"rules\\": [...]}"}',
+                                         content_type="application/json")
+            try:
+                rules = [fault_from_dict(r, f"rules[{i}]") if isinstance(r, dict) else _bad(i)
+                         for i, r in enumerate(rules_raw)]
+            except ConfigError as exc:
+                raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                         content_type="application/json") from None
+            ctx.set_faults(rules)
+        return web.json_response({"rules": ctx.faults.describe()})
+
+    async def roles(request: web.Request) -> web.Response:
+        check(request)
+        if request.method == "POST":
+            data = await body_json(request)
+            raw = data.get("assignments") if isinstance(data, dict) else None
+            if not isinstance(raw, list):
+                raise web.HTTPBadRequest(text='{"error":"expected {\\"assignments\\": [...]}"}',
+                                         content_type="application/json")
+            try:
+                parsed = _parse_roles(raw, ctx.config.identities, ctx.config.accounts)
+            except ConfigError as exc:
+                raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                         content_type="application/json") from None
+            ctx.set_role_assignments(list(parsed))
+        return web.json_response({"assignments": [
+            {"role": r.role, "principal": r.principal_object_id, "scope": r.scope}
+            for r in ctx.role_assignments
+        ]})
+
+    async def clock(request: web.Request) -> web.Response:
+        check(request)
+        if request.method == "POST":
+            data = await body_json(request)
+            offset = data.get("offset") if isinstance(data, dict) else None
+            if not isinstance(offset, int | float) or isinstance(offset, bool):
+                raise web.HTTPBadRequest(text='{"error":"expected {\\"offset\\": seconds}"}',
+                                         content_type="application/json")
+            ctx.clock.offset = float(offset)
+        return web.json_response({"offset": ctx.clock.offset, "now": ctx.clock.now()})
+
+    return [
+        web.route("*", "/keyless/control/faults", faults),
+        web.route("*", "/keyless/control/roles", roles),
+        web.route("*", "/keyless/control/clock", clock),
+    ]
+
+
+def _bad(index: int) -> Any:
+    raise ConfigError(f"rules[{index}]: expected a table of fault fields")
+
+
+# --- Assembly ------------------------------------------------------------------------------------------
+
+
+def build_http_app(ctx: Emulator) -> web.Application:
+    app = web.Application(middlewares=[_drop_middleware(ctx)], client_max_size=1024 * 1024)
+    app.add_routes(control_routes(ctx))
+    app.add_routes(identity_routes(ctx))
+    app.add_routes(authority_routes(ctx))
+    return app
+
+
+def build_https_app(ctx: Emulator) -> web.Application:
+    """One root app: the authority's routes first, then a catch-all for Files REST.
+
+    aiohttp resolves resources in registration order and moves on when a path matches but the method
+    does not, so ``GET /<account>/...`` always reaches the Files handler.
+    """
+    root = web.Application(client_max_size=5 * 1024 * 1024)
+    drop = _drop_middleware(ctx)
+    for route in authority_routes(ctx):
+        assert isinstance(route, web.RouteDef)
+        root.router.add_route(route.method, route.path, _with(drop, route.handler))
+    files_middleware = _files_middleware(ctx)
+
+    async def files_entry(request: web.Request) -> web.StreamResponse:
+        return await handle_files_request(ctx, request)
+
+    root.router.add_route("*", "/{tail:.*}", _with(files_middleware, files_entry))
+    return root
+
+
+def _with(middleware: Any, handler: Any) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        response: web.StreamResponse = await middleware(request, handler)
+        return response
+
+    return run
+
+
+def tls_context(ctx: Emulator, hosts: list[str]) -> tuple[ssl.SSLContext, Path]:
+    files = ensure_tls(ctx.data_dir / "tls", hosts)
+    sslctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    sslctx.load_cert_chain(files.server_cert, files.server_key)
+    return sslctx, files.ca_cert
+
+
+def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "pid": os.getpid(),
+        "files_url": ctx.files_url,
+        "imds_url": ctx.imds_url,
+        "app_service": {
+            "IDENTITY_ENDPOINT": f"{ctx.imds_url}/msi/token",
+            "IDENTITY_HEADER": ctx.app_service_header,
+        },
+        "arc": {
+            "IDENTITY_ENDPOINT": f"{ctx.imds_url}/arc/metadata/identity/oauth2/token",
+            "IMDS_ENDPOINT": f"{ctx.imds_url}/arc",
+            "key_dir": str(ctx.data_dir / "arc-tokens"),
+        },
+        "authority_host": ctx.files_url,
+        "authority_host_http": ctx.imds_url,
+        "tenant_id": ctx.config.tenant_id,
+        "ca_cert": str(ca_cert),
+        "audit_log": str(ctx.audit.path),
+        "data_dir": str(ctx.data_dir),
+        "token_lifetime": ctx.config.token_lifetime,
+        "accounts": [
+            {
+                "name": a.name,
+                "key": ctx.account_keys[a.name],
+                "url": f"{ctx.files_url}/{a.name}",
+                "allow_shared_key": a.allow_shared_key,
+                "smb_oauth": a.smb_oauth,
+                "shares": [s.name for s in a.shares],
+            }
+            for a in ctx.config.accounts
+        ],
+        "identities": [
+            {"name": i.name, "type": i.kind, "client_id": i.client_id, "object_id": i.object_id,
+             "resource_id": i.resource_id, "attached": i.attached}
+            for i in ctx.config.identities
+        ],
+        "workload": workload,
+        "control": {"url": f"{ctx.imds_url}/keyless/control", "secret": ctx.control_secret},
+    }
+
+
+async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
+                ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    ctx = build_context(data_dir, config)
+    info_path = data_dir / "emulator.json"
+    info_path.unlink(missing_ok=True)  # a file from an earlier run must not look ready
+    sslctx, ca_cert = tls_context(ctx, [host])
+
+    http_runner = web.AppRunner(build_http_app(ctx), access_log=None, handle_signals=False)
+    https_runner = web.AppRunner(build_https_app(ctx), access_log=None, handle_signals=False,
+                                 shutdown_timeout=5.0)
+    await http_runner.setup()
+    await https_runner.setup()
+    try:
+        https_site = web.TCPSite(https_runner, host, port, ssl_context=sslctx, reuse_address=True)
+        http_site = web.TCPSite(http_runner, host, imds_port, reuse_address=True)
+        await https_site.start()
+        await http_site.start()
+        url_host = f"[{host}]" if ":" in host else host
+        ctx.files_url = f"https://{url_host}:{_bound_port(https_runner)}"
+        ctx.imds_url = f"http://{url_host}:{_bound_port(http_runner)}"
+        workload = write_federated_token_files(ctx)
+        info = emulator_info(ctx, ca_cert, workload)
+        atomic_write(info_path, json.dumps(info, indent=2).encode("utf-8"))
+        if ready is not None:
+            ready(info)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        info_path.unlink(missing_ok=True)
+        await https_runner.cleanup()
+        await http_runner.cleanup()
+        ctx.store.close()
+        ctx.audit.close()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("listener has no bound address")
+
+
+def print_ready(info: dict[str, Any]) -> None:
+    accounts = ", ".join(a["name"] for a in info["accounts"])
+    print(
+        f"keyless emulator ready: files {info['files_url']} (accounts: {accounts}), "
+        f"identity {info['imds_url']}; details in {Path(info['data_dir']) / 'emulator.json'}",
+        flush=True,
+    )
+    sys.stdout.flush()
+
+
+__all__ = ["auth", "build_context", "serve"]

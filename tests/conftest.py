@@ -1,0 +1,31 @@
+"""Shared fixtures: a real emulator process for the whole session, and a factory for custom ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from emulator_harness import EmulatorProcess, start_emulator
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """The default emulator (the demo world), shared by tests that do not change its state globally."""
+    with start_emulator(tmp_path_factory.mktemp("session-emulator")) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator_factory(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
+    """Start emulators with their own config; all of them are stopped when the test ends."""
+    started: list[EmulatorProcess] = []
+
+    def factory(config_toml: str | None = None, name: str = "emu", **kw: int) -> EmulatorProcess:
+        emu = start_emulator(tmp_path, config_toml, name=name, **kw)
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        emu.__exit__(None, None, None)
