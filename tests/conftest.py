@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from emulator_harness import EmulatorProcess, start_emulator
+
+from keyless.testing import EmulatorProcess, start_emulator
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ MAX_LIST_RESULTS: Final = 5000
 
 # --- Identity endpoints --------------------------------------------------------------------------------
 IMDS_HOST: Final = "http://169.254.169.254"
-IMDS_TOKEN_PATH: Final = "/metadata/identity/oauth2/token"
+IMDS_TOKEN_PATH: Final = "/metadata/identity/oauth2/token"  # noqa: S105 - a URL path, not a secret
 IMDS_API_VERSION: Final = "2018-02-01"
 APP_SERVICE_API_VERSION: Final = "2019-08-01"
 ARC_API_VERSION: Final = "2020-06-01"

@@ -113,7 +113,7 @@ def test_bad_values_are_named(raw: dict[str, object], needle: str) -> None:
 def test_bad_toml_is_reported_with_the_path(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("accounts = [")
-    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
         load_config(path)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.toml")

@@ -202,7 +202,9 @@ def _take(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where:
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _parse_accounts(raw: list[Any]) -> tuple[Account, ...]:
@@ -214,7 +216,9 @@ def _parse_accounts(raw: list[Any]) -> tuple[Account, ...]:
         _check_keys(table, {"name", "key", "allow_shared_key", "smb_oauth", "shares"}, where)
         name = _take(table, "name", str, where, None)
         if name is None or not _ACCOUNT_NAME.match(name):
-            raise ConfigError(f"{where}.name: an account name is 3-24 lowercase letters and digits, got {name!r}")
+            raise ConfigError(
+                f"{where}.name: an account name is 3-24 lowercase letters and digits, got {name!r}"
+            )
         shares = []
         for j, share in enumerate(_take(table, "shares", list, where, [])):
             swhere = f"{where}.shares[{j}]"
@@ -378,7 +382,9 @@ def load_config(path: Path | None) -> EmulatorConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file; pass an existing TOML file or omit --config") from None
+        raise ConfigError(
+            f"{path}: no such config file; pass an existing TOML file or omit --config"
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file and start again") from None
     return config_from_dict(raw)

@@ -16,7 +16,8 @@ MESSAGES: dict[str, str] = {
     "Authorization header is formed correctly including the signature.",
     "AuthorizationPermissionMismatch": "This request is not authorized to perform this operation "
     "using this permission.",
-    "KeyBasedAuthenticationNotPermitted": "Key based authentication is not permitted on this storage account.",
+    "KeyBasedAuthenticationNotPermitted":
+        "Key based authentication is not permitted on this storage account.",
     "ResourceNotFound": "The specified resource does not exist.",
     "ParentNotFound": "The specified parent path does not exist.",
     "ShareNotFound": "The specified share does not exist.",
@@ -28,7 +29,8 @@ MESSAGES: dict[str, str] = {
     "OperationTimedOut": "The operation could not be completed within the permitted time.",
     "InternalError": "The server encountered an internal error. Please retry the request.",
     "InvalidHeaderValue": "The value for one of the HTTP headers is not in the correct format.",
-    "InvalidQueryParameterValue": "Value for one of the query parameters specified in the request URI is invalid.",
+    "InvalidQueryParameterValue":
+        "Value for one of the query parameters specified in the request URI is invalid.",
     "InvalidUri": "The requested URI does not represent any resource on the server.",
     "InvalidXmlDocument": "XML specified is not syntactically valid.",
     "InvalidMetadata": "The metadata specified is invalid. It has characters that are not permitted.",

@@ -231,13 +231,15 @@ class TokenIssuer:
             out.update({base, base + "/"})
         return out
 
-    def verify_storage_token(self, token: str, account: str, account_urls: Iterable[str] = ()) -> dict[str, Any]:
+    def verify_storage_token(self, token: str, account: str,
+                             account_urls: Iterable[str] = ()) -> dict[str, Any]:
         """Claims of a valid token for ``account``'s File service; raises TokenRejected otherwise.
 
         ``account_urls`` adds the emulator's own account URLs (IP-style) as accepted audiences.
         """
         urls = tuple(account_urls)
-        key = (hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest(), account + "\n" + "\n".join(urls))
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        key = (digest, account + "\n" + "\n".join(urls))
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:

@@ -338,14 +338,21 @@ def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dic
 
 async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
                 ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    # Signal handlers go in first: a client may send SIGTERM the instant emulator.json appears.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     ctx = build_context(data_dir, config)
     info_path = data_dir / "emulator.json"
     info_path.unlink(missing_ok=True)  # a file from an earlier run must not look ready
     sslctx, ca_cert = tls_context(ctx, [host])
 
     http_runner = web.AppRunner(build_http_app(ctx), access_log=None, handle_signals=False)
+    # Azure accepts up to 8 KiB of metadata; aiohttp's default 8 KiB header-field cap would answer a
+    # bare 400 before the handler could give the service's MetadataTooLarge, so the parser allows more.
     https_runner = web.AppRunner(build_https_app(ctx), access_log=None, handle_signals=False,
-                                 shutdown_timeout=5.0)
+                                 shutdown_timeout=5.0, max_field_size=64 * 1024, max_line_size=64 * 1024)
     await http_runner.setup()
     await https_runner.setup()
     try:
@@ -362,10 +369,6 @@ async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, im
         if ready is not None:
             ready(info)
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         info_path.unlink(missing_ok=True)

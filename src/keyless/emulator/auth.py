@@ -1,0 +1,343 @@
+"""Files-side authentication (bearer tokens, Shared Key) and authorization (RBAC data actions).
+
+The Files handlers call :func:`authenticate` once per request and :func:`authorize` with the data
+actions of the operation. Every failure is the service's: status, error code, message and the extra
+elements (``AuthenticationErrorDetail``, ``HeaderName``) of protocol.md §1, plus the ``WWW-Authenticate``
+challenge that azure-core's bearer policy needs to re-authorize. No failure text holds a token or key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import cmp_to_key
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from keyless.emulator.errors import StorageError, TokenRejected
+from keyless.protocol import (
+    E_AUTH_FAILED,
+    E_INVALID_AUTH,
+    E_KEY_NOT_PERMITTED,
+    E_MISSING_HEADER,
+    E_NO_AUTH,
+    E_PERMISSION_MISMATCH,
+    H_DATE,
+    H_INTENT,
+    H_VERSION,
+    INTENT_BACKUP,
+    MIN_OAUTH_VERSION,
+    ROLE_DATA_ACTIONS,
+    STORAGE_RESOURCE_SMB,
+)
+
+if TYPE_CHECKING:
+    from keyless.emulator.context import Emulator
+
+AUTH_OAUTH = "OAuth"
+AUTH_ACCOUNT_KEY = "AccountKey"
+AUTH_ANONYMOUS = "Anonymous"
+CALLER_KEY = "keyless.caller"
+_VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_BEARER_VERSION_DETAIL = "Authentication scheme Bearer is not supported in this version."
+
+# Shared Key requests whose date is further than this from the server's clock are refused, as Azure does.
+MAX_DATE_SKEW = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    auth_type: str  # "OAuth" | "AccountKey" | "Anonymous"
+    object_id: str | None
+    app_id: str | None
+
+
+def challenge_header(tenant_id: str) -> dict[str, str]:
+    """The service's bearer challenge: space separated and unquoted, exactly as Azure sends it."""
+    return {
+        "WWW-Authenticate": (
+            f"Bearer authorization_uri=https://login.microsoftonline.com/{tenant_id}/oauth2/authorize "
+            f"resource_id={STORAGE_RESOURCE_SMB}"
+        )
+    }
+
+
+def account_urls(ctx: Emulator, account: str) -> tuple[str, ...]:
+    """The emulator's own URLs for ``account``, accepted as token audiences next to the canonical ones."""
+    if not ctx.files_url:
+        return ()
+    return (f"{ctx.files_url.rstrip('/')}/{account}",)
+
+
+# --- authentication ------------------------------------------------------------------------------------
+
+
+def authenticate(ctx: Emulator, request: web.Request, account: str, *, require_intent: bool = True) -> Caller:
+    """Who is calling. Raises StorageError with the service's reply; sets ``request["keyless.caller"]``.
+
+    ``require_intent=False`` is for the SMB ticket exchange (``comp=kerbticket``), which azfilesauth calls
+    with a bearer token but without ``x-ms-file-request-intent``.
+    """
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        raise StorageError(401, E_NO_AUTH, headers=challenge_header(ctx.config.tenant_id))
+    scheme, _, credentials = header.partition(" ")
+    scheme_l = scheme.lower()
+    if scheme_l == "bearer":
+        caller = _authenticate_bearer(ctx, request, account, credentials.strip(), require_intent)
+    elif scheme_l in ("sharedkey", "sharedkeylite"):
+        lite = scheme_l == "sharedkeylite"
+        caller = _authenticate_shared_key(ctx, request, account, credentials.strip(), lite=lite)
+    else:
+        raise StorageError(
+            403, E_AUTH_FAILED,
+            extra={"AuthenticationErrorDetail": "The authentication scheme is not supported."},
+        )
+    request[CALLER_KEY] = caller
+    return caller
+
+
+def _authenticate_bearer(ctx: Emulator, request: web.Request, account: str, token: str,
+                         require_intent: bool) -> Caller:
+    # A missing x-ms-version means the service's default (2009) version, which predates bearer support.
+    version = request.headers.get(H_VERSION, "")
+    if version and not _VERSION_FORMAT.match(version):
+        raise StorageError(400, "InvalidHeaderValue",
+                           extra={"HeaderName": H_VERSION, "HeaderValue": version[:64]})
+    if version < MIN_OAUTH_VERSION:
+        raise StorageError(
+            403, E_AUTH_FAILED,
+            extra={"AuthenticationErrorDetail": _BEARER_VERSION_DETAIL},
+        )
+    if require_intent and request.headers.get(H_INTENT, "").strip().lower() != INTENT_BACKUP:
+        raise StorageError(400, E_MISSING_HEADER, extra={"HeaderName": H_INTENT})
+    if not token:
+        raise StorageError(401, E_INVALID_AUTH, headers=challenge_header(ctx.config.tenant_id),
+                           extra={"AuthenticationErrorDetail": "The token is malformed."})
+    try:
+        claims = ctx.issuer.verify_storage_token(token, account, account_urls(ctx, account))
+    except TokenRejected as rejected:
+        raise StorageError(401, E_INVALID_AUTH, headers=challenge_header(ctx.config.tenant_id),
+                           extra={"AuthenticationErrorDetail": rejected.detail}) from None
+    oid = claims.get("oid")
+    appid = claims.get("appid")
+    return Caller(AUTH_OAUTH, oid if isinstance(oid, str) else None,
+                  appid if isinstance(appid, str) else None)
+
+
+def _authenticate_shared_key(ctx: Emulator, request: web.Request, account: str, credentials: str,
+                             *, lite: bool) -> Caller:
+    acct = ctx.config.account(account)
+    if acct is not None and not acct.allow_shared_key:
+        raise StorageError(403, E_KEY_NOT_PERMITTED)
+    name, sep, signature = credentials.rpartition(":")
+    if not sep or not name or not signature:
+        raise StorageError(
+            403, E_AUTH_FAILED,
+            extra={"AuthenticationErrorDetail": "The Authorization header is not formed correctly."},
+        )
+    # A key for another account name (or none at all) simply cannot produce a matching signature.
+    key = ctx.account_key_bytes(account) if name == account else None
+    _check_date(ctx, request)
+    candidates = (shared_key_lite_strings if lite else shared_key_strings)(request, account)
+    given = signature.encode("ascii", "replace")
+    if key is not None:
+        for string_to_sign in candidates:
+            expected = base64.b64encode(hmac.digest(key, string_to_sign.encode("utf-8"), hashlib.sha256))
+            if hmac.compare_digest(expected, given):
+                return Caller(AUTH_ACCOUNT_KEY, None, None)
+    # Like the service: the signature the client sent (an HMAC, not the key) and what the server signed.
+    shown = candidates[0].replace("\n", "\\n") if candidates else ""
+    raise StorageError(
+        403, E_AUTH_FAILED,
+        extra={"AuthenticationErrorDetail": (
+            f"The MAC signature found in the HTTP request '{signature}' is not the same as any computed "
+            f"signature. Server used following string to sign: '{shown}'."
+        )},
+    )
+
+
+def _check_date(ctx: Emulator, request: web.Request) -> None:
+    raw = request.headers.get(H_DATE) or request.headers.get("Date")
+    if not raw:
+        raise StorageError(
+            403, E_AUTH_FAILED,
+            extra={"AuthenticationErrorDetail": "Request date header not specified."},
+        )
+    try:
+        when = parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError):
+        raise StorageError(
+            403, E_AUTH_FAILED,
+            extra={"AuthenticationErrorDetail": f"The Date header in the request is incorrect: '{raw[:64]}'"},
+        ) from None
+    now = ctx.clock.now()
+    if when < now - MAX_DATE_SKEW:
+        raise StorageError(403, E_AUTH_FAILED,
+                           extra={"AuthenticationErrorDetail": f"Request date header too old: '{raw}'"})
+    if when > now + MAX_DATE_SKEW:
+        raise StorageError(403, E_AUTH_FAILED,
+                           extra={"AuthenticationErrorDetail": f"Request date header too new: '{raw}'"})
+
+
+# --- Shared Key string-to-sign (File service, versions 2009-09-19 and later) ------------------------------
+
+_STANDARD_HEADERS = (
+    "content-encoding", "content-language", "content-length", "content-md5", "content-type", "date",
+    "if-modified-since", "if-match", "if-none-match", "if-unmodified-since",
+)
+
+# The service sorts canonicalized headers with a culture-aware collation, not ordinally; this is the
+# two-level weight table the storage SDKs use to emulate it ('-' is ignored at the first level).
+# fmt: off
+_LV0 = [
+    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
+    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
+    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x71c, 0x0, 0x71f, 0x721, 0x723, 0x725,
+    0x0, 0x0, 0x0, 0x72d, 0x803, 0x0, 0x0, 0x733, 0x0, 0xd03, 0xd1a, 0xd1c, 0xd1e,
+    0xd20, 0xd22, 0xd24, 0xd26, 0xd28, 0xd2a, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
+    0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25, 0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51,
+    0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99, 0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9,
+    0x0, 0x0, 0x0, 0x743, 0x744, 0x748, 0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25,
+    0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51, 0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99,
+    0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9, 0x0, 0x74c, 0x0, 0x750, 0x0,
+]
+_LV4 = [0x0] * 128
+_LV4[39] = 0x8012  # '\''
+_LV4[45] = 0x8212  # '-'
+# fmt: on
+
+
+def _weight(table: list[int], text: str, index: int) -> int:
+    if index >= len(text):
+        return 0x1
+    code = ord(text[index])
+    return table[code] if code < len(table) else 0x0
+
+
+def _collate(lhs: str, rhs: str) -> int:
+    tables = (_LV0, _LV4)
+    level, i, j = 0, 0, 0
+    while level < len(tables):
+        if level == len(tables) - 1 and i != j:
+            return -1 if i > j else 1
+        w1, w2 = _weight(tables[level], lhs, i), _weight(tables[level], rhs, j)
+        if w1 == 0x1 and w2 == 0x1:
+            i = j = 0
+            level += 1
+        elif w1 == w2:
+            i += 1
+            j += 1
+        elif w1 == 0:
+            i += 1
+        elif w2 == 0:
+            j += 1
+        else:
+            return -1 if w1 < w2 else 1
+    return 0
+
+
+def _canonical_headers(request: web.Request) -> str:
+    values: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower.startswith("x-ms-"):
+            values.setdefault(lower, []).append(" ".join(value.split()))
+    names = sorted(values, key=cmp_to_key(_collate))
+    return "".join(f"{n}:{','.join(values[n])}\n" for n in names)
+
+
+def _resource_paths(request: web.Request, account: str) -> list[str]:
+    """Forms of the canonicalized resource path a client may have signed.
+
+    IP-style URLs put the account in the path, and the SDK prefixes it again (``/acct/acct/share``); a
+    hand-written client may sign the account only once. Some clients sign the decoded path.
+    """
+    raw = request.raw_path.split("?", 1)[0] or "/"
+    forms = [f"/{account}{raw}"]
+    if raw == f"/{account}" or raw.startswith(f"/{account}/"):
+        forms.append(raw)
+    for form in list(forms):
+        decoded = unquote(form)
+        if decoded != form:
+            forms.append(decoded)
+    return forms
+
+
+def _canonical_query(request: web.Request) -> str:
+    grouped: dict[str, list[str]] = {}
+    for name, value in request.query.items():
+        grouped.setdefault(name.lower(), []).append(value)
+    return "".join(f"\n{name}:{','.join(sorted(grouped[name]))}" for name in sorted(grouped))
+
+
+def shared_key_strings(request: web.Request, account: str) -> list[str]:
+    """Candidate strings-to-sign for ``SharedKey``, the service's form first."""
+    headers = request.headers
+    standard = []
+    for name in _STANDARD_HEADERS:
+        value = headers.get(name, "")
+        if name == "content-length" and value == "0":
+            value = ""  # 2015-02-21 and later sign an empty string for a zero length
+        standard.append(value)
+    ranges = [headers.get("Range", "")]
+    if ranges[0]:
+        ranges.append("")  # the Python SDK signs an empty Range (it sends x-ms-range instead)
+    canon_headers = _canonical_headers(request)
+    query = _canonical_query(request)
+    out = []
+    for path in _resource_paths(request, account):
+        for rng in ranges:
+            out.append(
+                request.method + "\n" + "\n".join(standard) + "\n" + rng + "\n" + canon_headers + path + query
+            )
+    return out
+
+
+def shared_key_lite_strings(request: web.Request, account: str) -> list[str]:
+    """Candidate strings-to-sign for ``SharedKeyLite``: only ``comp`` survives in the resource."""
+    headers = request.headers
+    head = "\n".join(
+        [request.method, headers.get("Content-MD5", ""), headers.get("Content-Type", ""),
+         headers.get("Date", "")]
+    ) + "\n" + _canonical_headers(request)
+    comp = request.query.get("comp")
+    suffix = f"?comp={comp}" if comp is not None else ""
+    return [head + path + suffix for path in _resource_paths(request, account)]
+
+
+# --- authorization -------------------------------------------------------------------------------------
+
+
+def granted_actions(ctx: Emulator, object_id: str, account: str, share: str | None) -> frozenset[str]:
+    """The union of data actions the principal holds on ``account`` (and ``share``, when given).
+
+    The one place role assignments are read, so a propagation delay can be added here alone.
+    An assignment on a share grants nothing on another share, nor on account-level operations.
+    """
+    oid = object_id.lower()
+    actions: set[str] = set()
+    for assignment in ctx.role_assignments:
+        if assignment.principal_object_id.lower() != oid or assignment.account != account:
+            continue
+        if assignment.share is not None and assignment.share != share:
+            continue
+        actions |= ROLE_DATA_ACTIONS.get(assignment.role, frozenset())
+    return frozenset(actions)
+
+
+def authorize(ctx: Emulator, caller: Caller, account: str, share: str | None,
+              actions: frozenset[str]) -> None:
+    """Raises 403 ``AuthorizationPermissionMismatch`` unless ``caller`` holds every action in ``actions``."""
+    if caller.auth_type == AUTH_ACCOUNT_KEY:
+        return  # the account key is the keys to the kingdom: no RBAC applies
+    if caller.auth_type != AUTH_OAUTH or caller.object_id is None:
+        raise StorageError(403, E_PERMISSION_MISMATCH)
+    if not actions <= granted_actions(ctx, caller.object_id, account, share):
+        raise StorageError(403, E_PERMISSION_MISMATCH)
