@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import ManagedIdentityCredential
-from azure.storage.fileshare import ContentSettings, ShareClient, ShareServiceClient
+from azure.storage.fileshare import ContentSettings, LinearRetry, ShareClient, ShareServiceClient
 
 from keyless.testing import EmulatorProcess
 
@@ -194,3 +194,35 @@ def test_share_lifecycle_with_shared_key(emulator: EmulatorProcess) -> None:
     service.delete_share("lifecycle")
     with pytest.raises(ResourceNotFoundError):
         share.get_share_properties()
+
+
+def test_sdk_rides_out_injected_server_busy(emulator: EmulatorProcess, imds_env: None) -> None:
+    # The storage SDK's default back-off starts at 15 s; a short linear one keeps the test quick.
+    share = share_client(emulator, ManagedIdentityCredential(), token_intent="backup",
+                         retry_policy=LinearRetry(backoff=0.2, random_jitter_range=0.1))
+    fc = share.get_file_client("busy.bin")
+    data = os.urandom(300_000)
+    emulator.set_faults([{"target": "files", "action": "status", "status": 503, "count": 2, "method": "PUT"},
+                         {"target": "files", "action": "drop", "count": 1, "method": "GET"}])
+    try:
+        fc.upload_file(data)
+        assert fc.download_file().readall() == data
+        fired = {(r["action"], r["fired"]) for r in emulator.set_faults([])["rules"]}
+    finally:
+        emulator.set_faults([])
+    fc.delete_file()
+    busy = [r for r in emulator.audit("StorageFileLogs") if r.get("fault") == "status" and r["status"] == 503]
+    assert len(busy) >= 2 and all(r["error_code"] == "ServerBusy" for r in busy)
+    assert fired == set()  # the rules were replaced; the audit log is the record of what fired
+
+
+def test_azure_identity_retries_scripted_imds_throttling(emulator: EmulatorProcess, imds_env: None) -> None:
+    before = len([r for r in emulator.audit("TokenIssuance") if r.get("source") == "imds"])
+    emulator.set_faults([{"target": "imds", "action": "status", "status": 429, "count": 2, "retry_after": 0}])
+    try:
+        token = ManagedIdentityCredential().get_token("https://storage.azure.com/.default")
+    finally:
+        emulator.set_faults([])
+    assert token.token
+    imds = [r for r in emulator.audit("TokenIssuance") if r.get("source") == "imds"][before:]
+    assert [r["status"] for r in imds] == [429, 429, 200]

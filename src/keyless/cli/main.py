@@ -13,6 +13,9 @@ from keyless import __version__
 _COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("keyless.cli.emulator_cmd", "emulator_command"),
     "token": ("keyless.cli.token_cmd", "token_command"),
+    "test": ("keyless.cli.test_cmd", "test_command"),
+    **{name: ("keyless.cli.files_cmd", f"FILE_COMMANDS:{name}")
+       for name in ("ls", "get", "put", "cp", "mv", "rm", "mkdir", "cat", "stat", "sync")},
 }
 
 
@@ -25,7 +28,10 @@ class _LazyGroup(click.Group):
         if spec is None:
             return None
         module = importlib.import_module(spec[0])
-        command = getattr(module, spec[1])
+        attribute, _, key = spec[1].partition(":")
+        command = getattr(module, attribute)
+        if key:  # a command kept in a module-level dict, e.g. FILE_COMMANDS["ls"]
+            command = command[key]
         assert isinstance(command, click.Command)
         return command
 

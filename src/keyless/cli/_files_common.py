@@ -1,0 +1,140 @@
+"""What the file commands share: the emulator selection, the credential, and building a client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from keyless.files import errors as fe
+from keyless.files.client import ShareClient
+from keyless.files.urls import CLOUD_SUFFIXES, DEFAULT_SUFFIXES, FileUrl
+
+EMULATOR_ENV = "KEYLESS_EMULATOR"
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorTarget:
+    files_url: str
+    imds_url: str
+    ca_cert: str
+    info: dict[str, Any]
+
+
+def load_emulator(path: str | None) -> EmulatorTarget | None:
+    """Read an ``emulator.json`` (or the directory holding it); None when no emulator is selected."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        p = p / "emulator.json"
+    try:
+        info = json.loads(p.read_text())
+        return EmulatorTarget(
+            str(info["files_url"]).rstrip("/"), str(info["imds_url"]).rstrip("/"), str(info["ca_cert"]), info
+        )
+    except FileNotFoundError:
+        raise click.UsageError(f"no emulator.json at {p} (start one with: keyless emulator)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.UsageError(f"{p} is not an emulator.json: {exc}") from None
+
+
+def make_credential(
+    client_id: str | None = None,
+    object_id: str | None = None,
+    resource_id: str | None = None,
+    emu: EmulatorTarget | None = None,
+) -> Any:
+    """A managed identity credential from ``keyless.identity`` (any azure-core TokenCredential works).
+
+    With an emulator, tokens come from its IMDS (the identity library's ``imds_host`` option), whatever
+    App Service / Arc variables this shell happens to have.
+    """
+    from keyless.identity import ManagedIdentityCredential
+
+    kwargs: dict[str, Any] = {
+        k: v
+        for k, v in (("client_id", client_id), ("object_id", object_id), ("resource_id", resource_id))
+        if v
+    }
+    if emu is not None:
+        kwargs.update(source="imds", imds_host=emu.imds_url)
+    return ManagedIdentityCredential(**kwargs)
+
+
+def suffixes_for(cloud: str | None) -> tuple[str, ...]:
+    if cloud and cloud in CLOUD_SUFFIXES:
+        return (CLOUD_SUFFIXES[cloud],)
+    return DEFAULT_SUFFIXES
+
+
+def build_client(
+    target: FileUrl,
+    credential: Any,
+    emu: EmulatorTarget | None,
+    *,
+    concurrency: int = 8,
+    wait_for_access: float = 0.0,
+    account_key: str | None = None,
+) -> ShareClient:
+    return ShareClient(
+        target,
+        None if account_key else credential,
+        account_key=account_key,
+        ca_cert=emu.ca_cert if emu else None,
+        emulator_url=emu.files_url if emu else None,
+        concurrency=concurrency,
+        wait_for_access=wait_for_access,
+    )
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``90s``, ``1h``, ``45`` (seconds) -> seconds."""
+    text = text.strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"not a duration: {text!r} (try 30m, 90s, 1h)") from None
+
+
+# --- exit codes -------------------------------------------------------------------------------------------
+EXIT_OK = 0
+EXIT_OTHER = 1
+EXIT_USAGE = 2
+EXIT_TOKEN = 3
+EXIT_BAD_REQUEST = 4
+EXIT_AUTHENTICATION = 5
+EXIT_PERMISSION = 6
+EXIT_NOT_FOUND = 7
+EXIT_CONNECTION = 8
+EXIT_INTEGRITY = 9
+EXIT_SERVICE = 10
+EXIT_CONFLICT = 11
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The documented exit code for a failure (see ``keyless.cli.test_cmd``'s table)."""
+    table: list[tuple[type[BaseException], int]] = [
+        (fe.TokenError, EXIT_TOKEN),
+        (fe.MissingIntentHeader, EXIT_BAD_REQUEST),
+        (fe.BadRequest, EXIT_BAD_REQUEST),
+        (fe.AuthenticationFailed, EXIT_AUTHENTICATION),
+        (fe.PermissionDenied, EXIT_PERMISSION),
+        (fe.NotFound, EXIT_NOT_FOUND),
+        (fe.ConnectionFailed, EXIT_CONNECTION),
+        (fe.UnsafeDestination, EXIT_CONNECTION),
+        (fe.IntegrityError, EXIT_INTEGRITY),
+        (fe.UnsafeName, EXIT_INTEGRITY),
+        (fe.ServiceError, EXIT_SERVICE),
+        (fe.Conflict, EXIT_CONFLICT),
+    ]
+    for cls, code in table:
+        if isinstance(error, cls):
+            return code
+    return EXIT_OTHER

@@ -1,0 +1,486 @@
+"""Parallel transfers with bounded memory: files, trees, copies and sync.
+
+* Upload: create the file at its full size (the service zero-fills it), then send ranges of at most 4 MiB in
+  parallel, each read with ``os.pread`` by the worker that sends it. All-zero ranges are skipped: the file is
+  already zero there. Memory: at most ``concurrency`` ranges in flight.
+* Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
+  target, fsync, then rename over the target only when every range arrived; any failure removes the
+  temporary file, so an interrupted download never leaves a truncated file under the real name. Each range's
+  MD5 is checked when the service sends one, the ETag of every range must match the one the download
+  started with, and the whole-file ``Content-MD5`` is checked when the file has one.
+* Remote names are refused on download when they could escape the target directory (``..``, absolute paths,
+  backslashes, NUL, drive letters).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from keyless.files.errors import IntegrityError, NotFound, UnsafeName
+from keyless.files.urls import join_path
+
+if TYPE_CHECKING:
+    from keyless.files.client import Entry, Properties, ShareClient
+
+RANGE_SIZE = 4 * 1024 * 1024
+PART_SUFFIX = ".keyless-part"
+#: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
+TREE_RANGE_CONCURRENCY = 4
+
+Progress = Callable[[int], None]
+T = TypeVar("T")
+
+
+def _noop(_: int) -> None:
+    pass
+
+
+@dataclass(slots=True)
+class TransferStats:
+    files: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, files: int = 0, nbytes: int = 0, skipped: int = 0, deleted: int = 0) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += nbytes
+            self.skipped += skipped
+            self.deleted += deleted
+
+    def to_json(self) -> dict[str, object]:
+        return {"files": self.files, "bytes": self.bytes, "skipped": self.skipped, "deleted": self.deleted}
+
+
+def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int) -> None:
+    """Run ``fn`` over ``items`` with at most ``concurrency`` in flight; the first error cancels the rest
+    and is raised. Items are pulled lazily, so a million ranges never become a million futures."""
+    concurrency = max(1, concurrency)
+    iterator = iter(items)
+    if concurrency == 1:
+        for item in iterator:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pending: set[Future[object]] = set()
+        try:
+            for item in iterator:
+                pending.add(pool.submit(fn, item))
+                if len(pending) >= concurrency * 2:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        fut.result()
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                fut.result()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+def _ranges(size: int, chunk: int = RANGE_SIZE) -> Iterator[tuple[int, int]]:
+    for offset in range(0, size, chunk):
+        yield offset, min(chunk, size - offset)
+
+
+# --- safety of local names ---------------------------------------------------------------------------------
+
+
+def safe_local_path(root: Path, remote_relative: str) -> Path:
+    """``root / remote_relative``, refusing any name that could land outside ``root``."""
+    if not remote_relative or "\x00" in remote_relative or "\\" in remote_relative:
+        raise UnsafeName(f"refusing remote name {remote_relative!r}")
+    if remote_relative.startswith("/") or (len(remote_relative) > 1 and remote_relative[1] == ":"):
+        raise UnsafeName(f"refusing absolute remote name {remote_relative!r}")
+    parts = remote_relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafeName(f"refusing remote name {remote_relative!r}: it would escape {root}")
+    target = root.joinpath(*parts)
+    resolved_root = root.resolve()
+    # A symlink already inside root could still point outside: check the resolved parent too.
+    if not target.parent.resolve().is_relative_to(resolved_root):
+        raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {root}")
+    return target
+
+
+# --- single files ------------------------------------------------------------------------------------
+
+
+def upload_file(
+    client: ShareClient,
+    local: Path,
+    remote: str,
+    *,
+    concurrency: int | None = None,
+    progress: Progress = _noop,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+    preserve_mtime: bool = True,
+) -> int:
+    """Upload ``local`` to ``remote``; returns the number of bytes."""
+    concurrency = concurrency or client.concurrency
+    fd = os.open(local, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        mtime = st.st_mtime if preserve_mtime else None
+        client.create_file(remote, size, content_type=content_type, metadata=metadata, last_write_time=mtime)
+
+        def send(rng: tuple[int, int]) -> None:
+            offset, length = rng
+            data = os.pread(fd, length, offset)
+            if len(data) != length:
+                raise IntegrityError(f"{local} changed size during the upload")
+            if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
+                client.put_range(remote, offset, data, preserve_mtime=preserve_mtime)
+            progress(length)
+
+        run_bounded(send, _ranges(size), concurrency)
+    finally:
+        os.close(fd)
+    return size
+
+
+def upload_bytes(
+    client: ShareClient,
+    remote: str,
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    metadata: dict[str, str] | None = None,
+    concurrency: int | None = None,
+) -> None:
+    client.create_file(remote, len(data), content_type=content_type, metadata=metadata)
+    view = memoryview(data)
+
+    def send(rng: tuple[int, int]) -> None:
+        offset, length = rng
+        client.put_range(remote, offset, view[offset : offset + length])
+
+    run_bounded(send, _ranges(len(data)), concurrency or client.concurrency)
+
+
+def _part_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+
+
+def download_file(
+    client: ShareClient,
+    remote: str,
+    local: Path,
+    *,
+    concurrency: int | None = None,
+    progress: Progress = _noop,
+    props: Properties | None = None,
+    set_mtime: bool = True,
+) -> int:
+    """Download ``remote`` to ``local`` atomically; returns the number of bytes."""
+    concurrency = concurrency or client.concurrency
+    props = props or client.properties(remote)
+    if props.is_dir:
+        raise IsADirectoryError(f"{remote} is a directory (use -r)")
+    size = props.size
+    part = _part_name(local)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.ftruncate(fd, size)
+
+        def fetch(rng: tuple[int, int]) -> None:
+            offset, length = rng
+            data, resp = client.get_range(remote, offset, length)
+            etag = resp.header("etag")
+            if props.etag and etag and etag != props.etag:
+                raise IntegrityError(f"{remote} changed on the service during the download")
+            os.pwrite(fd, data, offset)
+            progress(length)
+
+        run_bounded(fetch, _ranges(size), concurrency)
+        if props.content_md5:
+            _check_file_md5(fd, size, props.content_md5, remote)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        if set_mtime:
+            mtime = _remote_mtime(props)
+            if mtime is not None:
+                os.utime(part, (mtime, mtime))
+        os.replace(part, local)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
+    return size
+
+
+def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
+    digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
+    for offset, length in _ranges(size):
+        digest.update(os.pread(fd, length, offset))
+    if base64.b64encode(digest.digest()).decode() != expected_b64:
+        raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
+
+
+def _remote_mtime(props: Properties) -> float | None:
+    from keyless.files.client import parse_time
+
+    return parse_time(props.last_write_time) or parse_time(props.last_modified)
+
+
+def copy_file(
+    src: ShareClient,
+    src_path: str,
+    dst: ShareClient,
+    dst_path: str,
+    *,
+    concurrency: int | None = None,
+    progress: Progress = _noop,
+) -> int:
+    """Copy a file between any two shares (even across accounts) by streaming ranges through this machine.
+
+    Server-side copy (``x-ms-copy-source``) needs the source authorized separately; streaming works with
+    the one identity and keeps memory at ``concurrency`` ranges.
+    """
+    props = src.properties(src_path)
+    if props.is_dir:
+        raise IsADirectoryError(f"{src_path} is a directory (use -r)")
+    dst.create_file(
+        dst_path,
+        props.size,
+        content_type=props.content_type or None,
+        metadata=props.metadata or None,
+        last_write_time=_remote_mtime(props),
+    )
+
+    def move(rng: tuple[int, int]) -> None:
+        offset, length = rng
+        data, resp = src.get_range(src_path, offset, length)
+        if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
+            raise IntegrityError(f"{src_path} changed on the service during the copy")
+        if data.count(0) != length:
+            dst.put_range(dst_path, offset, data, preserve_mtime=True)
+        progress(length)
+
+    run_bounded(move, _ranges(props.size), concurrency or src.concurrency)
+    return props.size
+
+
+# --- trees ------------------------------------------------------------------------------------------------
+
+
+def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative posix path, path)`` of every regular file under ``root``; symlinks are not followed."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in sorted(filenames):
+            path = base / name
+            if path.is_file() and not path.is_symlink():
+                yield path.relative_to(root).as_posix(), path
+
+
+def _local_dirs(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            out.append((Path(dirpath) / d).relative_to(root).as_posix())
+    return sorted(out)
+
+
+def upload_tree(
+    client: ShareClient,
+    local_root: Path,
+    remote_root: str,
+    *,
+    workers: int | None = None,
+    progress: Progress = _noop,
+    skip: Callable[[str, Path], bool] | None = None,
+) -> TransferStats:
+    """Upload every file under ``local_root`` into ``remote_root``, files in parallel."""
+    stats = TransferStats()
+    remote_root = join_path(remote_root)
+    if remote_root:
+        client.mkdir(remote_root, parents=True, exist_ok=True)
+    for rel in _local_dirs(local_root):  # parents before children: sorted order guarantees it
+        client.mkdir(join_path(remote_root, rel), exist_ok=True)
+
+    def one(item: tuple[str, Path]) -> None:
+        rel, path = item
+        if skip is not None and skip(rel, path):
+            stats.add(skipped=1)
+            progress(path.stat().st_size)
+            return
+        n = upload_file(
+            client, path, join_path(remote_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+        )
+        stats.add(files=1, nbytes=n)
+
+    run_bounded(one, _local_files(local_root), workers or client.concurrency)
+    return stats
+
+
+def remote_files(client: ShareClient, remote_root: str) -> Iterator[tuple[str, str, int, str]]:
+    """``(relative path, full path, size, last write time)`` of every file under ``remote_root``."""
+    remote_root = join_path(remote_root)
+    for _dirpath, _, files in client.walk(remote_root):
+        for f in files:
+            rel = f.path[len(remote_root) + 1 :] if remote_root else f.path
+            yield rel, f.path, f.size or 0, f.last_write_time or f.last_modified
+
+
+def download_tree(
+    client: ShareClient,
+    remote_root: str,
+    local_root: Path,
+    *,
+    workers: int | None = None,
+    progress: Progress = _noop,
+    skip: Callable[[str, Path, int, str], bool] | None = None,
+) -> TransferStats:
+    """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front."""
+    stats = TransferStats()
+    local_root.mkdir(parents=True, exist_ok=True)
+    remote_root = join_path(remote_root)
+    items = []
+    for _dirpath, dirs, _ in client.walk(remote_root):
+        for d in dirs:
+            rel = d.path[len(remote_root) + 1 :] if remote_root else d.path
+            safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
+    for rel, full, size, mtime in remote_files(client, remote_root):
+        items.append((rel, full, size, mtime, safe_local_path(local_root, rel)))
+
+    def one(item: tuple[str, str, int, str, Path]) -> None:
+        rel, full, size, mtime, target = item
+        if skip is not None and skip(rel, target, size, mtime):
+            stats.add(skipped=1)
+            progress(size)
+            return
+        n = download_file(client, full, target, concurrency=TREE_RANGE_CONCURRENCY, progress=progress)
+        stats.add(files=1, nbytes=n)
+
+    run_bounded(one, items, workers or client.concurrency)
+    return stats
+
+
+def copy_tree(
+    src: ShareClient,
+    src_root: str,
+    dst: ShareClient,
+    dst_root: str,
+    *,
+    workers: int | None = None,
+    progress: Progress = _noop,
+) -> TransferStats:
+    stats = TransferStats()
+    src_root, dst_root = join_path(src_root), join_path(dst_root)
+    if dst_root:
+        dst.mkdir(dst_root, parents=True, exist_ok=True)
+    files: list[Entry] = []
+    for _dirpath, dirs, fs in src.walk(src_root):
+        for d in dirs:
+            rel = d.path[len(src_root) + 1 :] if src_root else d.path
+            dst.mkdir(join_path(dst_root, rel), exist_ok=True)
+        files.extend(fs)
+
+    def one(path: str) -> None:
+        rel = path[len(src_root) + 1 :] if src_root else path
+        n = copy_file(
+            src, path, dst, join_path(dst_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+        )
+        stats.add(files=1, nbytes=n)
+
+    run_bounded(one, [f.path for f in files], workers or src.concurrency)
+    return stats
+
+
+# --- sync ---------------------------------------------------------------------------------------------------
+
+MTIME_TOLERANCE = 2.0  # seconds: SMB keeps 100 ns ticks, but some filesystems keep 1-2 s
+
+
+def same_file(local_size: int, local_mtime: float, remote_size: int, remote_time: str) -> bool:
+    """Size and modification time match (the service keeps the local mtime keyless uploads with)."""
+    from keyless.files.client import parse_time
+
+    remote_mtime = parse_time(remote_time)
+    return (
+        local_size == remote_size
+        and remote_mtime is not None
+        and abs(remote_mtime - local_mtime) <= MTIME_TOLERANCE
+    )
+
+
+def sync_up(
+    client: ShareClient,
+    local_root: Path,
+    remote_root: str,
+    *,
+    delete: bool = False,
+    workers: int | None = None,
+    progress: Progress = _noop,
+) -> TransferStats:
+    """Make ``remote_root`` match ``local_root``: upload new and changed files; with ``delete``, remove
+    remote files that do not exist locally."""
+    remote_root = join_path(remote_root)
+    try:
+        remote = {rel: (size, mtime, full) for rel, full, size, mtime in remote_files(client, remote_root)}
+    except NotFound:
+        remote = {}
+
+    def skip(rel: str, path: Path) -> bool:
+        known = remote.get(rel)
+        if known is None:
+            return False
+        st = path.stat()
+        return same_file(st.st_size, st.st_mtime, known[0], known[1])
+
+    stats = upload_tree(client, local_root, remote_root, workers=workers, progress=progress, skip=skip)
+    if delete:
+        local = {rel for rel, _ in _local_files(local_root)}
+        extra = [full for rel, (_, _, full) in remote.items() if rel not in local]
+        run_bounded(client.delete_file, extra, workers or client.concurrency)
+        stats.add(deleted=len(extra))
+    return stats
+
+
+def sync_down(
+    client: ShareClient,
+    remote_root: str,
+    local_root: Path,
+    *,
+    delete: bool = False,
+    workers: int | None = None,
+    progress: Progress = _noop,
+) -> TransferStats:
+    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely."""
+
+    def skip(rel: str, target: Path, size: int, mtime: str) -> bool:
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            return False
+        return same_file(st.st_size, st.st_mtime, size, mtime)
+
+    stats = download_tree(client, remote_root, local_root, workers=workers, progress=progress, skip=skip)
+    if delete:
+        remote = {rel for rel, _, _, _ in remote_files(client, remote_root)}
+        for rel, path in list(_local_files(local_root)):
+            if rel not in remote:
+                path.unlink()
+                stats.add(deleted=1)
+    return stats

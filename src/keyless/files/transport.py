@@ -1,0 +1,131 @@
+"""HTTP(S) transport: one thread-safe urllib3 pool per client, plus the rule of where credentials may go.
+
+Every request passes :meth:`Transport.check_destination` first when it carries a credential: HTTPS only, and
+only to a host under a configured storage suffix or the configured emulator. Redirects are never followed
+(urllib3 ``redirect=False``): a 3xx comes back to the caller as a reply, so a credential never crosses one.
+Retries are the client's job (``retries=False`` here), so each attempt is visible to the retry policy.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+)
+
+from keyless.files.errors import ConnectionFailed, UnsafeDestination
+from keyless.files.urls import DEFAULT_SUFFIXES
+
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
+
+
+@dataclass(slots=True)
+class Response:
+    """A fully read reply. Bodies are at most one range (4 MiB) or one listing page, so reading them whole
+    keeps memory bounded by concurrency x 4 MiB."""
+
+    status: int
+    headers: dict[str, str]  # lower-case names
+    data: bytes = field(repr=False)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+class HttpTransport(Protocol):
+    """What the client needs from a transport; tests plug in an in-memory service here."""
+
+    def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+    ) -> Response: ...
+
+    def check_destination(self, url: str) -> None: ...
+
+
+class SendError(Exception):
+    """A request got no reply. ``sent`` says whether it may have reached the service."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class Transport:
+    """urllib3 ``PoolManager`` wrapper. Thread-safe: share one instance between worker threads."""
+
+    def __init__(
+        self,
+        *,
+        ca_cert: str | None = None,
+        suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
+        emulator_url: str | None = None,
+        pool_size: int = 16,
+        timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.suffixes = tuple(s.lower().strip(".") for s in suffixes)
+        self.emulator_netloc = urlsplit(emulator_url).netloc.lower() if emulator_url else None
+        kwargs: dict[str, object] = {}
+        if ca_cert:
+            # The emulator's own CA: trust it *instead of* the system store for this client only.
+            ctx = ssl.create_default_context(cafile=ca_cert)
+            kwargs["ssl_context"] = ctx
+        self._pool = urllib3.PoolManager(
+            num_pools=8,
+            maxsize=pool_size,
+            block=False,
+            retries=False,
+            timeout=timeout,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def check_destination(self, url: str) -> None:
+        """Raise :class:`UnsafeDestination` unless a credential may be sent to ``url``."""
+        split = urlsplit(url)
+        host = (split.hostname or "").lower().rstrip(".")
+        if split.scheme != "https":
+            raise UnsafeDestination(
+                f"refusing to send a credential over {split.scheme or 'plain'}:// "
+                f"to {split.netloc} (HTTPS only)"
+            )
+        if self.emulator_netloc is not None and split.netloc.lower() == self.emulator_netloc:
+            return
+        if any(host.endswith("." + suffix) for suffix in self.suffixes):
+            return
+        raise UnsafeDestination(
+            f"refusing to send a credential to {split.netloc}: not under "
+            f"{', '.join(self.suffixes)} and not the configured emulator"
+        )
+
+    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
+        try:
+            resp = self._pool.request(
+                method, url, headers=headers, body=body, redirect=False, retries=False, preload_content=True
+            )
+        except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
+            # Failed before anything was sent: always safe to try again.
+            raise SendError(_describe(exc), sent=False) from None
+        except (HTTPError, OSError) as exc:
+            raise SendError(_describe(exc), sent=True) from None
+        headers_out = {k.lower(): v for k, v in resp.headers.items()}
+        return Response(resp.status, headers_out, resp.data or b"")
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def _describe(exc: BaseException) -> str:
+    # urllib3 messages include the pool and URL, never headers: safe to show.
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason or exc}"
+
+
+def connection_error(message: str, url: str) -> ConnectionFailed:
+    return ConnectionFailed(f"no reply from {urlsplit(url).netloc}: {message}")

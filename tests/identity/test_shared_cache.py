@@ -1,0 +1,112 @@
+"""The cross-process cache file: private, validated, and used only for the exact key."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from keyless.identity import FakeClock, SharedTokenCache, Token
+from keyless.identity.cache import CacheKey
+from keyless.identity.shared_cache import default_directory
+
+KEY = CacheKey("imds|http://x|system-assigned", "https://storage.azure.com/")
+
+
+def fetcher(clock: FakeClock, calls: list[int]) -> object:
+    def fetch() -> Token:
+        calls.append(1)
+        now = clock.now()
+        return Token(token=f"tok{len(calls)}", expires_on=now + 3600, received_at=now, resource=KEY.resource)
+    return fetch
+
+
+def test_second_reader_uses_the_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    a = SharedTokenCache(tmp_path / "c", clock=clock)
+    b = SharedTokenCache(tmp_path / "c", clock=clock)
+    assert a.get_or_fetch(KEY, fetcher(clock, calls)).token == "tok1"  # type: ignore[arg-type]
+    assert b.get_or_fetch(KEY, fetcher(clock, calls)).token == "tok1"  # type: ignore[arg-type]
+    assert len(calls) == 1 and b.reads == 1
+    other = CacheKey(KEY.scope, "https://storage.azure.com")  # exact keys: the SMB form is separate
+    assert b.get_or_fetch(other, fetcher(clock, calls)).token == "tok2"  # type: ignore[arg-type]
+    assert (tmp_path / "c").stat().st_mode & 0o777 == 0o700
+    for f in (tmp_path / "c").iterdir():
+        assert f.stat().st_mode & 0o777 == 0o600
+
+
+def test_stale_file_is_refreshed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    cache = SharedTokenCache(tmp_path, clock=clock)
+    cache.get_or_fetch(KEY, fetcher(clock, calls))  # type: ignore[arg-type]
+    clock.advance(3100)  # past the advisory point
+    assert cache.get_or_fetch(KEY, fetcher(clock, calls)).token == "tok2"  # type: ignore[arg-type]
+
+
+def test_tampered_or_foreign_files_are_ignored(tmp_path: Path) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    cache = SharedTokenCache(tmp_path, clock=clock)
+    cache.get_or_fetch(KEY, fetcher(clock, calls))  # type: ignore[arg-type]
+    data = next(p for p in tmp_path.iterdir() if p.suffix == ".json")
+    os.chmod(data, 0o644)  # readable by others: not trusted
+    assert cache.read(KEY) is None
+    os.chmod(data, 0o600)
+    doc = json.loads(data.read_text())
+    doc["resource"] = "https://evil/"  # a file for another key under this name
+    data.write_text(json.dumps(doc))
+    assert cache.read(KEY) is None
+    data.write_text("{not json")
+    assert cache.read(KEY) is None
+    data.unlink()
+    os.symlink(tmp_path / "elsewhere", data)
+    assert cache.read(KEY) is None
+
+
+def test_threads_with_separate_caches_fetch_once(tmp_path: Path) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def fetch() -> Token:
+        with lock:
+            calls.append(1)
+        now = clock.now()
+        return Token(token="x", expires_on=now + 3600, received_at=now)
+
+    def worker() -> None:
+        SharedTokenCache(tmp_path, clock=clock).get_or_fetch(KEY, fetch)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1  # flock is per open file description: threads exclude each other too
+
+
+def test_default_directory() -> None:
+    assert default_directory({}) is None
+    assert default_directory({"XDG_RUNTIME_DIR": "/run/user/1000"}) == Path("/run/user/1000/keyless")
+    assert default_directory({"KEYLESS_TOKEN_CACHE_DIR": "/x", "XDG_RUNTIME_DIR": "/y"}) == Path("/x")
+
+
+def test_failure_falls_back_to_a_valid_stored_token(tmp_path: Path) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    cache = SharedTokenCache(tmp_path, clock=clock)
+    cache.get_or_fetch(KEY, fetcher(clock, calls))  # type: ignore[arg-type]
+    clock.advance(3100)
+
+    def broken() -> Token:
+        raise RuntimeError("IMDS down")
+
+    assert cache.get_or_fetch(KEY, broken).token == "tok1"
+    clock.advance(600)
+    with pytest.raises(RuntimeError):
+        cache.get_or_fetch(KEY, broken)
