@@ -14,7 +14,6 @@ import hmac
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import cmp_to_key
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -34,7 +33,9 @@ from keyless.protocol import (
     INTENT_BACKUP,
     MIN_OAUTH_VERSION,
     ROLE_DATA_ACTIONS,
+    SHARED_KEY_STANDARD_HEADERS,
     STORAGE_RESOURCE_SMB,
+    sort_shared_key_headers,
 )
 
 if TYPE_CHECKING:
@@ -188,60 +189,6 @@ def _check_date(ctx: Emulator, request: web.Request) -> None:
 
 # --- Shared Key string-to-sign (File service, versions 2009-09-19 and later) ------------------------------
 
-_STANDARD_HEADERS = (
-    "content-encoding", "content-language", "content-length", "content-md5", "content-type", "date",
-    "if-modified-since", "if-match", "if-none-match", "if-unmodified-since",
-)
-
-# The service sorts canonicalized headers with a culture-aware collation, not ordinally; this is the
-# two-level weight table the storage SDKs use to emulate it ('-' is ignored at the first level).
-# fmt: off
-_LV0 = [
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x71c, 0x0, 0x71f, 0x721, 0x723, 0x725,
-    0x0, 0x0, 0x0, 0x72d, 0x803, 0x0, 0x0, 0x733, 0x0, 0xd03, 0xd1a, 0xd1c, 0xd1e,
-    0xd20, 0xd22, 0xd24, 0xd26, 0xd28, 0xd2a, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25, 0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51,
-    0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99, 0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9,
-    0x0, 0x0, 0x0, 0x743, 0x744, 0x748, 0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25,
-    0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51, 0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99,
-    0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9, 0x0, 0x74c, 0x0, 0x750, 0x0,
-]
-_LV4 = [0x0] * 128
-_LV4[39] = 0x8012  # '\''
-_LV4[45] = 0x8212  # '-'
-# fmt: on
-
-
-def _weight(table: list[int], text: str, index: int) -> int:
-    if index >= len(text):
-        return 0x1
-    code = ord(text[index])
-    return table[code] if code < len(table) else 0x0
-
-
-def _collate(lhs: str, rhs: str) -> int:
-    tables = (_LV0, _LV4)
-    level, i, j = 0, 0, 0
-    while level < len(tables):
-        if level == len(tables) - 1 and i != j:
-            return -1 if i > j else 1
-        w1, w2 = _weight(tables[level], lhs, i), _weight(tables[level], rhs, j)
-        if w1 == 0x1 and w2 == 0x1:
-            i = j = 0
-            level += 1
-        elif w1 == w2:
-            i += 1
-            j += 1
-        elif w1 == 0:
-            i += 1
-        elif w2 == 0:
-            j += 1
-        else:
-            return -1 if w1 < w2 else 1
-    return 0
-
 
 def _canonical_headers(request: web.Request) -> str:
     values: dict[str, list[str]] = {}
@@ -249,7 +196,7 @@ def _canonical_headers(request: web.Request) -> str:
         lower = name.lower()
         if lower.startswith("x-ms-"):
             values.setdefault(lower, []).append(" ".join(value.split()))
-    names = sorted(values, key=cmp_to_key(_collate))
+    names = sort_shared_key_headers(values)
     return "".join(f"{n}:{','.join(values[n])}\n" for n in names)
 
 
@@ -281,7 +228,7 @@ def shared_key_strings(request: web.Request, account: str) -> list[str]:
     """Candidate strings-to-sign for ``SharedKey``, the service's form first."""
     headers = request.headers
     standard = []
-    for name in _STANDARD_HEADERS:
+    for name in SHARED_KEY_STANDARD_HEADERS:
         value = headers.get(name, "")
         if name == "content-length" and value == "0":
             value = ""  # 2015-02-21 and later sign an empty string for a zero length

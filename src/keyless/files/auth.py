@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import threading
 import time
-from functools import cmp_to_key
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -150,31 +149,18 @@ class SharedKeyAuth:
         return f"Shared Key of account {self.account}"
 
 
-_STANDARD = (
-    "content-encoding",
-    "content-language",
-    "content-length",
-    "content-md5",
-    "content-type",
-    "date",
-    "if-modified-since",
-    "if-match",
-    "if-none-match",
-    "if-unmodified-since",
-    "range",
-)
 
 
 def shared_key_string(method: str, url: str, headers: dict[str, str], account: str) -> str:
     """The Shared Key string-to-sign, exactly as the storage SDKs build it."""
     lower = {k.lower(): v for k, v in headers.items() if v is not None}
     standard = []
-    for name in _STANDARD:
+    for name in (*p.SHARED_KEY_STANDARD_HEADERS, "range"):
         value = lower.get(name, "")
         if name == "content-length" and value == "0":
             value = ""  # versions since 2015-02-21 sign an empty string for a zero length
         standard.append(value)
-    ms = sorted((k for k in lower if k.startswith("x-ms-")), key=cmp_to_key(_collate))
+    ms = p.sort_shared_key_headers(k for k in lower if k.startswith("x-ms-"))
     canon_headers = "".join(f"{k}:{lower[k]}\n" for k in ms)
     split = urlsplit(url)
     resource = f"/{account}{split.path or '/'}"
@@ -184,56 +170,6 @@ def shared_key_string(method: str, url: str, headers: dict[str, str], account: s
         query.setdefault(unquote(name).lower(), []).append(unquote(value))
     canon_query = "".join(f"\n{k}:{','.join(sorted(query[k]))}" for k in sorted(query))
     return method + "\n" + "\n".join(standard) + "\n" + canon_headers + resource + canon_query
-
-
-# The service sorts canonicalized headers with a culture-aware collation ('-' is ignored at the first level);
-# this two-level weight table is the one the storage SDKs use to emulate it.
-# fmt: off
-_LV0 = [
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x71c, 0x0, 0x71f, 0x721, 0x723, 0x725,
-    0x0, 0x0, 0x0, 0x72d, 0x803, 0x0, 0x0, 0x733, 0x0, 0xd03, 0xd1a, 0xd1c, 0xd1e,
-    0xd20, 0xd22, 0xd24, 0xd26, 0xd28, 0xd2a, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
-    0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25, 0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51,
-    0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99, 0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9,
-    0x0, 0x0, 0x0, 0x743, 0x744, 0x748, 0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25,
-    0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51, 0xe70, 0xe7c, 0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99,
-    0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9, 0x0, 0x74c, 0x0, 0x750, 0x0,
-]
-_LV4 = [0x0] * 128
-_LV4[39] = 0x8012  # '\''
-_LV4[45] = 0x8212  # '-'
-# fmt: on
-
-
-def _weight(table: list[int], text: str, index: int) -> int:
-    if index >= len(text):
-        return 0x1
-    code = ord(text[index])
-    return table[code] if code < len(table) else 0x0
-
-
-def _collate(lhs: str, rhs: str) -> int:
-    tables = (_LV0, _LV4)
-    level, i, j = 0, 0, 0
-    while level < len(tables):
-        if level == len(tables) - 1 and i != j:
-            return -1 if i > j else 1
-        w1, w2 = _weight(tables[level], lhs, i), _weight(tables[level], rhs, j)
-        if w1 == 0x1 and w2 == 0x1:
-            i = j = 0
-            level += 1
-        elif w1 == w2:
-            i += 1
-            j += 1
-        elif w1 == 0:
-            i += 1
-        elif w2 == 0:
-            j += 1
-        else:
-            return -1 if w1 < w2 else 1
-    return 0
 
 
 def _first_line(exc: BaseException) -> str:
