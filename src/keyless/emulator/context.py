@@ -23,6 +23,7 @@ from keyless.fsutil import atomic_write
 if TYPE_CHECKING:
     from keyless.emulator.faults import FaultInjector
     from keyless.emulator.issuer import TokenIssuer
+    from keyless.emulator.kerberos import KerberosMinter
     from keyless.emulator.storage import Store
 
 
@@ -63,6 +64,7 @@ class Emulator:
     store: Store
     faults: FaultInjector
     role_assignments: list[RoleAssignment] = field(default_factory=list)
+    kerberos: KerberosMinter | None = None  # service keys (DIR/cifs.keytab) and ticket minting
     files_url: str = ""  # set once the HTTPS listener is bound
     imds_url: str = ""  # set once the HTTP listener is bound
     _lock: threading.Lock = field(default_factory=threading.Lock)

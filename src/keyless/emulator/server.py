@@ -41,6 +41,8 @@ from keyless.emulator.faults import DropConnection, FaultInjector
 from keyless.emulator.files_api import handle_files_request
 from keyless.emulator.identity_endpoints import authority_routes, identity_routes, write_federated_token_files
 from keyless.emulator.issuer import TokenIssuer
+from keyless.emulator.kerberos import ensure_keytab
+from keyless.emulator.smb_ticket import handle_kerbticket
 from keyless.emulator.storage import Store
 from keyless.fsutil import atomic_write
 from keyless.protocol import H_CLIENT_REQUEST_ID, H_ERROR_CODE, H_REQUEST_ID, H_VERSION
@@ -70,6 +72,7 @@ def build_context(data_dir: Path, config: EmulatorConfig) -> Emulator:
         store=store,
         faults=FaultInjector(config.faults, seed=config.seed),
         role_assignments=list(config.role_assignments),
+        kerberos=ensure_keytab(data_dir, [a.name for a in config.accounts]),
     )
 
 
@@ -272,6 +275,11 @@ def build_https_app(ctx: Emulator) -> web.Application:
     files_middleware = _files_middleware(ctx)
 
     async def files_entry(request: web.Request) -> web.StreamResponse:
+        # The SMB ticket exchange shares the Files endpoint but not its rules (no intent header).
+        if request.method == "POST" and request.query.get("comp") == "kerbticket" \
+                and request.query.get("restype") == "service":
+            account = request.raw_path.split("?", 1)[0].strip("/").split("/", 1)[0]
+            return await handle_kerbticket(ctx, request, account)
         return await handle_files_request(ctx, request)
 
     root.router.add_route("*", "/{tail:.*}", _with(files_middleware, files_entry))
@@ -313,6 +321,7 @@ def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dic
         "tenant_id": ctx.config.tenant_id,
         "ca_cert": str(ca_cert),
         "audit_log": str(ctx.audit.path),
+        "keytab": str(ctx.data_dir / "cifs.keytab"),
         "data_dir": str(ctx.data_dir),
         "token_lifetime": ctx.config.token_lifetime,
         "accounts": [

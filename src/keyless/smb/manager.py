@@ -1,0 +1,105 @@
+"""``smb set | list | clear`` as library calls: token, exchange, credential cache, in that order.
+
+The CLI (``keyless smb``, ``azfilesauthmanager``) and the refresh agent both call these, so a refresh does
+exactly what a manual ``set`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from keyless.protocol import STORAGE_RESOURCE_SMB
+from keyless.smb import ccache
+from keyless.smb.errors import IdentityNotAttached, TokenUnavailable
+from keyless.smb.exchange import CLIENT_PRINCIPAL, Endpoint, TicketReply, request_ticket
+
+
+@dataclass(frozen=True)
+class IdentitySpec:
+    """Where the token comes from. ``kind``: token | system | imds | client-id | workload."""
+
+    kind: str
+    token: str | None = None  # kind == "token" only; never shown
+    client_id: str | None = None
+    tenant_id: str | None = None
+    token_file: str | None = None
+    authority_host: str | None = None
+    identity_endpoint: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "token":
+            return "a token given on the command line"
+        if self.kind == "system":
+            return "the system-assigned managed identity"
+        if self.kind == "imds":
+            return f"the user-assigned identity {self.client_id} (IMDS)"
+        if self.kind == "client-id":
+            return f"the user-assigned identity {self.client_id}"
+        return f"workload identity {self.client_id} (tenant {self.tenant_id})"
+
+    def __repr__(self) -> str:
+        return f"IdentitySpec({self.describe()})"
+
+
+def acquire_token(spec: IdentitySpec, *, imds_host: str | None = None, ca_certs: str | None = None,
+                  env: Mapping[str, str] | None = None) -> str:
+    """A token for ``https://storage.azure.com`` (no trailing slash), from ``keyless.identity``."""
+    if spec.kind == "token":
+        if not spec.token:
+            raise TokenUnavailable("the token given is empty")
+        return spec.token.strip()
+    from keyless.identity import IdentityError, IdentityNotFound, ManagedIdentityCredential
+
+    kwargs: dict[str, Any] = {"env": env, "ca_certs": ca_certs}
+    if spec.kind == "workload":
+        kwargs.update(source="workload", client_id=spec.client_id, tenant_id=spec.tenant_id,
+                      federated_token_file=spec.token_file, authority_host=spec.authority_host)
+    else:
+        if spec.kind == "imds" or imds_host is not None:
+            kwargs.update(source="imds")
+        if imds_host is not None:
+            kwargs["imds_host"] = imds_host
+        if spec.client_id:
+            kwargs["client_id"] = spec.client_id
+    try:
+        credential = ManagedIdentityCredential(**kwargs)
+        return credential.token(STORAGE_RESOURCE_SMB).token
+    except IdentityNotFound as exc:
+        raise IdentityNotAttached(
+            f"{spec.describe()} is not attached to this machine ({exc}).",
+            remedy="Attach the user-assigned identity to the VM (Identity > User assigned) or check the "
+                   "client "
+                   "id; note that Linux VMs need a user-assigned identity for SMB.") from None
+    except IdentityError as exc:
+        raise TokenUnavailable(f"could not get a token from {spec.describe()}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SetResult:
+    endpoint: Endpoint
+    cache: str
+    reply: TicketReply
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, int(self.reply.credential.endtime - time.time()))
+
+
+def set_credential(endpoint: Endpoint, token: str, *, cache_name: str, force: bool = False,
+                   owner_uid: int | None = None, ca_certs: str | None = None,
+                   connect_timeout: float = 10.0, total_timeout: float = 30.0) -> SetResult:
+    reply = request_ticket(endpoint, token, ca_certs=ca_certs, connect_timeout=connect_timeout,
+                           total_timeout=total_timeout)
+    ccache.store(cache_name, reply.credential, force=force, owner_uid=owner_uid)
+    return SetResult(endpoint, cache_name, reply)
+
+
+def clear_credential(endpoint: Endpoint, *, cache_name: str) -> bool:
+    return ccache.clear(cache_name, CLIENT_PRINCIPAL, endpoint.server)
+
+
+def list_credentials(cache_name: str) -> list[ccache.TicketInfo]:
+    return ccache.list_tickets(cache_name)
