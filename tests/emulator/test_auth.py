@@ -16,6 +16,7 @@ from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
 from azure.storage.fileshare._shared.authentication import SharedKeyCredentialPolicy
 from multidict import CIMultiDict
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.auth import (
     AUTH_ACCOUNT_KEY,
     AUTH_OAUTH,
@@ -68,7 +69,7 @@ def test_valid_bearer_yields_oauth_caller(emulator_ctx: Emulator) -> None:
     req = request("GET", "/devaccount/demo/dir?restype=directory", bearer_headers(token))
     caller = authenticate(emulator_ctx, req, "devaccount")
     assert caller == Caller(AUTH_OAUTH, vm.object_id, vm.client_id)
-    assert req["keyless.caller"] is caller
+    assert req[keys.CALLER] is caller
 
 
 def test_ip_style_account_url_is_an_accepted_audience(emulator_ctx: Emulator) -> None:

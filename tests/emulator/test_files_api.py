@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from keyless.emulator import files_api
+from keyless.emulator import request_keys as keys
 from keyless.emulator.auth import Caller
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
@@ -107,14 +108,14 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         """What the server's middleware does: StorageError -> the service's error reply."""
         request_id = str(uuid.uuid4())
-        request["keyless.request_id"] = request_id
+        request[keys.REQUEST_ID] = request_id
         try:
             response: web.StreamResponse = await handler(request)
         except StorageError as err:
             body = b"" if request.method == "HEAD" else error_body(err, request_id)
             response = web.Response(status=err.status, body=body, headers={"x-ms-error-code": err.code,
                                                                             **err.headers})
-        state.operations.append(request.get("keyless.operation", "?"))
+        state.operations.append(request.get(keys.OPERATION, "?"))
         return response
 
     async def entry(request: web.Request) -> web.StreamResponse:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.clock import Clock
@@ -86,8 +87,8 @@ def build_app(ctx: Emulator) -> web.Application:
                                 headers={"x-ms-error-code": err.code, **err.headers},
                                 content_type="application/xml")
         finally:
-            ctx.audit.write("StorageFileLogs", operation=request.get("keyless.operation", "Unknown"),
-                            object_id=getattr(request.get("keyless.caller"), "object_id", None))
+            ctx.audit.write("StorageFileLogs", operation=request.get(keys.OPERATION, "Unknown"),
+                            object_id=getattr(request.get(keys.CALLER), "object_id", None))
 
     app = web.Application()
     app.router.add_route("*", "/{account}/", entry)

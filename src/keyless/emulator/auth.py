@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError, TokenRejected
 from keyless.protocol import (
     E_AUTH_FAILED,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 AUTH_OAUTH = "OAuth"
 AUTH_ACCOUNT_KEY = "AccountKey"
 AUTH_ANONYMOUS = "Anonymous"
-CALLER_KEY = "keyless.caller"
 _VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BEARER_VERSION_DETAIL = "Authentication scheme Bearer is not supported in this version."
 
@@ -80,7 +80,7 @@ def account_urls(ctx: Emulator, account: str) -> tuple[str, ...]:
 
 
 def authenticate(ctx: Emulator, request: web.Request, account: str, *, require_intent: bool = True) -> Caller:
-    """Who is calling. Raises StorageError with the service's reply; sets ``request["keyless.caller"]``.
+    """Who is calling. Raises StorageError with the service's reply; sets ``request[keys.CALLER]``.
 
     ``require_intent=False`` is for the SMB ticket exchange (``comp=kerbticket``), which azfilesauth calls
     with a bearer token but without ``x-ms-file-request-intent``.
@@ -100,7 +100,7 @@ def authenticate(ctx: Emulator, request: web.Request, account: str, *, require_i
             403, E_AUTH_FAILED,
             extra={"AuthenticationErrorDetail": "The authentication scheme is not supported."},
         )
-    request[CALLER_KEY] = caller
+    request[keys.CALLER] = caller
     return caller
 
 

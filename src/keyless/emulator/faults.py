@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.config import FaultRule
 from keyless.emulator.errors import StorageError
 
@@ -70,7 +71,7 @@ class FaultInjector:
         rule = self._pick(target, request.method)
         if rule is None:
             return None
-        request["keyless.fault"] = rule.action
+        request[keys.FAULT] = rule.action
         if rule.action == "delay":
             await asyncio.sleep(rule.seconds)
             return None

@@ -32,6 +32,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.auth import authenticate, authorize
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage import (
@@ -68,7 +69,6 @@ READ = frozenset({ACTION_READ, ACTION_READ_BACKUP})
 WRITE = frozenset({ACTION_WRITE, ACTION_WRITE_BACKUP})
 DELETE = frozenset({ACTION_DELETE, ACTION_WRITE_BACKUP})
 
-OPERATION_KEY = "keyless.operation"
 _INLINE_BYTES = 256 * 1024  # above this, file bytes move through a worker thread
 _STREAM_CHUNK = 1024 * 1024
 _MAX_FILE_SIZE = 4 * 1024**4  # 4 TiB, the service's largest file
@@ -142,11 +142,11 @@ async def handle_files_request(ctx: Emulator, request: web.Request) -> web.Strea
     if not account or ctx.config.account(account) is None:
         raise StorageError(400, "InvalidUri")
     caller = authenticate(ctx, request, account)
-    request["keyless.caller"] = caller
+    request[keys.CALLER] = caller
     target = _parse_target(account, segments[1:], request.headers)
     query = _parse_query(raw_query)
     op = _route(request.method, target, query, request.headers)
-    request[OPERATION_KEY] = op.name
+    request[keys.OPERATION] = op.name
     authorize(ctx, caller, account, target.share, op.actions)
     return await op.handler(Call(ctx, request, target, query))
 
@@ -259,10 +259,10 @@ def http_date(ts: float) -> str:
 
 def _base_headers(call: Call) -> dict[str, str]:
     req = call.request
-    request_id = req.get("keyless.request_id")
+    request_id = req.get(keys.REQUEST_ID)
     if request_id is None:
         request_id = str(uuid.uuid4())
-        req["keyless.request_id"] = request_id
+        req[keys.REQUEST_ID] = request_id
     headers = {
         H_REQUEST_ID: str(request_id),
         H_VERSION: req.headers.get(H_VERSION, CURRENT_VERSION),
@@ -1055,7 +1055,7 @@ async def copy_file(call: Call) -> web.StreamResponse:
     source = _source_target(call, raw_source, "x-ms-copy-source",
                             _flag(headers, "x-ms-source-allow-trailing-dot"))
     assert source.share is not None
-    caller = call.request.get("keyless.caller")
+    caller = call.request.get(keys.CALLER)
     if caller is not None:
         authorize(call.ctx, caller, call.target.account, source.share, READ)
     store = call.ctx.store
@@ -1094,7 +1094,7 @@ async def lease_file(call: Call) -> web.StreamResponse:
              "break": "BreakFileLease"}
     if action not in names:
         raise _header_error("x-ms-lease-action")
-    call.request[OPERATION_KEY] = names[action]
+    call.request[keys.OPERATION] = names[action]
     if action == "acquire" and headers.get("x-ms-lease-duration", "-1").strip() != "-1":
         raise _header_error("x-ms-lease-duration",
                             message="File leases are infinite: the duration must be -1.")

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from keyless.emulator import request_keys as keys
 from keyless.emulator.config import Identity
 from keyless.emulator.issuer import AssertionRejected, MintedToken
 from keyless.fsutil import atomic_write
@@ -116,7 +117,7 @@ class _Tracker:
             method=request.method,
             uri=request.path,
             client_request_id=request.headers.get("x-ms-client-request-id"),
-            fault=request.get("keyless.fault"),
+            fault=request.get(keys.FAULT),
         )
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from keyless.emulator import auth
+from keyless.emulator import request_keys as keys
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.clock import Clock
@@ -88,7 +89,7 @@ def _files_middleware(ctx: Emulator) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
-        request["keyless.request_id"] = request_id
+        request[keys.REQUEST_ID] = request_id
         status = 500
         error_code: str | None = None
         try:
@@ -112,10 +113,10 @@ def _files_middleware(ctx: Emulator) -> Any:
             status, error_code = 500, "InternalError"
             response = _error_response(request, StorageError(500, "InternalError"), request_id)
         finally:
-            caller = request.get("keyless.caller")
+            caller = request.get(keys.CALLER)
             ctx.audit.write(
                 "StorageFileLogs",
-                operation=request.get("keyless.operation", "Unknown"),
+                operation=request.get(keys.OPERATION, "Unknown"),
                 method=request.method,
                 uri=request.raw_path,
                 status=status,
@@ -126,7 +127,7 @@ def _files_middleware(ctx: Emulator) -> Any:
                 request_id=request_id,
                 client_request_id=request.headers.get(H_CLIENT_REQUEST_ID),
                 version=request.headers.get(H_VERSION),
-                fault=request.get("keyless.fault"),
+                fault=request.get(keys.FAULT),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
         _common_headers(request, response, request_id)

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from keyless.emulator import auth
+from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError, TokenRejected
 from keyless.emulator.issuer import DETAIL_EXPIRED
 from keyless.emulator.kerberos import MAX_TICKET_LIFETIME, KerberosMinter
@@ -96,14 +98,14 @@ def has_smb_mi_role(ctx: Emulator, object_id: str, account: str) -> bool:
 
 
 async def handle_kerbticket(ctx: Emulator, request: web.Request, account: str) -> web.Response:
-    request["keyless.operation"] = OPERATION
+    request[keys.OPERATION] = OPERATION
     header = request.headers.get("Authorization", "").strip()
     if not header:
         raise StorageError(401, E_NO_AUTH, headers=auth.challenge_header(ctx.config.tenant_id))
     if header.partition(" ")[0].lower() != "bearer":
         raise StorageError(403, E_AUTH_FAILED, extra={"AuthenticationErrorDetail": DETAIL_BEARER_ONLY})
     caller = auth.authenticate(ctx, request, account, require_intent=False)
-    request["keyless.caller"] = caller
+    request[keys.CALLER] = caller
     token = header.partition(" ")[2].strip()
     try:  # a cache hit: authenticate just verified this token
         claims = ctx.issuer.verify_storage_token(token, account, auth.account_urls(ctx, account))
