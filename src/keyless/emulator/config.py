@@ -143,14 +143,21 @@ class EmulatorConfig:
 
     def identity_by(self, *, client_id: str | None = None, object_id: str | None = None,
                     resource_id: str | None = None) -> Identity | None:
-        for ident in self.identities:
-            if client_id is not None and ident.client_id.lower() == client_id.lower():
-                return ident
-            if object_id is not None and ident.object_id.lower() == object_id.lower():
-                return ident
-            if resource_id is not None and ident.resource_id.lower() == resource_id.lower():
-                return ident
-        return None
+        return match_identity(self.identities, client_id=client_id, object_id=object_id,
+                              resource_id=resource_id)
+
+
+def match_identity(identities: tuple[Identity, ...] | list[Identity], *, client_id: str | None = None,
+                   object_id: str | None = None, resource_id: str | None = None) -> Identity | None:
+    """The identity a selector names (ids compare case-insensitively, as Azure does)."""
+    for ident in identities:
+        if client_id is not None and ident.client_id.lower() == client_id.lower():
+            return ident
+        if object_id is not None and ident.object_id.lower() == object_id.lower():
+            return ident
+        if resource_id is not None and ident.resource_id.lower() == resource_id.lower():
+            return ident
+    return None
 
 
 def _identity(name: str, kind: str, subscription: str, *, client_id: str | None = None,

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from keyless.emulator import request_keys as keys
-from keyless.emulator.config import Identity
+from keyless.emulator.config import Identity, match_identity
 from keyless.emulator.issuer import AssertionRejected, MintedToken
 from keyless.fsutil import atomic_write
 from keyless.protocol import (
@@ -144,14 +144,7 @@ def _select_identity(ctx: Emulator, client_id: str | None, object_id: str | None
             return system[0]
         users = [i for i in candidates if i.kind == "user"]
         return users[0] if len(users) == 1 else None
-    for ident in candidates:
-        if client_id is not None and ident.client_id.lower() == client_id.lower():
-            return ident
-        if object_id is not None and ident.object_id.lower() == object_id.lower():
-            return ident
-        if resource_id is not None and ident.resource_id.lower() == resource_id.lower():
-            return ident
-    return None
+    return match_identity(candidates, client_id=client_id, object_id=object_id, resource_id=resource_id)
 
 
 def _not_found_message(ctx: Emulator, selector: str | None) -> str:
