@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from keyless.emulator import auth
 from keyless.emulator import request_keys as keys
@@ -51,6 +52,15 @@ from keyless.protocol import H_CLIENT_REQUEST_ID, H_ERROR_CODE, H_REQUEST_ID, H_
 log = logging.getLogger("keyless.emulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _QuietMalformedHttp(logging.Filter):
+    """aiohttp answers malformed HTTP with a 400 by itself and then logs a traceback at ERROR; that is a
+    client's mistake, not the emulator's, so it goes to DEBUG-only silence while real errors still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, HttpProcessingError)
 
 
 def build_context(data_dir: Path, config: EmulatorConfig) -> Emulator:
@@ -103,8 +113,7 @@ def _files_middleware(ctx: Emulator) -> Any:
             response = _error_response(request, err, request_id)
         except DropConnection:
             status, error_code = 0, "ConnectionDropped"
-            _drop(request)
-            raise
+            response = _drop(request)
         except web.HTTPException:
             raise
         except Exception:
@@ -156,10 +165,12 @@ def _error_response(request: web.Request, err: StorageError, request_id: str) ->
                         content_type="application/xml" if body else None)
 
 
-def _drop(request: web.Request) -> None:
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Abort the socket; the placeholder answer is never sent (aiohttp sees the transport gone)."""
     transport = request.transport
     if transport is not None:
         transport.abort()
+    return web.Response(status=499)
 
 
 def _drop_middleware(ctx: Emulator) -> Any:
@@ -170,8 +181,7 @@ def _drop_middleware(ctx: Emulator) -> Any:
         try:
             return await handler(request)
         except DropConnection:
-            _drop(request)
-            raise
+            return _drop(request)
 
     return middleware
 
@@ -348,6 +358,7 @@ def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dic
 
 async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
                 ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
     # Signal handlers go in first: a client may send SIGTERM the instant emulator.json appears.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
