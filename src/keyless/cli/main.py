@@ -14,6 +14,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("keyless.cli.emulator_cmd", "emulator_command"),
     "token": ("keyless.cli.token_cmd", "token_command"),
     "test": ("keyless.cli.test_cmd", "test_command"),
+    "doctor": ("keyless.cli.doctor_cmd", "doctor_command"),
     "smb": ("keyless.cli.smb_cmd", "smb_group"),
     **{name: ("keyless.cli.files_cmd", f"FILE_COMMANDS:{name}")
        for name in ("ls", "get", "put", "cp", "mv", "rm", "mkdir", "cat", "stat", "sync")},

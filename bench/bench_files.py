@@ -1,0 +1,384 @@
+"""keyless vs the official SDK vs AzCopy, in one run against one emulator process.
+
+Workloads: one 256 MiB file up and down, 1,000 files of 8 KiB up and down, and (keyless only, for the
+issue's memory bound) one 1 GiB file up and down. Every transfer runs in its own process; the parent reads
+that process's peak RSS from ``os.wait4`` (the per-child form of ``getrusage(RUSAGE_CHILDREN)``) and times
+it wall-clock, start-up included, which is what a user of each tool waits for. Downloads are checked
+byte for byte against the source, outside the timing.
+
+All three authenticate with a user-assigned managed identity through the emulator's token endpoints:
+keyless and the SDK through IMDS (``AZURE_POD_IDENTITY_AUTHORITY_HOST`` for azure-identity), AzCopy
+through the App Service endpoint (``AZCOPY_AUTO_LOGIN_TYPE=MSI``; Go's azidentity has no IMDS host
+override, but honours ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``), trusting the emulator's CA via
+``SSL_CERT_FILE`` and allowed to send its token to the emulator with ``--trusted-microsoft-suffixes``.
+
+    .venv/bin/python bench/bench_files.py [--skip-1gib] [--azcopy PATH]
+
+Each measurement is the best of two runs. The table also shows the CPU seconds of the tool's process and of
+the emulator during the run: when the emulator's CPU time is close to the wall time, the single-threaded
+emulator is the bound, not the client. Results: a table on stdout and ``bench/results/files.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "files.json"
+AZCOPY_CACHE = HERE / ".cache" / "azcopy"
+AZCOPY_PACKAGE = "@azure-tools/azcopy-linux"
+MIB = 1024 * 1024
+BIG = 256 * MIB
+HUGE = 1024 * MIB
+SMALL_COUNT, SMALL_SIZE = 1000, 8 * 1024
+CONCURRENCY = 8
+CLIENT_ID = "bbbbbbbb-0000-0000-0000-00000000be01"
+ACCOUNT, SHARE = "benchacct", "bench"
+
+WORLD = f"""
+[[accounts]]
+name = "{ACCOUNT}"
+shares = [{{ name = "{SHARE}", quota_gib = 5120 }}]
+
+[[identities]]
+name = "bench-vm"
+type = "user"
+client_id = "{CLIENT_ID}"
+
+[[role_assignments]]
+role = "Storage File Data Privileged Contributor"
+principal = "bench-vm"
+scope = "{ACCOUNT}/{SHARE}"
+"""
+
+
+# --- workers: run in a child process, one transfer each ----------------------------------------------------
+
+
+def _info(path: str) -> dict[str, Any]:
+    return dict(json.loads(Path(path).read_text()))
+
+
+def worker_keyless(info: dict[str, Any], op: str, local: Path, remote: str) -> None:
+    from keyless.files import transfer
+    from keyless.files.client import ShareClient
+    from keyless.files.urls import share_url
+    from keyless.identity import ManagedIdentityCredential
+
+    cred = ManagedIdentityCredential(client_id=CLIENT_ID, source="imds", imds_host=info["imds_url"])
+    url = share_url(ACCOUNT, SHARE, emulator_url=info["files_url"])
+    with ShareClient(
+        url, cred, ca_cert=info["ca_cert"], emulator_url=info["files_url"], concurrency=CONCURRENCY
+    ) as client:
+        if op == "up-file":
+            transfer.upload_file(client, local, remote)
+        elif op == "down-file":
+            transfer.download_file(client, remote, local)
+        elif op == "up-tree":
+            transfer.upload_tree(client, local, remote)
+        elif op == "down-tree":
+            transfer.download_tree(client, remote, local)
+        else:
+            raise SystemExit(f"unknown op {op}")
+
+
+def worker_sdk(info: dict[str, Any], op: str, local: Path, remote: str) -> None:
+    os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = info["imds_url"]
+    from azure.identity import ManagedIdentityCredential
+    from azure.storage.fileshare import ShareClient
+
+    share = ShareClient(
+        account_url=f"{info['files_url']}/{ACCOUNT}",
+        share_name=SHARE,
+        credential=ManagedIdentityCredential(client_id=CLIENT_ID),
+        token_intent="backup",
+        connection_verify=info["ca_cert"],
+    )
+    if op == "up-file":
+        with local.open("rb") as f:
+            share.get_file_client(remote).upload_file(f, max_concurrency=CONCURRENCY)
+    elif op == "down-file":
+        with local.open("wb") as out:
+            share.get_file_client(remote).download_file(max_concurrency=CONCURRENCY).readinto(out)
+    elif op == "up-tree":
+        from azure.core.exceptions import ResourceExistsError
+
+        with contextlib.suppress(ResourceExistsError):  # the second of the repeated runs
+            share.get_directory_client(remote).create_directory()
+        names = sorted(p.name for p in local.iterdir())
+
+        def put(name: str) -> None:
+            with (local / name).open("rb") as f:
+                share.get_file_client(f"{remote}/{name}").upload_file(f)
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:  # the SDK has no tree upload: 8 files at a time
+            list(pool.map(put, names))
+    elif op == "down-tree":
+        local.mkdir(parents=True, exist_ok=True)
+        names = [e["name"] for e in share.get_directory_client(remote).list_directories_and_files()]
+
+        def get(name: str) -> None:
+            with (local / name).open("wb") as f:
+                share.get_file_client(f"{remote}/{name}").download_file().readinto(f)
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(get, names))
+    else:
+        raise SystemExit(f"unknown op {op}")
+
+
+# --- the parent --------------------------------------------------------------------------------------------
+
+
+EMULATOR_PID = 0  # set once the emulator runs: its CPU time shows who the bottleneck is
+REPEATS = 2  # best of: a 2-core machine shared by client and server is noisy
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Best of ``REPEATS`` runs of ``cmd``."""
+    runs = [run_once(cmd, env) for _ in range(REPEATS)]
+    return min(runs, key=lambda r: float(r["seconds"]))
+
+
+def run_once(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd``: wall seconds, the child's own peak RSS (MiB), its CPU seconds and the emulator's."""
+    emu_before = cpu_seconds(EMULATOR_PID) if EMULATOR_PID else 0.0
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = output.decode(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}:\n{tail}")
+    emu_cpu = cpu_seconds(EMULATOR_PID) - emu_before if EMULATOR_PID else 0.0
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "client_cpu_s": usage.ru_utime + usage.ru_stime,
+        "emulator_cpu_s": emu_cpu,
+    }
+
+
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(4 * MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir()}
+
+
+def make_data(work: Path) -> tuple[Path, Path, Path]:
+    big = work / "big.bin"
+    with big.open("wb") as f:
+        for _ in range(BIG // (4 * MIB)):
+            f.write(os.urandom(4 * MIB))
+    small = work / "small"
+    small.mkdir()
+    for i in range(SMALL_COUNT):
+        (small / f"f{i:04d}.bin").write_bytes(os.urandom(SMALL_SIZE))
+    huge = work / "huge.bin"
+    with huge.open("wb") as f:  # random, so no range can be skipped as all-zero
+        for _ in range(HUGE // (4 * MIB)):
+            f.write(os.urandom(4 * MIB))
+    return big, small, huge
+
+
+def find_azcopy(explicit: str | None) -> tuple[Path | None, str]:
+    """The AzCopy binary: given, cached, or installed now from npm into ``bench/.cache/azcopy``."""
+    if explicit:
+        return Path(explicit), "given with --azcopy"
+    binaries = list(AZCOPY_CACHE.glob("node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy*"))
+    if not binaries and shutil.which("npm"):
+        AZCOPY_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(AZCOPY_CACHE), AZCOPY_PACKAGE],
+            check=False,
+            capture_output=True,
+            timeout=600,
+        )
+        binaries = list(AZCOPY_CACHE.glob("node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy*"))
+    if not binaries:
+        return None, f"AzCopy not available: npm install {AZCOPY_PACKAGE} failed or npm is missing"
+    binary = binaries[0]
+    binary.chmod(0o755)  # the package ships it without the execute bit
+    return binary, f"npm {AZCOPY_PACKAGE}"
+
+
+def azcopy_env(info: dict[str, Any], work: Path) -> dict[str, str]:
+    app = info["app_service"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZCOPY_", "IDENTITY_", "IMDS_"))}
+    env.update(
+        AZCOPY_AUTO_LOGIN_TYPE="MSI",
+        AZCOPY_MSI_CLIENT_ID=CLIENT_ID,
+        IDENTITY_ENDPOINT=app["IDENTITY_ENDPOINT"],
+        IDENTITY_HEADER=app["IDENTITY_HEADER"],
+        SSL_CERT_FILE=info["ca_cert"],
+        AZCOPY_LOG_LOCATION=str(work / "azcopy-logs"),
+        AZCOPY_JOB_PLAN_LOCATION=str(work / "azcopy-plans"),
+    )
+    return env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", choices=["keyless", "sdk"], help=argparse.SUPPRESS)
+    parser.add_argument("--op", help=argparse.SUPPRESS)
+    parser.add_argument("--info", help=argparse.SUPPRESS)
+    parser.add_argument("--local", help=argparse.SUPPRESS)
+    parser.add_argument("--remote", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-1gib", action="store_true", help="skip the 1 GiB keyless memory run")
+    parser.add_argument("--azcopy", default=None, help="path of an azcopy binary (default: npm package)")
+    args = parser.parse_args()
+    if args.worker:
+        fn = worker_keyless if args.worker == "keyless" else worker_sdk
+        fn(_info(args.info), args.op, Path(args.local), args.remote)
+        return 0
+    return bench(skip_huge=args.skip_1gib, azcopy_path=args.azcopy)
+
+
+def bench(*, skip_huge: bool, azcopy_path: str | None) -> int:
+    from keyless.testing import start_emulator
+
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="keyless-bench-"))
+    results: dict[str, Any] = {"workloads": {}, "notes": []}
+    try:
+        big, small, huge = make_data(work)
+        big_sum, small_sums, huge_sum = digest(big), tree_digest(small), digest(huge)
+        azcopy, azcopy_note = find_azcopy(azcopy_path)
+        results["notes"].append(f"azcopy: {azcopy_note}")
+        with start_emulator(work, WORLD, name="emu") as emu:
+            global EMULATOR_PID
+            EMULATOR_PID = int(emu.info["pid"])
+            info_path = str(emu.data_dir / "emulator.json")
+            az_env = azcopy_env(emu.info, work)
+            share_url = f"{emu.files_url}/{ACCOUNT}/{SHARE}"
+            hostport = emu.files_url.removeprefix("https://")
+            py = sys.executable
+
+            def py_worker(tool: str, op: str, local: Path, remote: str) -> dict[str, Any]:
+                cmd = [py, __file__, "--worker", tool, "--op", op, "--info", info_path]
+                return run_measured([*cmd, "--local", str(local), "--remote", remote])
+
+            def az(src: str, dst: str, from_to: str, recursive: bool = False) -> dict[str, Any]:
+                assert azcopy is not None
+                cmd = [str(azcopy), "copy", src, dst, "--from-to", from_to, "--log-level", "ERROR"]
+                cmd += ["--trusted-microsoft-suffixes", hostport, "--output-level", "quiet"]
+                if recursive:
+                    cmd.append("--recursive")
+                return run_measured(cmd, env=az_env)
+
+            tools = ["keyless", "sdk"] + (["azcopy"] if azcopy else [])
+            for tool in tools:
+                out = work / f"out-{tool}"
+                out.mkdir()
+                rows = results["workloads"]
+                # 256 MiB: up, then down
+                if tool == "azcopy":
+                    up = az(str(big), f"{share_url}/{tool}-big.bin", "LocalFile")
+                    down = az(f"{share_url}/{tool}-big.bin", str(out / "big.bin"), "FileLocal")
+                else:
+                    up = py_worker(tool, "up-file", big, f"{tool}-big.bin")
+                    down = py_worker(tool, "down-file", out / "big.bin", f"{tool}-big.bin")
+                if digest(out / "big.bin") != big_sum:
+                    raise RuntimeError(f"{tool}: the 256 MiB download differs from the source")
+                rows.setdefault("256MiB up", {})[tool] = {**up, "mib_s": BIG / MIB / up["seconds"]}
+                rows.setdefault("256MiB down", {})[tool] = {**down, "mib_s": BIG / MIB / down["seconds"]}
+                # 1,000 x 8 KiB: up, then down
+                if tool == "azcopy":
+                    up = az(str(small), f"{share_url}/{tool}-small", "LocalFile", recursive=True)
+                    down = az(f"{share_url}/{tool}-small/*", str(out / "small"), "FileLocal", recursive=True)
+                else:
+                    up = py_worker(tool, "up-tree", small, f"{tool}-small")
+                    down = py_worker(tool, "down-tree", out / "small", f"{tool}-small")
+                # AzCopy nests the source directory's name under the destination: look where it put them.
+                got = out / "small" / "small" if (out / "small" / "small").is_dir() else out / "small"
+                if tree_digest(got) != small_sums:
+                    raise RuntimeError(f"{tool}: the 1,000-file download differs from the source")
+                rows.setdefault("1000x8KiB up", {})[tool] = {**up, "files_s": SMALL_COUNT / up["seconds"]}
+                rows.setdefault("1000x8KiB down", {})[tool] = {
+                    **down,
+                    "files_s": SMALL_COUNT / down["seconds"],
+                }
+                shutil.rmtree(out)
+                print(f"  {tool}: done ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr)
+            if not skip_huge:
+                out = work / "huge-out.bin"
+                up = py_worker("keyless", "up-file", huge, "keyless-huge.bin")
+                down = py_worker("keyless", "down-file", out, "keyless-huge.bin")
+                if digest(out) != huge_sum:
+                    raise RuntimeError("keyless: the 1 GiB download differs from the source")
+                results["workloads"]["1GiB up"] = {"keyless": {**up, "mib_s": HUGE / MIB / up["seconds"]}}
+                results["workloads"]["1GiB down"] = {
+                    "keyless": {**down, "mib_s": HUGE / MIB / down["seconds"]}
+                }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if azcopy is None:
+        results["notes"].append(azcopy_note)
+    results["total_seconds"] = time.perf_counter() - started
+    results["cpus"] = os.cpu_count()
+    report(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def report(results: dict[str, Any]) -> None:
+    header = (
+        f"{'workload':<16}{'tool':<9}{'seconds':>9}{'MiB/s':>9}{'files/s':>9}{'peak RSS MiB':>14}"
+        f"{'cpu s':>7}{'emu cpu s':>10}{'keyless/SDK':>13}{'keyless/AzCopy':>16}"
+    )
+    print(header)
+    print("-" * len(header))
+    for workload, by_tool in results["workloads"].items():
+        metric = "mib_s" if "mib_s" in next(iter(by_tool.values())) else "files_s"
+        mine = by_tool.get("keyless", {}).get(metric)
+        for tool, row in by_tool.items():
+            ratio_sdk = ratio_az = ""
+            if tool == "keyless" and mine:
+                if "sdk" in by_tool:
+                    ratio_sdk = f"{mine / by_tool['sdk'][metric]:.2f}x"
+                    row["ratio_vs_sdk"] = mine / by_tool["sdk"][metric]
+                if "azcopy" in by_tool:
+                    ratio_az = f"{mine / by_tool['azcopy'][metric]:.2f}x"
+                    row["ratio_vs_azcopy"] = mine / by_tool["azcopy"][metric]
+            mib = f"{row['mib_s']:.1f}" if "mib_s" in row else ""
+            files = f"{row['files_s']:.0f}" if "files_s" in row else ""
+            print(
+                f"{workload:<16}{tool:<9}{row['seconds']:>9.2f}{mib:>9}{files:>9}{row['peak_rss_mib']:>14.1f}"
+                f"{row['client_cpu_s']:>7.2f}{row['emulator_cpu_s']:>10.2f}{ratio_sdk:>13}{ratio_az:>16}"
+            )
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(f"total {results['total_seconds']:.0f} s on {results['cpus']} CPUs")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
