@@ -250,3 +250,16 @@ def test_audit_log_attributes_identity_and_holds_no_token(world: EmulatorProcess
     raw = Path(world.info["audit_log"]).read_text(encoding="utf-8")
     assert token not in raw and token.split(".")[2] not in raw
     assert token not in world.stderr()
+
+
+def test_error_replies_carry_the_emulators_clock(world: EmulatorProcess) -> None:
+    from email.utils import parsedate_to_datetime
+
+    world.set_clock_offset(3600)
+    try:
+        resp = files_request(world, "GET", "/rbacacct/alpha", query="restype=directory&comp=list")
+    finally:
+        world.set_clock_offset(0)
+    assert resp.status == 401
+    skew = parsedate_to_datetime(resp.headers["Date"]).timestamp() - time.time()
+    assert 3500 < skew < 3700

@@ -90,10 +90,6 @@ def build_context(data_dir: Path, config: EmulatorConfig) -> Emulator:
 # --- Files side --------------------------------------------------------------------------------------
 
 
-def _rfc1123() -> str:
-    return formatdate(usegmt=True)
-
-
 def _files_middleware(ctx: Emulator) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -139,17 +135,18 @@ def _files_middleware(ctx: Emulator) -> Any:
                 fault=request.get(keys.FAULT),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
-        _common_headers(request, response, request_id)
+        _common_headers(request, response, request_id, ctx.clock.now())
         return response
 
     return middleware
 
 
-def _common_headers(request: web.Request, response: web.StreamResponse, request_id: str) -> None:
+def _common_headers(request: web.Request, response: web.StreamResponse, request_id: str, now: float) -> None:
     if response.prepared:
         return  # a streamed body already sent its headers (the handler set them)
     response.headers.setdefault(H_REQUEST_ID, request_id)
-    response.headers.setdefault("Date", _rfc1123())
+    # The emulator's clock (with its configured offset), so clock-skew checks see errors' Date too.
+    response.headers.setdefault("Date", formatdate(now, usegmt=True))
     response.headers.setdefault("Server", "Windows-Azure-File/1.0 Microsoft-HTTPAPI/2.0")
     if H_VERSION in request.headers:
         response.headers.setdefault(H_VERSION, request.headers[H_VERSION])
