@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
+from keyless.emulator_info import EmulatorInfo, EmulatorInfoError, load_emulator_info
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
 from keyless.files.urls import CLOUD_SUFFIXES, DEFAULT_SUFFIXES, FileUrl
@@ -16,30 +14,18 @@ from keyless.files.urls import CLOUD_SUFFIXES, DEFAULT_SUFFIXES, FileUrl
 EMULATOR_ENV = "KEYLESS_EMULATOR"
 
 
-@dataclass(frozen=True, slots=True)
-class EmulatorTarget:
-    files_url: str
-    imds_url: str
-    ca_cert: str
-    info: dict[str, Any]
+# The emulator a command targets: the typed emulator.json shared by every client-side command.
+EmulatorTarget = EmulatorInfo
 
 
-def load_emulator(path: str | None) -> EmulatorTarget | None:
+def load_emulator(path: str | None) -> EmulatorInfo | None:
     """Read an ``emulator.json`` (or the directory holding it); None when no emulator is selected."""
     if not path:
         return None
-    p = Path(path)
-    if p.is_dir():
-        p = p / "emulator.json"
     try:
-        info = json.loads(p.read_text())
-        return EmulatorTarget(
-            str(info["files_url"]).rstrip("/"), str(info["imds_url"]).rstrip("/"), str(info["ca_cert"]), info
-        )
-    except FileNotFoundError:
-        raise click.UsageError(f"no emulator.json at {p} (start one with: keyless emulator)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise click.UsageError(f"{p} is not an emulator.json: {exc}") from None
+        return load_emulator_info(path)
+    except EmulatorInfoError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def make_credential(

@@ -69,12 +69,10 @@ def doctor_command(
 ) -> None:
     """Check identity, IMDS, token, DNS, TLS, clock, intent header and RBAC; print each problem's fix."""
     emu = common.load_emulator(emulator_path)
-    if emu is not None and not account:
-        accounts = emu.info.get("accounts") or []
-        if accounts:
-            account = str(accounts[0]["name"])
-            shares = accounts[0].get("shares") or []
-            share = share or (str(shares[0]) if shares else None)
+    if emu is not None and not account and emu.accounts:
+        account = emu.accounts[0].name
+        shares = emu.accounts[0].shares
+        share = share or (shares[0] if shares else None)
     if bool(account) != bool(share):
         raise click.UsageError("--account and --share go together")
     target = DoctorTarget(
