@@ -8,9 +8,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from emulator_harness import EmulatorProcess
 from keyless.cli.doctor_cmd import doctor_command
 from keyless.cli.files_cmd import FILE_COMMANDS
+from keyless.testing import EmulatorProcess
 
 READER_WORLD = """
 [[accounts]]

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from azure.storage.fileshare import ShareClient as SdkShareClient
 
-from emulator_harness import EmulatorProcess
 from keyless.files import errors as fe
 from keyless.files import transfer
 from keyless.files.client import ShareClient
 from keyless.files.retry import RetryPolicy
 from keyless.files.urls import share_url
 from keyless.identity import ManagedIdentityCredential
+from keyless.testing import EmulatorProcess
 
 # Azure Files refuses ? \ : | < > * " in names (400 InvalidResourceName); URLs round-trip them anyway.
 SIZES = [0, 1, 4 * 1024 * 1024 + 1, 9 * 1024 * 1024 + 123]

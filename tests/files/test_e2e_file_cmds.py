@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from emulator_harness import EmulatorProcess
 from keyless.cli.files_cmd import FILE_COMMANDS
+from keyless.testing import EmulatorProcess
 
 
 def kl(emu: EmulatorProcess, name: str, *args: str) -> tuple[int, str, str]:

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from emulator_harness import EmulatorProcess
 from keyless.cli.files_cmd import FILE_COMMANDS
 from keyless.files import FilesError, ShareClient, transfer
 from keyless.files.transfer import PART_SUFFIX
 from keyless.files.urls import share_url
 from keyless.identity import ManagedIdentityCredential
+from keyless.testing import EmulatorProcess
 
 MIB = 1024 * 1024
 

@@ -7,8 +7,8 @@ import sys
 
 from click.testing import CliRunner
 
-from emulator_harness import EmulatorProcess
 from keyless.cli import test_cmd
+from keyless.testing import EmulatorProcess
 
 
 def run(emu: EmulatorProcess, *args: str) -> tuple[int, str, str]:

@@ -166,6 +166,8 @@ def _private_krb5(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("KRB5_CONFIG", str(conf))
     monkeypatch.setenv("KRB5RCACHETYPE", "none")
     monkeypatch.delenv("KRB5CCNAME", raising=False)
+    # Running as root, smb set would otherwise register endpoints in the real /var/lib/keyless/agent.json.
+    monkeypatch.setenv("KEYLESS_AGENT_STATE", str(tmp_path_factory.mktemp("agent") / "agent.json"))
 
 
 def gssapi_handshake(ccache: str, keytab: Path, account: str = "devaccount") -> str:

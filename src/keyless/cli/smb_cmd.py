@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from keyless import __version__
-from keyless.smb.errors import InvalidEndpoint, SmbError
+from keyless.smb.errors import SmbError
 
 EMULATOR_ENV = "KEYLESS_EMULATOR"
 _emulator_option = click.option(
@@ -33,6 +33,11 @@ _ccache_option = click.option("--ccache", default=None, metavar="NAME",
                               help="Credential cache, e.g. FILE:/tmp/krb5cc_1000, KEYRING:persistent:1000.")
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="azfilesauth-style config file [default: /etc/azfilesauth/config.yaml].")
+_state_option = click.option("--state", "state_file", default=None, type=click.Path(dir_okay=False),
+                             help="keyless agent's state file [env KEYLESS_AGENT_STATE; "
+                                  "default /var/lib/keyless/agent.json].")
+_no_register_option = click.option("--no-register", is_flag=True,
+                                   help="Leave the agent's state file alone (no automatic refresh).")
 
 
 def _fail(exc: SmbError) -> None:
@@ -43,33 +48,57 @@ def _fail(exc: SmbError) -> None:
 
 
 def _emulator(path: str | None) -> dict[str, Any] | None:
+    from keyless.smb.target import read_emulator
+
     if not path:
         return None
-    p = Path(path)
-    if p.is_dir():
-        p = p / "emulator.json"
     try:
-        info = json.loads(p.read_text())
-        if not isinstance(info, dict) or "files_url" not in info:
-            raise ValueError("no files_url")
-        return info
-    except FileNotFoundError:
-        raise click.UsageError(f"no emulator.json at {p} (start one with: keyless emulator)") from None
-    except ValueError as exc:
-        raise click.UsageError(f"{p} is not an emulator.json: {exc}") from None
+        return read_emulator(path)
+    except SmbError as exc:
+        raise click.UsageError(f"{exc.message} ({exc.remedy})" if exc.remedy else exc.message) from None
 
 
 def _endpoint(uri: str, emu: dict[str, Any] | None) -> Any:
-    from keyless.smb.exchange import emulator_endpoint, parse_endpoint
+    from keyless.smb.target import endpoint_for
 
-    if emu is None:
-        return parse_endpoint(uri)
-    # With an emulator, the URI may be the Azure name or the emulator's own account URL.
+    return endpoint_for(uri, emu)
+
+
+def _register(state_file: str | None, uri: str, endpoint: Any, spec: Any, cache_name: str,
+              config_path: str | None, emulator_path: str | None) -> None:
+    """Record how this ticket was made, so the agent can make the next one; a failure only warns."""
+    import time
+
+    from keyless.smb import state
+
+    env = os.environ
+    if spec.kind == "token":
+        source = state.Source(state.MANUAL)  # the token itself is never recorded
+    elif spec.kind == "workload":
+        # Resolve what the identity library would take from the environment: the agent has none of it.
+        token_file = spec.token_file or env.get("AZURE_FEDERATED_TOKEN_FILE")
+        source = state.Source("workload", client_id=spec.client_id or env.get("AZURE_CLIENT_ID"),
+                              tenant_id=spec.tenant_id or env.get("AZURE_TENANT_ID"),
+                              token_file=str(Path(token_file).resolve()) if token_file else None,
+                              authority_host=spec.authority_host or env.get("AZURE_AUTHORITY_HOST"))
+    else:
+        source = state.Source(spec.kind, client_id=spec.client_id)
+    reg = state.Registration(
+        uri=uri, account=endpoint.account, server=str(endpoint.server), ccache=cache_name, source=source,
+        config=str(Path(config_path).resolve()) if config_path else None,
+        emulator=str(Path(emulator_path).resolve()) if emulator_path else None,
+        registered_at=time.time())
+    path = state.state_path(state_file)
     try:
-        account = parse_endpoint(uri).account
-    except InvalidEndpoint:
-        account = uri.rstrip("/").rsplit("/", 1)[-1]
-    return emulator_endpoint(account, str(emu["files_url"]))
+        state.register(path, reg)
+    except SmbError as exc:
+        click.echo(f"warning ({exc.cause}): not registered for refresh by keyless agent: {exc.message}"
+                   " (pass --no-register to skip, or --state FILE)", err=True)
+        return
+    if source.kind == state.MANUAL:
+        click.echo("note: a ticket made from a token given directly cannot be refreshed by keyless agent; "
+                   "use an identity option (--system, --imds-client-id, ...) for automatic refresh.",
+                   err=True)
 
 
 def _config(config_path: str | None) -> Any:
@@ -100,12 +129,14 @@ def smb_group() -> None:
 @_emulator_option
 @_ccache_option
 @_config_option
+@_state_option
+@_no_register_option
 def set_command(uri: str, token: str | None, system: bool, imds_client_id: str | None, client_id: str | None,
                 workload_identity: bool, tenant_id: str | None, token_file: str | None,
                 authority_host: str | None, force: bool, as_json: bool, emulator_path: str | None,
-                ccache: str | None, config_path: str | None) -> None:
+                ccache: str | None, config_path: str | None, state_file: str | None,
+                no_register: bool) -> None:
     """Get a Kerberos ticket for URI's account and store it in the credential cache."""
-    from keyless.smb.exchange import skew_warning
     from keyless.smb.manager import IdentitySpec, acquire_token, set_credential
 
     chosen = [name for name, on in (("<token>", token is not None), ("--system", system),
@@ -148,9 +179,8 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
                                "ticket_end_time": cred.endtime, "expires_in": result.expires_in}))
     else:
         click.echo(f"stored ticket for {cred.server} in {cache_name} (expires in {result.expires_in} s)")
-    warning = skew_warning(result.reply)
-    if warning is not None:
-        click.echo(f"warning ({warning.cause}): {warning.message}", err=True)
+    if not no_register:
+        _register(state_file, uri, endpoint, spec, cache_name, config_path, emulator_path)
 
 
 @smb_group.command("list")
@@ -191,8 +221,12 @@ def _print_list(tickets: list[Any], as_json: bool) -> None:
 @_emulator_option
 @_ccache_option
 @_config_option
-def clear_command(uri: str, emulator_path: str | None, ccache: str | None, config_path: str | None) -> None:
-    """Remove URI's ticket from the credential cache."""
+@_state_option
+@_no_register_option
+def clear_command(uri: str, emulator_path: str | None, ccache: str | None, config_path: str | None,
+                  state_file: str | None, no_register: bool) -> None:
+    """Remove URI's ticket from the credential cache (and from the agent's list)."""
+    from keyless.smb import state
     from keyless.smb.manager import clear_credential
 
     try:
@@ -204,6 +238,11 @@ def clear_command(uri: str, emulator_path: str | None, ccache: str | None, confi
         return
     click.echo(f"removed the ticket for {endpoint.server} from {cache_name}" if removed
                else f"no ticket for {endpoint.server} in {cache_name}")
+    if not no_register:
+        try:
+            state.unregister(state.state_path(state_file), str(endpoint.server), cache_name)
+        except SmbError as exc:
+            click.echo(f"warning ({exc.cause}): the agent may still refresh it: {exc.message}", err=True)
 
 
 @smb_group.command("mount")

@@ -98,6 +98,19 @@ def has_smb_mi_role(ctx: Emulator, object_id: str, account: str) -> bool:
 
 
 async def handle_kerbticket(ctx: Emulator, request: web.Request, account: str) -> web.Response:
+    # The Date header comes from the emulator's clock (the server middleware would use the host's), so
+    # a test that shifts that clock sees what a client with a skewed clock sees against Azure.
+    date = {"Date": formatdate(ctx.clock.now(), usegmt=True)}
+    try:
+        response = await _kerbticket(ctx, request, account)
+    except StorageError as err:
+        err.headers.update(date)
+        raise
+    response.headers.update(date)
+    return response
+
+
+async def _kerbticket(ctx: Emulator, request: web.Request, account: str) -> web.Response:
     request[keys.OPERATION] = OPERATION
     header = request.headers.get("Authorization", "").strip()
     if not header:

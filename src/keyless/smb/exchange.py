@@ -298,6 +298,9 @@ def request_ticket(endpoint: Endpoint, token: str, *, ca_certs: str | None = Non
         raise BadReply("the reply's sessionKey differs from the key inside the KRB-CRED")
     if str(cred.server) != str(endpoint.server):
         raise BadReply(f"the ticket names {cred.server}, not {endpoint.server}")
+    if server_time is None and cred.authtime:
+        # No Date header: the ticket's authtime is the service's clock at issue, as good a witness.
+        skew = local_now - cred.authtime
     return TicketReply(credential=cred, expiration=expiration, session_key=session_key,
                        server_time=server_time, clock_skew=skew, request_id=request_id)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from keyless.protocol import STORAGE_RESOURCE_SMB
 from keyless.smb import ccache
-from keyless.smb.errors import IdentityNotAttached, TokenUnavailable
-from keyless.smb.exchange import CLIENT_PRINCIPAL, Endpoint, TicketReply, request_ticket
+from keyless.smb.errors import ClockSkew, IdentityNotAttached, TokenUnavailable
+from keyless.smb.exchange import CLIENT_PRINCIPAL, Endpoint, TicketReply, request_ticket, skew_warning
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,12 @@ def set_credential(endpoint: Endpoint, token: str, *, cache_name: str, force: bo
                    connect_timeout: float = 10.0, total_timeout: float = 30.0) -> SetResult:
     reply = request_ticket(endpoint, token, ca_certs=ca_certs, connect_timeout=connect_timeout,
                            total_timeout=total_timeout)
+    skewed = skew_warning(reply)
+    if skewed is not None:
+        # The service issued a ticket, but the SMB server checks this machine's authenticator timestamps
+        # against its own clock and would refuse every mount: store nothing and say why.
+        raise ClockSkew(f"{skewed.message} The ticket was not stored: the SMB server would refuse it.",
+                        remedy=skewed.remedy)
     ccache.store(cache_name, reply.credential, force=force, owner_uid=owner_uid)
     return SetResult(endpoint, cache_name, reply)
 
