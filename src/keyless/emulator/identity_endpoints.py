@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,27 @@ def _invalid_resource(ctx: Emulator, resource: str) -> dict[str, str]:
 # --- IMDS, App Service, Arc ----------------------------------------------------------------------------
 
 
+def _mint_for_selector(
+    ctx: Emulator, request: web.Request, resource: str, resource_id_params: tuple[str, ...],
+    fail: Callable[..., web.Response],
+) -> tuple[MintedToken, Identity] | web.Response:
+    """IMDS-style identity selection (one of client_id / object_id / resource id), then a token."""
+    client_id = _first(request, "client_id")
+    object_id = _first(request, "object_id")
+    res_id = _first(request, *resource_id_params)
+    if sum(x is not None for x in (client_id, object_id, res_id)) > 1:
+        return fail(400, _oauth_error(
+            "invalid_request", "Only one of client_id, object_id or msi_res_id can be specified"
+        ), resource=resource)
+    identity = _select_identity(ctx, client_id, object_id, res_id)
+    if identity is None:
+        message = _not_found_message(ctx, client_id or object_id or res_id)
+        return fail(400, _oauth_error("invalid_request", message), resource=resource)
+    if not _valid_resource(resource):
+        return fail(400, _invalid_resource(ctx, resource), identity=identity, resource=resource)
+    return ctx.issuer.mint(identity, resource), identity
+
+
 def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
     tracker = _tracker_for(ctx)
     arc_state = _ArcState(ctx.data_dir / "arc-tokens")
@@ -221,20 +243,10 @@ def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
         resource = request.query.get("resource")
         if not resource:
             return fail(400, _oauth_error("invalid_request", "Required query variable 'resource' is missing"))
-        client_id = _first(request, "client_id")
-        object_id = _first(request, "object_id")
-        res_id = _first(request, "msi_res_id", "mi_res_id")
-        if sum(x is not None for x in (client_id, object_id, res_id)) > 1:
-            return fail(400, _oauth_error(
-                "invalid_request", "Only one of client_id, object_id or msi_res_id can be specified"
-            ), resource=resource)
-        identity = _select_identity(ctx, client_id, object_id, res_id)
-        if identity is None:
-            message = _not_found_message(ctx, client_id or object_id or res_id)
-            return fail(400, _oauth_error("invalid_request", message), resource=resource)
-        if not _valid_resource(resource):
-            return fail(400, _invalid_resource(ctx, resource), identity=identity, resource=resource)
-        token = ctx.issuer.mint(identity, resource)
+        outcome = _mint_for_selector(ctx, request, resource, ("msi_res_id", "mi_res_id"), fail)
+        if isinstance(outcome, web.Response):
+            return outcome
+        token, identity = outcome
         tracker.record(request, source, 200, identity=identity, resource=resource)
         return _json(200, _imds_reply(token, identity))
 
@@ -311,26 +323,16 @@ def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
             return _json(401, _oauth_error("unauthorized", "Authorization header is missing or invalid"),
                          headers={"WWW-Authenticate": f"Basic realm={path}"})
 
-        client_id = _first(request, "client_id")
-        object_id = _first(request, "object_id")
-        res_id = _first(request, "msi_res_id")
-        if sum(x is not None for x in (client_id, object_id, res_id)) > 1:
-            return fail(400, _oauth_error(
-                "invalid_request", "Only one of client_id, object_id or msi_res_id can be specified"
-            ), resource=resource)
-        identity = _select_identity(ctx, client_id, object_id, res_id)
-        if identity is None:
-            message = _not_found_message(ctx, client_id or object_id or res_id)
-            return fail(400, _oauth_error("invalid_request", message), resource=resource)
-        if not _valid_resource(resource):
-            return fail(400, _invalid_resource(ctx, resource), identity=identity, resource=resource)
-        token = ctx.issuer.mint(identity, resource)
+        outcome = _mint_for_selector(ctx, request, resource, ("msi_res_id",), fail)
+        if isinstance(outcome, web.Response):
+            return outcome
+        token, identity = outcome
         tracker.record(request, source, 200, identity=identity, resource=resource)
         reply: dict[str, str] = _imds_reply(token, identity)
         # Agents that support user-assigned identities echo the selector; msal insists on it.
-        if object_id is not None:
+        if _first(request, "object_id") is not None:
             reply["object_id"] = identity.object_id
-        if res_id is not None:
+        if _first(request, "msi_res_id") is not None:
             reply["msi_res_id"] = identity.resource_id
         return _json(200, reply)
 
