@@ -37,7 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "files.json"
-AZCOPY_CACHE = HERE / ".cache" / "azcopy"
+AZCOPY_CACHE = HERE.parent / ".cache" / "azcopy"  # shared with the tests (scripts/install.sh)
 AZCOPY_PACKAGE = "@azure-tools/azcopy-linux"
 MIB = 1024 * 1024
 BIG = 256 * MIB

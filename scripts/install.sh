@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# MIT Kerberos (klist, libkrb5 headers for the krb5/gssapi bindings) for the SMB ticket work.
-apt_packages=(krb5-user libkrb5-dev)
+# MIT Kerberos (klist, libkrb5 headers for the krb5/gssapi bindings) for the SMB ticket work;
+# libsecret for AzCopy (tests and benchmarks).
+apt_packages=(krb5-user libkrb5-dev libsecret-1-0)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -33,3 +34,13 @@ extras=""
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import keyless" # fail loudly if the install did not take
+
+# AzCopy, an independent checker of the emulator in the tests and a peer in the benchmarks.
+if [ "$want_test" = "1" ] && ! ls .cache/azcopy/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy* >/dev/null 2>&1; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "installing AzCopy (npm @azure-tools/azcopy-linux) into .cache/azcopy"
+        npm install --silent --no-audit --no-fund --prefix .cache/azcopy @azure-tools/azcopy-linux >/dev/null
+    else
+        echo "note: npm is missing, so AzCopy cannot be installed; its tests will fail" >&2
+    fi
+fi
