@@ -10,6 +10,14 @@ import pytest
 from keyless.testing import EmulatorProcess, start_emulator
 
 
+@pytest.fixture(autouse=True)
+def private_token_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI shares tokens between processes; each test gets its own cache so none sees another's."""
+    cache = tmp_path_factory.mktemp("token-cache")
+    cache.chmod(0o700)
+    monkeypatch.setenv("KEYLESS_TOKEN_CACHE_DIR", str(cache))
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """The default emulator (the demo world), shared by tests that do not change its state globally."""

@@ -90,9 +90,15 @@ def test_threads_with_separate_caches_fetch_once(tmp_path: Path) -> None:
     assert len(calls) == 1  # flock is per open file description: threads exclude each other too
 
 
-def test_default_directory() -> None:
-    assert default_directory({}) is None
+def test_default_directory(tmp_path: Path) -> None:
     assert default_directory({"XDG_RUNTIME_DIR": "/run/user/1000"}) == Path("/run/user/1000/keyless")
+    # no XDG_RUNTIME_DIR: systemd's per-user runtime dir when it exists and is ours, /run for root
+    me = os.getuid()
+    assert default_directory({}, uid=me + 54321, run_dir=tmp_path) is None  # a user without a session
+    assert default_directory({}, uid=0, run_dir=tmp_path) == tmp_path / "keyless"
+    (tmp_path / "user" / str(me)).mkdir(parents=True)
+    assert default_directory({}, uid=me, run_dir=tmp_path) == tmp_path / "user" / str(me) / "keyless"
+    assert default_directory({}, uid=0, run_dir=tmp_path / "absent") is None
     assert default_directory({"KEYLESS_TOKEN_CACHE_DIR": "/x", "XDG_RUNTIME_DIR": "/y"}) == Path("/x")
 
 

@@ -48,7 +48,8 @@ def make_credential(
     }
     if emu is not None:
         kwargs.update(source="imds", imds_host=emu.imds_url)
-    return ManagedIdentityCredential(**kwargs)
+    # The CLI shares its token cache between processes (many `keyless cp` in a script: one IMDS call).
+    return ManagedIdentityCredential(shared_cache=True, **kwargs)
 
 
 def suffixes_for(cloud: str | None) -> tuple[str, ...]:

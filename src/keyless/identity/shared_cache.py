@@ -7,7 +7,8 @@ fresh token fetches one and writes it (atomically, mode 0600) before releasing t
 the lock and then read the fresh file.
 
 Where: ``$KEYLESS_TOKEN_CACHE_DIR``, else ``$XDG_RUNTIME_DIR/keyless`` (a per-user tmpfs on systemd
-machines, gone at logout), else the directory given explicitly; with none of them the shared cache is off.
+machines, gone at logout), else ``/run/user/<uid>/keyless`` when that runtime dir exists, else
+``/run/keyless`` for root, else the directory given explicitly; with none of them the shared cache is off.
 Nothing from the files is trusted blindly: the directory must be ours and 0700, each file a regular file
 (no symlinks) owned by us with no group/other bits, and its content must name the exact cache key and
 parse; anything else is ignored and overwritten. Off by default for libraries, on for the CLI and agent.
@@ -43,7 +44,8 @@ class SharedCacheUnavailable(Exception):
     """The directory is unusable (wrong owner, wrong mode, not a directory); the shared cache is skipped."""
 
 
-def default_directory(env: Mapping[str, str] | None = None) -> Path | None:
+def default_directory(env: Mapping[str, str] | None = None, *, uid: int | None = None,
+                      run_dir: Path = Path("/run")) -> Path | None:
     env = os.environ if env is None else env
     explicit = env.get(ENV_DIR)
     if explicit:
@@ -51,6 +53,14 @@ def default_directory(env: Mapping[str, str] | None = None) -> Path | None:
     runtime = env.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "keyless"
+    # No XDG_RUNTIME_DIR (cron, sudo, containers): systemd's per-user runtime dir still exists for users
+    # with a session, and root has /run. Both are tmpfs, so tokens never reach a disk.
+    uid = os.getuid() if uid is None else uid
+    user_runtime = run_dir / "user" / str(uid)
+    if user_runtime.is_dir() and user_runtime.stat().st_uid == uid:
+        return user_runtime / "keyless"
+    if uid == 0 and run_dir.is_dir():
+        return run_dir / "keyless"
     return None
 
 
