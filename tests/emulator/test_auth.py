@@ -16,6 +16,7 @@ from azure.core.pipeline.transport import HttpRequest as LegacyHttpRequest
 from azure.storage.fileshare._shared.authentication import SharedKeyCredentialPolicy
 from multidict import CIMultiDict
 
+from inprocess_emulator import FILES_URL
 from keyless.emulator import request_keys as keys
 from keyless.emulator.auth import (
     AUTH_ACCOUNT_KEY,
@@ -29,8 +30,6 @@ from keyless.emulator.auth import (
 from keyless.emulator.context import Emulator
 from keyless.emulator.errors import StorageError, error_body
 from keyless.protocol import ACTION_DELETE, ACTION_READ, ACTION_READ_BACKUP, ACTION_WRITE, ACTION_WRITE_BACKUP
-
-from .conftest import FILES_URL
 
 READ = frozenset({ACTION_READ, ACTION_READ_BACKUP})
 WRITE = frozenset({ACTION_WRITE, ACTION_WRITE_BACKUP})

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from inprocess_emulator import serve_app
 from keyless.emulator.context import Emulator
 from keyless.emulator.faults import DropConnection
 from keyless.emulator.identity_endpoints import (
@@ -26,7 +27,7 @@ from keyless.emulator.identity_endpoints import (
     write_federated_token_files,
 )
 
-from .conftest import audit_lines, serve_app
+from .conftest import audit_lines
 
 STORAGE = "https://storage.azure.com/"
 IMDS = "/metadata/identity/oauth2/token"
@@ -132,9 +133,8 @@ def test_imds_selectors(rich_ctx: Emulator) -> None:
 
 
 def test_imds_without_selector_and_several_user_identities(tmp_path: Path) -> None:
+    from inprocess_emulator import make_emulator
     from keyless.emulator.config import config_from_dict
-
-    from .conftest import make_emulator
 
     ctx = make_emulator(tmp_path, config_from_dict({
         "accounts": [{"name": "devaccount", "shares": ["demo"]}],

@@ -1,32 +1,26 @@
 """SMB test fixtures: an in-process ticket endpoint over HTTPS, a private krb5.conf, GSSAPI helpers.
 
-Until server assembly routes ``comp=kerbticket``, the endpoint is served by a tiny aiohttp app that calls
-``handle_kerbticket`` the way the Files dispatcher will, with the emulator's error rendering.
+The endpoint is the emulator's own HTTPS app (routing, middleware, error rendering) served in a thread
+around a context whose world is SMB_WORLD, so unit tests can mint tokens for any identity directly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from keyless.emulator import request_keys as keys
-from keyless.emulator.audit import AuditLog
+from inprocess_emulator import make_emulator, serve_app
 from keyless.emulator.ca import ensure_tls
-from keyless.emulator.clock import Clock
-from keyless.emulator.config import EmulatorConfig, config_from_dict
-from keyless.emulator.context import Emulator, load_or_create_secrets
-from keyless.emulator.errors import StorageError, error_body
-from keyless.emulator.issuer import TokenIssuer
-from keyless.emulator.smb_ticket import handle_kerbticket
+from keyless.emulator.config import config_from_dict
+from keyless.emulator.context import Emulator
+from keyless.emulator.kerberos import ensure_keytab
+from keyless.emulator.server import build_https_app
 
 SMB_WORLD: dict[str, Any] = {
     "token_lifetime": "10m",
@@ -48,54 +42,6 @@ SMB_WORLD: dict[str, Any] = {
 }
 
 
-class _NoFaults:
-    async def apply(self, request: web.Request, target: str) -> None:
-        return None
-
-    def replace(self, rules: list[Any]) -> None:
-        pass
-
-
-class _NoStore:
-    def close(self) -> None:
-        pass
-
-
-def build_ctx(data_dir: Path, config: EmulatorConfig) -> Emulator:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secrets = load_or_create_secrets(data_dir, config)
-    clock = Clock(config.clock_offset)
-    return Emulator(
-        config=config, data_dir=data_dir, clock=clock, audit=AuditLog(data_dir / "audit.log"),
-        account_keys={a.name: (a.key or secrets["account_keys"][a.name]) for a in config.accounts},
-        app_service_header="x", control_secret=secrets["control_secret"],
-        issuer=TokenIssuer(data_dir, config, clock), store=_NoStore(), faults=_NoFaults(),  # type: ignore[arg-type]
-        role_assignments=list(config.role_assignments),
-    )
-
-
-def build_app(ctx: Emulator) -> web.Application:
-    async def entry(request: web.Request) -> web.StreamResponse:
-        account = request.match_info["account"]
-        q = request.query
-        try:
-            if request.method == "POST" and q.get("restype") == "service" and q.get("comp") == "kerbticket":
-                return await handle_kerbticket(ctx, request, account)
-            raise StorageError(400, "InvalidUri")
-        except StorageError as err:
-            return web.Response(status=err.status, body=error_body(err, "test-request"),
-                                headers={"x-ms-error-code": err.code, **err.headers},
-                                content_type="application/xml")
-        finally:
-            ctx.audit.write("StorageFileLogs", operation=request.get(keys.OPERATION, "Unknown"),
-                            object_id=getattr(request.get(keys.CALLER), "object_id", None))
-
-    app = web.Application()
-    app.router.add_route("*", "/{account}/", entry)
-    app.router.add_route("*", "/{account}", entry)
-    return app
-
-
 @dataclass
 class TicketServer:
     ctx: Emulator
@@ -115,44 +61,26 @@ class TicketServer:
 
 @pytest.fixture
 def ticket_server(tmp_path: Path) -> Iterator[TicketServer]:
-    ctx = build_ctx(tmp_path / "emu", config_from_dict(json.loads(json.dumps(SMB_WORLD))))
+    ctx = make_emulator(tmp_path / "emu", config_from_dict(json.loads(json.dumps(SMB_WORLD))))
+    ctx.kerberos = ensure_keytab(ctx.data_dir, [a.name for a in ctx.config.accounts])
     tls = ensure_tls(tmp_path / "emu" / "tls", ["127.0.0.1"])
     sslctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     sslctx.load_cert_chain(tls.server_cert, tls.server_key)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
-    started = threading.Event()
-    port: list[int] = []
+    # The emulator's real HTTPS app: the ticket request goes through the same routing and middleware.
+    with serve_app(build_https_app(ctx), sslctx) as url:
+        yield from _ticket_server(ctx, url, tls.ca_cert, tmp_path)
 
-    async def start() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=sslctx)
-        await site.start()
-        port.extend(int(a[1]) for a in runner.addresses if isinstance(a, tuple))
-        started.set()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    url = f"https://127.0.0.1:{port[0]}"
+def _ticket_server(ctx: Emulator, url: str, ca_cert: Path, tmp_path: Path) -> Iterator[TicketServer]:
     ctx.files_url = url
-    info = {"files_url": url, "imds_url": "http://127.0.0.1:9", "ca_cert": str(tls.ca_cert),
+    info = {"files_url": url, "imds_url": "http://127.0.0.1:9", "ca_cert": str(ca_cert),
             "data_dir": str(ctx.data_dir), "keytab": str(ctx.data_dir / "cifs.keytab"),
             "tenant_id": ctx.config.tenant_id}
     emu_json = tmp_path / "emu" / "emulator.json"
     emu_json.write_text(json.dumps(info))
     try:
-        yield TicketServer(ctx, url, str(tls.ca_cert), emu_json)
+        yield TicketServer(ctx, url, str(ca_cert), emu_json)
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
         ctx.audit.close()
 
 
