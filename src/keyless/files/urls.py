@@ -205,17 +205,7 @@ def _parse_shorthand(rest: str, *, emulator_url: str | None, suffix: str) -> Fil
     share, _, path = tail.partition("/")
     if not account or not share:
         raise InvalidFileUrl(f"expected azfiles://<account>/<share>/<path>, got azfiles://{rest}")
-    if emulator_url:
-        split = urlsplit(emulator_url)
-        return FileUrl(
-            host=split.netloc,
-            account=account,
-            share=share,
-            path=join_path(path),
-            ip_style=True,
-            scheme=split.scheme or "https",
-        )
-    return FileUrl(host=f"{account}.{suffix}", account=account, share=share, path=join_path(path))
+    return share_url(account, share, emulator_url=emulator_url, suffix=suffix, path=path)
 
 
 def share_url(
