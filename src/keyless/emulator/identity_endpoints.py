@@ -36,6 +36,7 @@ from keyless.protocol import (
     ARC_API_VERSION,
     ARC_KEY_MAX_BYTES,
     CLIENT_ASSERTION_TYPE,
+    IMDS_API_VERSION,
     IMDS_TOKEN_PATH,
 )
 
@@ -194,6 +195,35 @@ def _invalid_resource(ctx: Emulator, resource: str) -> dict[str, str]:
 # --- IMDS, App Service, Arc ----------------------------------------------------------------------------
 
 
+def _oauth_failer(tracker: _Tracker, request: web.Request, source: str) -> Callable[..., web.Response]:
+    """An OAuth-style error reply for IMDS-shaped endpoints, recorded (never with a token) as it goes."""
+
+    def fail(status: int, body: dict[str, str], identity: Identity | None = None,
+             resource: str | None = None) -> web.Response:
+        tracker.record(request, source, status, error=body["error_description"], identity=identity,
+                       resource=resource)
+        return _json(status, body)
+
+    return fail
+
+
+def _metadata_request(request: web.Request, min_version: str,
+                      fail: Callable[..., web.Response]) -> str | web.Response:
+    """The checks IMDS and Arc share: ``Metadata: true``, a known api-version, a resource. The resource,
+    or the error reply to send."""
+    if request.headers.get("Metadata", "").lower() != "true":
+        return fail(400, _oauth_error("invalid_request", "Required metadata header not specified"))
+    api_version = request.query.get("api-version")
+    if not api_version:
+        return fail(400, _MISSING_API_VERSION)
+    if not _API_VERSION.match(api_version) or api_version < min_version:
+        return fail(400, _oauth_error("invalid_request", "Invalid api-version specified"))
+    resource = request.query.get("resource")
+    if not resource:
+        return fail(400, _oauth_error("invalid_request", "Required query variable 'resource' is missing"))
+    return resource
+
+
 def _mint_for_selector(
     ctx: Emulator, request: web.Request, resource: str, resource_id_params: tuple[str, ...],
     fail: Callable[..., web.Response],
@@ -224,25 +254,14 @@ def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
         if (answer := await _fault(ctx, tracker, request, source)) is not None:
             return answer
 
-        def fail(status: int, body: dict[str, str], identity: Identity | None = None,
-                 resource: str | None = None) -> web.Response:
-            tracker.record(request, source, status, error=body["error_description"], identity=identity,
-                           resource=resource)
-            return _json(status, body)
+        fail = _oauth_failer(tracker, request, source)
 
         # IMDS refuses anything that came through a proxy, so a token never leaves the machine.
         if "X-Forwarded-For" in request.headers:
             return fail(400, _oauth_error("invalid_request", "Request contains X-Forwarded-For header"))
-        if request.headers.get("Metadata", "").lower() != "true":
-            return fail(400, _oauth_error("invalid_request", "Required metadata header not specified"))
-        api_version = request.query.get("api-version")
-        if not api_version:
-            return fail(400, _MISSING_API_VERSION)
-        if not _API_VERSION.match(api_version) or api_version < "2018-02-01":
-            return fail(400, _oauth_error("invalid_request", "Invalid api-version specified"))
-        resource = request.query.get("resource")
-        if not resource:
-            return fail(400, _oauth_error("invalid_request", "Required query variable 'resource' is missing"))
+        resource = _metadata_request(request, IMDS_API_VERSION, fail)
+        if isinstance(resource, web.Response):
+            return resource
         outcome = _mint_for_selector(ctx, request, resource, ("msi_res_id", "mi_res_id"), fail)
         if isinstance(outcome, web.Response):
             return outcome
@@ -296,22 +315,11 @@ def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
         if (answer := await _fault(ctx, tracker, request, source)) is not None:
             return answer
 
-        def fail(status: int, body: dict[str, str], identity: Identity | None = None,
-                 resource: str | None = None) -> web.Response:
-            tracker.record(request, source, status, error=body["error_description"], identity=identity,
-                           resource=resource)
-            return _json(status, body)
+        fail = _oauth_failer(tracker, request, source)
 
-        if request.headers.get("Metadata", "").lower() != "true":
-            return fail(400, _oauth_error("invalid_request", "Required metadata header not specified"))
-        api_version = request.query.get("api-version")
-        if not api_version:
-            return fail(400, _MISSING_API_VERSION)
-        if not _API_VERSION.match(api_version) or api_version < ARC_API_VERSION:
-            return fail(400, _oauth_error("invalid_request", "Invalid api-version specified"))
-        resource = request.query.get("resource")
-        if not resource:
-            return fail(400, _oauth_error("invalid_request", "Required query variable 'resource' is missing"))
+        resource = _metadata_request(request, ARC_API_VERSION, fail)
+        if isinstance(resource, web.Response):
+            return resource
 
         authorization = request.headers.get("Authorization", "")
         scheme, _, secret = authorization.partition(" ")
