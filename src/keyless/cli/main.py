@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import click
 
@@ -24,7 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in _COMMANDS if self._available(name))
+        return sorted(_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         spec = _COMMANDS.get(cmd_name)
@@ -37,10 +36,6 @@ class _LazyGroup(click.Group):
             command = command[key]
         assert isinstance(command, click.Command)
         return command
-
-    @staticmethod
-    def _available(name: str) -> bool:
-        return importlib.util.find_spec(_COMMANDS[name][0]) is not None
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

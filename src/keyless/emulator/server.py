@@ -31,7 +31,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from keyless.emulator import auth
 from keyless.emulator import request_keys as keys
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.ca import ensure_tls
@@ -413,4 +412,4 @@ def print_ready(info: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-__all__ = ["auth", "build_context", "serve"]
+__all__ = ["build_context", "serve"]
