@@ -42,9 +42,9 @@ def load_or_create_secrets(data_dir: Path, config: EmulatorConfig) -> dict[str, 
         if acct.key is None and acct.name not in keys:
             keys[acct.name] = base64.b64encode(secrets.token_bytes(64)).decode("ascii")
             changed = True
-    for name, default in (("app_service_header", None), ("control_secret", None)):
+    for name in ("app_service_header", "control_secret"):
         if name not in stored:
-            stored[name] = default or secrets.token_urlsafe(24)
+            stored[name] = secrets.token_urlsafe(24)
             changed = True
     if changed or not path.exists():
         atomic_write(path, json.dumps(stored, indent=2).encode("utf-8"))
