@@ -18,17 +18,10 @@ from multidict import CIMultiDict
 
 from inprocess_emulator import FILES_URL
 from keyless.emulator import request_keys as keys
-from keyless.emulator.auth import (
-    AUTH_ACCOUNT_KEY,
-    AUTH_OAUTH,
-    Caller,
-    authenticate,
-    authorize,
-    granted_actions,
-    shared_key_strings,
-)
+from keyless.emulator.auth import authenticate, authorize, granted_actions, shared_key_strings
 from keyless.emulator.context import Emulator
 from keyless.emulator.errors import StorageError, error_body
+from keyless.emulator.request_keys import AUTH_ACCOUNT_KEY, AUTH_OAUTH, Caller
 from keyless.protocol import ACTION_DELETE, ACTION_READ, ACTION_READ_BACKUP, ACTION_WRITE, ACTION_WRITE_BACKUP
 
 READ = frozenset({ACTION_READ, ACTION_READ_BACKUP})

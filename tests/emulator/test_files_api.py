@@ -1,7 +1,7 @@
 """Files REST handlers over real HTTP (aiohttp test server), with a stand-in authentication.
 
 Requests go through ``http.client`` so paths reach the server byte for byte (``..``, ``%ff``, ...). The
-stand-in ``authenticate`` always answers an AccountKey caller and ``authorize`` records what each
+injected stand-in ``authenticate`` always answers an AccountKey caller and ``authorize`` records what each
 operation asked for. End-to-end tests with real authentication live in ``tests/e2e``.
 """
 
@@ -28,10 +28,10 @@ from aiohttp.test_utils import TestServer
 
 from keyless.emulator import files_api
 from keyless.emulator import request_keys as keys
-from keyless.emulator.auth import Caller
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
 from keyless.emulator.errors import StorageError, error_body
+from keyless.emulator.request_keys import Caller
 from keyless.emulator.storage import Store
 
 A = "/devaccount"
@@ -89,7 +89,7 @@ class Api:
 
 
 @pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def api(tmp_path: Path) -> Iterator[Api]:
     store = Store(tmp_path, Clock())
     store.ensure_shares(default_config())
     ctx = SimpleNamespace(config=default_config(), clock=Clock(), store=store, files_url="")
@@ -101,8 +101,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     def authorize(ctx: Any, caller: Caller, account: str, share: str | None, actions: frozenset[str]) -> None:
         state.grants.append((share, actions))
 
-    monkeypatch.setattr(files_api, "authenticate", authenticate)
-    monkeypatch.setattr(files_api, "authorize", authorize)
+    security = files_api.Security(authenticate=authenticate, authorize=authorize)
 
     @web.middleware
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -119,7 +118,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         return response
 
     async def entry(request: web.Request) -> web.StreamResponse:
-        return await files_api.handle_files_request(ctx, request)  # type: ignore[arg-type]
+        return await files_api.handle_files_request(ctx, security, request)  # type: ignore[arg-type]
 
     app = web.Application(middlewares=[errors], client_max_size=5 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", entry)

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError, TokenRejected
+from keyless.emulator.request_keys import AUTH_ACCOUNT_KEY, AUTH_OAUTH, Caller
 from keyless.protocol import (
     E_AUTH_FAILED,
     E_INVALID_AUTH,
@@ -42,21 +42,11 @@ from keyless.protocol import (
 if TYPE_CHECKING:
     from keyless.emulator.context import Emulator
 
-AUTH_OAUTH = "OAuth"
-AUTH_ACCOUNT_KEY = "AccountKey"
-AUTH_ANONYMOUS = "Anonymous"
 _VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _BEARER_VERSION_DETAIL = "Authentication scheme Bearer is not supported in this version."
 
 # Shared Key requests whose date is further than this from the server's clock are refused, as Azure does.
 MAX_DATE_SKEW = 15 * 60.0
-
-
-@dataclass(frozen=True)
-class Caller:
-    auth_type: str  # "OAuth" | "AccountKey" | "Anonymous"
-    object_id: str | None
-    app_id: str | None
 
 
 def challenge_header(tenant_id: str) -> dict[str, str]:

@@ -26,15 +26,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
 from keyless.emulator import request_keys as keys
-from keyless.emulator.auth import authenticate, authorize
 from keyless.emulator.errors import StorageError
+from keyless.emulator.request_keys import Caller
 from keyless.emulator.storage import (
     ContentHeaders,
     Listing,
@@ -94,6 +94,26 @@ _ATTRIBUTES = ("ReadOnly", "Hidden", "System", "None", "Directory", "Archive", "
 _ATTRIBUTE_BY_LOWER = {a.lower(): a for a in _ATTRIBUTES}
 
 
+# --- security (passed in by the server; tests pass their own) ---------------------------------------
+
+
+class Authenticator(Protocol):
+    def __call__(self, ctx: Emulator, request: web.Request, account: str) -> Caller: ...
+
+
+class Authorizer(Protocol):
+    def __call__(self, ctx: Emulator, caller: Caller, account: str, share: str | None,
+                 actions: frozenset[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Security:
+    """Who is calling (authentication) and whether they may (authorization), as the server wires them."""
+
+    authenticate: Authenticator
+    authorize: Authorizer
+
+
 # --- request model -------------------------------------------------------------------------------------
 
 
@@ -107,6 +127,7 @@ class Target:
 @dataclass
 class Call:
     ctx: Emulator
+    security: Security
     request: web.Request
     target: Target
     query: dict[str, str]
@@ -134,21 +155,22 @@ class Op:
 # --- entry point ---------------------------------------------------------------------------------------
 
 
-async def handle_files_request(ctx: Emulator, request: web.Request) -> web.StreamResponse:
+async def handle_files_request(ctx: Emulator, security: Security,
+                               request: web.Request) -> web.StreamResponse:
     """The single entry point for ``https://host:port/<account>/...`` requests."""
     raw_path, _, raw_query = request.raw_path.partition("?")
     segments = raw_path.split("/")[1:]
     account = _decode_segment(segments[0]) if segments else ""
     if not account or ctx.config.account(account) is None:
         raise StorageError(400, "InvalidUri")
-    caller = authenticate(ctx, request, account)
+    caller = security.authenticate(ctx, request, account)
     request[keys.CALLER] = caller
     target = _parse_target(account, segments[1:], request.headers)
     query = _parse_query(raw_query)
     op = _route(request.method, target, query, request.headers)
     request[keys.OPERATION] = op.name
-    authorize(ctx, caller, account, target.share, op.actions)
-    return await op.handler(Call(ctx, request, target, query))
+    security.authorize(ctx, caller, account, target.share, op.actions)
+    return await op.handler(Call(ctx, security, request, target, query))
 
 
 # --- URL parsing ---------------------------------------------------------------------------------------
@@ -1057,7 +1079,7 @@ async def copy_file(call: Call) -> web.StreamResponse:
     assert source.share is not None
     caller = call.request.get(keys.CALLER)
     if caller is not None:
-        authorize(call.ctx, caller, call.target.account, source.share, READ)
+        call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
     store = call.ctx.store
     try:
         src = store.get_node(source.account, source.share, source.path, is_dir=False)

@@ -33,13 +33,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.audit import AuditLog
+from keyless.emulator.auth import authenticate, authorize
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import ConfigError, EmulatorConfig, _parse_roles, fault_from_dict
 from keyless.emulator.context import Emulator, load_or_create_secrets
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.faults import DropConnection, FaultInjector
-from keyless.emulator.files_api import handle_files_request
+from keyless.emulator.files_api import Security, handle_files_request
 from keyless.emulator.identity_endpoints import authority_routes, identity_routes, write_federated_token_files
 from keyless.emulator.issuer import TokenIssuer
 from keyless.emulator.kerberos import ensure_keytab
@@ -125,7 +126,7 @@ def _files_middleware(ctx: Emulator) -> Any:
                 uri=request.raw_path,
                 status=status,
                 error_code=error_code,
-                auth_type=getattr(caller, "auth_type", "Anonymous"),
+                auth_type=getattr(caller, "auth_type", keys.AUTH_ANONYMOUS),
                 object_id=getattr(caller, "object_id", None),
                 app_id=getattr(caller, "app_id", None),
                 request_id=request_id,
@@ -268,12 +269,15 @@ def build_http_app(ctx: Emulator) -> web.Application:
     return app
 
 
-def build_https_app(ctx: Emulator) -> web.Application:
+def build_https_app(ctx: Emulator, security: Security | None = None) -> web.Application:
     """One root app: the authority's routes first, then a catch-all for Files REST.
 
     aiohttp resolves resources in registration order and moves on when a path matches but the method
-    does not, so ``GET /<account>/...`` always reaches the Files handler.
+    does not, so ``GET /<account>/...`` always reaches the Files handler. ``security`` is the Files
+    side's authentication and authorization; the emulator's own (bearer tokens, Shared Key, RBAC) unless
+    a test passes others.
     """
+    security = security or Security(authenticate=authenticate, authorize=authorize)
     root = web.Application(client_max_size=5 * 1024 * 1024)
     drop = _drop_middleware(ctx)
     for route in authority_routes(ctx):
@@ -287,7 +291,7 @@ def build_https_app(ctx: Emulator) -> web.Application:
                 and request.query.get("restype") == "service":
             account = request.raw_path.split("?", 1)[0].strip("/").split("/", 1)[0]
             return await handle_kerbticket(ctx, request, account)
-        return await handle_files_request(ctx, request)
+        return await handle_files_request(ctx, security, request)
 
     root.router.add_route("*", "/{tail:.*}", _with(files_middleware, files_entry))
     return root
