@@ -57,6 +57,8 @@ def _crash(tmp_path: Path, setup: str, patch: str, action: str) -> None:
         from keyless.emulator.clock import Clock
         from keyless.emulator.config import default_config
         from keyless.emulator.storage import ContentHeaders, SmbUpdate, Store
+        from keyless.emulator.storage.blobs import BlobStore
+        from keyless.emulator.storage.metadata import MetadataDb
         store = Store(Path({str(tmp_path)!r}), Clock())
         store.ensure_shares(default_config())
         A = "devaccount"
@@ -73,7 +75,7 @@ def test_crash_inside_create_leaves_no_file_and_the_orphan_is_swept(tmp_path: Pa
     _crash(
         tmp_path,
         setup="pass",
-        patch="Store._insert = staticmethod(lambda conn, node: os._exit(9))",
+        patch="MetadataDb.insert = staticmethod(lambda conn, node: os._exit(9))",
         action='store.create_file(A, "demo", ("new.bin",), 5, ContentHeaders(), (), SmbUpdate(), b"abcde")',
     )
     assert len(os.listdir(tmp_path / "blobs")) == 1  # the blob was written before the (lost) commit
@@ -93,7 +95,7 @@ def test_crash_between_range_write_and_commit_keeps_the_old_metadata(tmp_path: P
     _crash(
         tmp_path,
         setup="pass",
-        patch="Store._save = staticmethod(lambda conn, node: os._exit(9))",
+        patch="MetadataDb.save = staticmethod(lambda conn, node: os._exit(9))",
         action='store.write_range(A, "demo", ("f",), 0, b"XY", 2)',
     )
     store = _store(tmp_path)
@@ -110,7 +112,7 @@ def test_crash_after_delete_commit_sweeps_the_data_file(tmp_path: Path) -> None:
     _crash(
         tmp_path,
         setup="pass",
-        patch="Store._unlink_blobs = lambda self, blobs: os._exit(9)",
+        patch="BlobStore.unlink = lambda self, blobs: os._exit(9)",
         action='store.delete_file(A, "demo", ("gone",))',
     )
     assert len(os.listdir(tmp_path / "blobs")) == 1
@@ -128,7 +130,7 @@ def test_crash_during_rename_is_all_or_nothing(tmp_path: Path) -> None:
     _crash(
         tmp_path,
         setup="pass",
-        patch="Store._save = staticmethod(lambda conn, node: os._exit(9))",
+        patch="MetadataDb.save = staticmethod(lambda conn, node: os._exit(9))",
         action='store.rename(A, "demo", ("a",), ("b",), is_dir=False, replace_existing=False)',
     )
     store = _store(tmp_path)

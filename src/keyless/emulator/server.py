@@ -40,11 +40,10 @@ from keyless.emulator.config import ConfigError, EmulatorConfig, _parse_roles, f
 from keyless.emulator.context import Emulator, load_or_create_secrets
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.faults import DropConnection, FaultInjector
-from keyless.emulator.files_api import Security, handle_files_request
+from keyless.emulator.files import Security, handle_files_request
 from keyless.emulator.identity_endpoints import authority_routes, identity_routes, write_federated_token_files
 from keyless.emulator.issuer import TokenIssuer
 from keyless.emulator.kerberos import ensure_keytab
-from keyless.emulator.smb_ticket import handle_kerbticket
 from keyless.emulator.storage import Store
 from keyless.fsutil import atomic_write
 from keyless.protocol import H_CLIENT_REQUEST_ID, H_ERROR_CODE, H_REQUEST_ID, H_VERSION
@@ -286,11 +285,6 @@ def build_https_app(ctx: Emulator, security: Security | None = None) -> web.Appl
     files_middleware = _files_middleware(ctx)
 
     async def files_entry(request: web.Request) -> web.StreamResponse:
-        # The SMB ticket exchange shares the Files endpoint but not its rules (no intent header).
-        if request.method == "POST" and request.query.get("comp") == "kerbticket" \
-                and request.query.get("restype") == "service":
-            account = request.raw_path.split("?", 1)[0].strip("/").split("/", 1)[0]
-            return await handle_kerbticket(ctx, request, account)
         return await handle_files_request(ctx, security, request)
 
     root.router.add_route("*", "/{tail:.*}", _with(files_middleware, files_entry))

@@ -26,7 +26,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from keyless.emulator import files_api
+from keyless.emulator import files as files_rest
 from keyless.emulator import request_keys as keys
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
@@ -101,7 +101,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     def authorize(ctx: Any, caller: Caller, account: str, share: str | None, actions: frozenset[str]) -> None:
         state.grants.append((share, actions))
 
-    security = files_api.Security(authenticate=authenticate, authorize=authorize)
+    security = files_rest.Security(authenticate=authenticate, authorize=authorize)
 
     @web.middleware
     async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -118,7 +118,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         return response
 
     async def entry(request: web.Request) -> web.StreamResponse:
-        return await files_api.handle_files_request(ctx, security, request)  # type: ignore[arg-type]
+        return await files_rest.handle_files_request(ctx, security, request)  # type: ignore[arg-type]
 
     app = web.Application(middlewares=[errors], client_max_size=5 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", entry)
@@ -175,7 +175,7 @@ def test_list_shares_paging_and_metadata(api: Api) -> None:
     r = api.req("GET", f"{A}?comp=list&prefix=b")
     assert [e.text for e in r.xml().iter("Name")] == ["bbb"]
     assert api.req("GET", f"{A}?comp=list&maxresults=0").code == "OutOfRangeQueryParameterValue"
-    assert api.grants[-1] == (None, files_api.READ)  # account scope
+    assert api.grants[-1] == (None, files_rest.READ)  # account scope
 
 
 # --- directories ---------------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ def test_rename(api: Api) -> None:
     assert (r.status, r.code) == (409, "ResourceAlreadyExists")
     r = api.req("PUT", f"{A}/demo/b?comp=rename", {"x-ms-file-rename-source": src,
                                                    "x-ms-file-rename-replace-if-exists": "true"})
-    assert r.status == 200 and api.grants[-1] == ("demo", files_api.WRITE | files_api.DELETE)
+    assert r.status == 200 and api.grants[-1] == ("demo", files_rest.WRITE | files_rest.DELETE)
     assert api.req("GET", f"{A}/demo/b").body == b"A"
     assert api.req("HEAD", f"{A}/demo/d/a").status == 404
     r = api.req("PUT", f"{A}/demo/e?restype=directory&comp=rename", {"x-ms-file-rename-source": "d"})
@@ -384,7 +384,7 @@ def test_copy_same_account(api: Api) -> None:
     r = api.req("PUT", f"{A}/other/dst", {"x-ms-copy-source": src})
     assert r.status == 202 and r.headers["x-ms-copy-status"] == "success" and r.headers["x-ms-copy-id"]
     assert api.operations[-1] == "CopyFile"
-    assert ("demo", files_api.READ) in api.grants and ("other", files_api.WRITE) in api.grants
+    assert ("demo", files_rest.READ) in api.grants and ("other", files_rest.WRITE) in api.grants
     r = api.req("GET", f"{A}/other/dst")
     assert r.body == data and r.headers["x-ms-meta-m"] == "1" and r.headers["x-ms-copy-status"] == "success"
     r = api.req("PUT", f"{A}/other/dst2", {"x-ms-copy-source": f"https://127.0.0.1{A}/demo/none"})
@@ -403,6 +403,9 @@ def test_leases(api: Api) -> None:
     assert api.req("DELETE", f"{A}/demo/f").status == 412
     assert api.put_range(f"{A}/demo/f", 0, b"z", **{"x-ms-lease-id": lease}).status == 201
     assert api.req("HEAD", f"{A}/demo/f").headers["x-ms-lease-state"] == "leased"
+    r = api.req("PUT", path, {"x-ms-lease-action": "change", "x-ms-lease-id": lease})
+    assert (r.status, r.code) == (400, "MissingRequiredHeader")
+    assert r.xml().findtext("HeaderName") == "x-ms-proposed-lease-id"
     new = str(uuid.uuid4())
     r = api.req("PUT", path, {"x-ms-lease-action": "change", "x-ms-lease-id": lease,
                               "x-ms-proposed-lease-id": new})
@@ -493,8 +496,8 @@ def test_operations_and_actions(api: Api) -> None:
     api.req("HEAD", f"{A}/demo/f")
     api.req("DELETE", f"{A}/demo/f")
     assert api.operations == ["CreateFile", "PutRange", "GetFile", "GetFileProperties", "DeleteFile"]
-    assert [g for _, g in api.grants] == [files_api.WRITE, files_api.WRITE, files_api.READ,
-                                          files_api.READ, files_api.DELETE]
+    assert [g for _, g in api.grants] == [files_rest.WRITE, files_rest.WRITE, files_rest.READ,
+                                          files_rest.READ, files_rest.DELETE]
 
 
 # --- the official SDK, over plain HTTP with the account-key credential ----------------------------------

@@ -1,0 +1,80 @@
+"""The routing table: every Files operation by method and ``comp`` (per resource kind, chosen by
+``restype`` and the URL's shape), with its name for the audit log, the data actions it needs, its
+handler, and where its store work runs (:class:`Worker`).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from keyless.emulator.files import copy_rename, directory, file, lease, service, share
+from keyless.emulator.files.model import DELETE, READ, WRITE, Call, Op, Worker
+from keyless.emulator.smb_ticket import OPERATION as KERBEROS_TICKET
+from keyless.emulator.smb_ticket import handle_kerbticket
+
+Table = dict[tuple[str, str | None], Op]
+
+BYTES = Worker.ABOVE_INLINE_BYTES
+
+
+async def _kerberos_ticket(call: Call) -> web.StreamResponse:
+    return await handle_kerbticket(call.ctx, call.request, call.target.account)
+
+
+# Matched on the service URL by (method, restype, comp) before the account check and authentication.
+SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
+    ("POST", "service", "kerbticket"): Op(KERBEROS_TICKET, frozenset(), _kerberos_ticket,
+                                           authenticates_itself=True),
+}
+
+SERVICE_OPS: Table = {
+    ("GET", "list"): Op("ListShares", READ, service.list_shares),
+    ("GET", "properties"): Op("GetFileServiceProperties", READ, service.get_service_properties),
+}
+
+SHARE_OPS: Table = {
+    ("PUT", None): Op("CreateShare", WRITE, share.create_share),
+    ("GET", None): Op("GetShareProperties", READ, share.get_share_properties),
+    ("HEAD", None): Op("GetShareProperties", READ, share.get_share_properties),
+    ("DELETE", None): Op("DeleteShare", DELETE, share.delete_share, Worker.ALWAYS),
+    ("PUT", "metadata"): Op("SetShareMetadata", WRITE, share.set_share_metadata),
+    ("GET", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties),
+    ("HEAD", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties),
+    ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
+    ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
+    ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+}
+
+DIRECTORY_OPS: Table = {
+    ("PUT", None): Op("CreateDirectory", WRITE, directory.create_directory),
+    ("GET", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties),
+    ("HEAD", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties),
+    ("DELETE", None): Op("DeleteDirectory", DELETE, directory.delete_directory),
+    ("PUT", "metadata"): Op("SetDirectoryMetadata", WRITE, directory.set_directory_metadata),
+    ("GET", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties),
+    ("HEAD", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties),
+    ("PUT", "properties"): Op("SetDirectoryProperties", WRITE, directory.set_directory_properties),
+    ("GET", "list"): Op("ListFilesAndDirectories", READ, directory.list_files_and_directories),
+    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles),
+    ("PUT", "forceclosehandles"): Op("ForceCloseHandles", WRITE, directory.force_close_handles),
+    ("PUT", "rename"): Op("RenameDirectory", WRITE | DELETE, copy_rename.rename_directory),
+}
+
+FILE_OPS: Table = {
+    ("PUT", None): Op("CreateFile", WRITE, file.create_file, BYTES),
+    ("GET", None): Op("GetFile", READ, file.get_file, BYTES),
+    ("HEAD", None): Op("GetFileProperties", READ, file.get_file_properties),
+    ("DELETE", None): Op("DeleteFile", DELETE, file.delete_file),
+    ("PUT", "range"): Op("PutRange", WRITE, file.put_range, BYTES),
+    ("GET", "rangelist"): Op("ListFileRangeList", READ, file.list_ranges, Worker.ALWAYS),
+    ("PUT", "properties"): Op("SetFileProperties", WRITE, file.set_file_properties),
+    ("PUT", "metadata"): Op("SetFileMetadata", WRITE, file.set_file_metadata),
+    ("PUT", "rename"): Op("RenameFile", WRITE | DELETE, copy_rename.rename_file),
+    ("PUT", "lease"): Op("LeaseFile", WRITE, lease.lease_file),
+    ("PUT", "copy"): Op("AbortCopyFile", WRITE, copy_rename.abort_copy),
+    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles),
+    ("PUT", "forceclosehandles"): Op("ForceCloseHandles", WRITE, directory.force_close_handles),
+}
+
+# Put with x-ms-copy-source and no comp: Copy File rather than Create File.
+COPY_OP = Op("CopyFile", WRITE, copy_rename.copy_file, Worker.ALWAYS)

@@ -1,0 +1,70 @@
+"""Share operations: create, properties, metadata, delete, stats, ACL."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from keyless.emulator.files.headers import (
+    int_header,
+    parse_metadata,
+)
+from keyless.emulator.files.model import Call
+from keyless.emulator.files.replies import (
+    XML_DECL,
+    etag_headers,
+    meta_headers,
+    reply,
+    xml_reply,
+)
+
+
+async def create_share(call: Call) -> web.StreamResponse:
+    quota = int_header(call.headers, "x-ms-share-quota", 1, 102400) or 5120
+    metadata = parse_metadata(call.headers) or ()
+    share = call.ctx.store.create_share(call.target.account, call.share, quota, metadata)
+    return reply(call, 201, etag_headers(share.etag, share.last_modified))
+
+
+async def get_share_properties(call: Call) -> web.StreamResponse:
+    share = call.ctx.store.get_share(call.target.account, call.share)
+    headers = {
+        **etag_headers(share.etag, share.last_modified),
+        **meta_headers(share.metadata),
+        "x-ms-share-quota": str(share.quota),
+        "x-ms-access-tier": "TransactionOptimized",
+        "x-ms-enabled-protocols": "SMB",
+        "x-ms-lease-status": "unlocked",
+        "x-ms-lease-state": "available",
+    }
+    return reply(call, 200, headers)
+
+
+async def delete_share(call: Call) -> web.StreamResponse:
+    store = call.ctx.store
+    account, share = call.target.account, call.share
+    await call.run(lambda: store.delete_share(account, share))
+    return reply(call, 202)
+
+
+async def set_share_metadata(call: Call) -> web.StreamResponse:
+    metadata = parse_metadata(call.headers) or ()
+    share = call.ctx.store.update_share(call.target.account, call.share, metadata=metadata)
+    return reply(call, 200, etag_headers(share.etag, share.last_modified))
+
+
+async def set_share_properties(call: Call) -> web.StreamResponse:
+    quota = int_header(call.headers, "x-ms-share-quota", 1, 102400)
+    share = call.ctx.store.update_share(call.target.account, call.share, quota=quota)
+    return reply(call, 200, etag_headers(share.etag, share.last_modified))
+
+
+async def get_share_stats(call: Call) -> web.StreamResponse:
+    used = call.ctx.store.share_usage(call.target.account, call.share)
+    return xml_reply(call, f"{XML_DECL}<ShareStats><ShareUsageBytes>{used}</ShareUsageBytes></ShareStats>")
+
+
+async def get_share_acl(call: Call) -> web.StreamResponse:
+    share = call.ctx.store.get_share(call.target.account, call.share)
+    response = xml_reply(call, f"{XML_DECL}<SignedIdentifiers />")
+    response.headers.update(etag_headers(share.etag, share.last_modified))
+    return response

@@ -1,0 +1,113 @@
+"""XML bodies of the list operations: shares of an account, entries of a directory.
+
+Names XML cannot carry are percent-encoded with ``Encoded="true"``, as the service does; list markers are
+opaque to the client (base64 of the store's name key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+from xml.sax.saxutils import escape, quoteattr
+
+from keyless.emulator.errors import StorageError
+from keyless.emulator.files.model import Call
+from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint
+from keyless.emulator.storage import (
+    Listing,
+    Node,
+    ShareRecord,
+)
+
+
+def share_xml(share: ShareRecord, with_metadata: bool) -> str:
+    props = (
+        f"<Properties><Last-Modified>{http_date(share.last_modified)}</Last-Modified>"
+        f"<Etag>{escape(share.etag)}</Etag><Quota>{share.quota}</Quota>"
+        "<AccessTier>TransactionOptimized</AccessTier><LeaseStatus>unlocked</LeaseStatus>"
+        "<LeaseState>available</LeaseState><EnabledProtocols>SMB</EnabledProtocols></Properties>"
+    )
+    meta = ""
+    if with_metadata:
+        meta = "<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in share.metadata) + "</Metadata>"
+    return f"<Share><Name>{escape(share.name)}</Name>{props}{meta}</Share>"
+
+
+def encode_marker(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_marker(marker: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(marker + "=" * (-len(marker) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise StorageError(400, "InvalidQueryParameterValue", "The specified marker is invalid.",
+                           extra={"QueryParameterName": "marker"}) from None
+
+
+def listing_xml(call: Call, listing: Listing, prefix: str, limit: int, include: set[str],
+                 extended: bool) -> str:
+    q = call.query
+    path = "/".join(call.target.path)
+    parts = [
+        XML_DECL,
+        f"<EnumerationResults ServiceEndpoint={quoteattr(service_endpoint(call))} "
+        f"ShareName={quoteattr(call.share)} DirectoryPath={quoteattr(path)}>",
+    ]
+    if "prefix" in q:
+        parts.append(_name_xml("Prefix", prefix))
+    if "marker" in q:
+        parts.append(f"<Marker>{escape(q['marker'])}</Marker>")
+    if "maxresults" in q:
+        parts.append(f"<MaxResults>{limit}</MaxResults>")
+    if extended:
+        parts.append(f"<DirectoryId>{listing.directory_id}</DirectoryId>")
+    parts.append("<Entries>")
+    for node in listing.directories:
+        parts.append(_entry_xml("Directory", node, include, extended))
+    for node in listing.files:
+        parts.append(_entry_xml("File", node, include, extended))
+    next_marker = encode_marker(listing.next_marker) if listing.next_marker is not None else ""
+    parts.append(f"</Entries><NextMarker>{next_marker}</NextMarker></EnumerationResults>")
+    return "".join(parts)
+
+
+def _xml_safe(text: str) -> bool:
+    return all(
+        ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD or ord(ch) >= 0x10000
+        for ch in text
+    )
+
+
+def _name_xml(tag: str, name: str) -> str:
+    """Names XML cannot carry (e.g. U+FFFF) are sent percent-encoded with ``Encoded="true"``."""
+    if _xml_safe(name):
+        return f"<{tag}>{escape(name)}</{tag}>"
+    return f'<{tag} Encoded="true">{quote(name, safe="")}</{tag}>'
+
+
+def _entry_xml(tag: str, node: Node, include: set[str], extended: bool) -> str:
+    parts = [f"<{tag}>", _name_xml("Name", node.name)]
+    if extended:
+        parts.append(f"<FileId>{node.id}</FileId>")
+    parts.append("<Properties>")
+    if not node.is_dir:
+        parts.append(f"<Content-Length>{node.content_length}</Content-Length>")
+    if "timestamps" in include:
+        smb = node.smb
+        parts.append(
+            f"<CreationTime>{smb.creation_time}</CreationTime><LastAccessTime>{smb.last_write_time}"
+            f"</LastAccessTime><LastWriteTime>{smb.last_write_time}</LastWriteTime>"
+            f"<ChangeTime>{smb.change_time}</ChangeTime>"
+            f"<Last-Modified>{http_date(node.last_modified)}</Last-Modified>"
+        )
+    if "etag" in include:
+        parts.append(f"<Etag>{escape(node.etag)}</Etag>")
+    parts.append("</Properties>")
+    if "attributes" in include:
+        parts.append(f"<Attributes>{escape(node.smb.attributes)}</Attributes>")
+    if "permissionkey" in include:
+        parts.append(f"<PermissionKey>{escape(node.smb.permission_key)}</PermissionKey>")
+    parts.append(f"</{tag}>")
+    return "".join(parts)

@@ -1,0 +1,34 @@
+"""The emulator's file store. :class:`Store` is the one door the handlers use; behind it metadata lives
+in SQLite (``metadata``), file bytes in sparse files (``blobs``), and the lease and SMB property rules in
+their own modules (``leases``, ``smb_rules``). Records are plain values (``records``).
+"""
+
+from keyless.emulator.storage.leases import LeaseAction
+from keyless.emulator.storage.records import (
+    ContentHeaders,
+    Listing,
+    Metadata,
+    Node,
+    ShareRecord,
+    SmbProps,
+    SmbUpdate,
+    name_key,
+)
+from keyless.emulator.storage.smb_rules import DEFAULT_PERMISSION_KEY, permission_key_for, smb_time
+from keyless.emulator.storage.store import Store
+
+__all__ = [
+    "DEFAULT_PERMISSION_KEY",
+    "ContentHeaders",
+    "LeaseAction",
+    "Listing",
+    "Metadata",
+    "Node",
+    "ShareRecord",
+    "SmbProps",
+    "SmbUpdate",
+    "Store",
+    "name_key",
+    "permission_key_for",
+    "smb_time",
+]

@@ -1,0 +1,174 @@
+"""File bytes: one plain, sparse file per file version under ``DIR/blobs``, named by a random id.
+
+Blobs are keyed by id, never by path, so a rename touches no bytes. Every byte mutation of one blob
+(range write, clear, resize) takes that blob's stripe of a striped lock, so a resize cannot interleave
+with a range write on the same file. Reads never go past the length the caller passes (the committed
+length) and pad a short blob with zeros.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+_LOCK_STRIPES = 64
+COPY_CHUNK = 4 * 1024 * 1024
+
+
+class BlobStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+
+    def path(self, blob: str) -> Path:
+        return self.directory / blob
+
+    def _stripe(self, blob: str) -> threading.Lock:
+        return self._stripes[hash(blob) % _LOCK_STRIPES]
+
+    def new(self, length: int) -> str:
+        """Create an empty sparse blob of ``length`` bytes: instant even for a 4 TiB file."""
+        blob = uuid.uuid4().hex
+        fd = os.open(self.path(blob), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, length)
+        finally:
+            os.close(fd)
+        return blob
+
+    def unlink(self, blobs: Iterable[str]) -> None:
+        for blob in blobs:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(blob))
+
+    def sweep(self, referenced: set[str]) -> int:
+        """Delete every blob not in ``referenced``; returns how many went."""
+        removed = 0
+        for entry in os.scandir(self.directory):
+            if entry.name not in referenced:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed += 1
+        return removed
+
+    # -- writes (FileNotFoundError when the blob is gone: deleted or replaced meanwhile) --
+
+    def write(self, blob: str, offset: int, data: bytes) -> None:
+        with self._stripe(blob):
+            fd = os.open(self.path(blob), os.O_WRONLY)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.pwrite(fd, view, offset)
+                    view, offset = view[written:], offset + written
+            finally:
+                os.close(fd)
+
+    def clear(self, blob: str, offset: int, length: int) -> None:
+        """Clear a range: zero it (hole punching would be nicer but is not portable from Python)."""
+        with self._stripe(blob):
+            fd = os.open(self.path(blob), os.O_WRONLY)
+            try:
+                zeros = bytes(min(length, COPY_CHUNK))
+                pos, end = offset, offset + length
+                while pos < end:
+                    n = min(len(zeros), end - pos)
+                    os.pwrite(fd, zeros[:n] if n < len(zeros) else zeros, pos)
+                    pos += n
+            finally:
+                os.close(fd)
+
+    def grow(self, blob: str, old_length: int, new_length: int) -> None:
+        """Zero-fill the grown region: truncate to the old length (stale bytes may sit past it), then up."""
+        with self._stripe(blob):
+            os.truncate(self.path(blob), old_length)
+            os.truncate(self.path(blob), new_length)
+
+    def shrink(self, blob: str, length: int) -> None:
+        with self._stripe(blob), contextlib.suppress(FileNotFoundError):
+            os.truncate(self.path(blob), length)
+
+    # -- reads --
+
+    def read(self, blob: str | None, size: int, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)`` of a blob whose committed length is ``size`` (clamped to it;
+        zero-padded where the blob is shorter). FileNotFoundError when the blob is gone."""
+        length = max(0, min(length, size - offset))
+        if length == 0 or blob is None:
+            return b""
+        fd = os.open(self.path(blob), os.O_RDONLY)
+        try:
+            chunks: list[bytes] = []
+            pos, end = offset, offset + length
+            while pos < end:
+                chunk = os.pread(fd, end - pos, pos)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                pos += len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        return data + bytes(length - len(data)) if len(data) < length else data
+
+    def data_ranges(self, blob: str | None, size: int, start: int, end: int) -> list[tuple[int, int]]:
+        """Inclusive ranges holding data within ``[start, end]``, 512-aligned like the service's.
+
+        Uses SEEK_DATA/SEEK_HOLE on the sparse blob; where unsupported, the whole file counts as data.
+        """
+        end = min(end, size - 1)
+        if blob is None or end < start:
+            return []
+        ranges: list[tuple[int, int]] = []
+        try:
+            fd = os.open(self.path(blob), os.O_RDONLY)
+        except FileNotFoundError:
+            return []
+        try:
+            pos = start
+            while pos <= end:
+                try:
+                    data = os.lseek(fd, pos, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # no data after pos
+                        break
+                    raise
+                if data > end:
+                    break
+                hole = os.lseek(fd, data, os.SEEK_HOLE)
+                lo = data - data % 512
+                hi = min(-(-hole // 512) * 512, size) - 1
+                ranges.append((max(lo, start), min(hi, end)))
+                pos = hole
+        except (AttributeError, OSError):
+            ranges = [(start, end)]
+        finally:
+            os.close(fd)
+        return _merge(ranges)
+
+    def copy(self, source: str | None, size: int, target: str) -> None:
+        """Copy the data ranges of ``source`` into ``target`` (a new blob as long as the source)."""
+        if source is None:
+            return
+        for start, end in self.data_ranges(source, size, 0, size - 1):
+            pos = start
+            while pos <= end:
+                n = min(COPY_CHUNK, end - pos + 1)
+                self.write(target, pos, self.read(source, size, pos, n))
+                pos += n
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged

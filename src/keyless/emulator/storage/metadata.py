@@ -1,0 +1,390 @@
+"""File and share metadata in SQLite (``DIR/meta.sqlite3``, WAL journal): the schema, rows <-> records,
+and every query the store makes. The store decides what to write and in which order; this module knows
+how it is stored.
+
+Threads: handlers call the store from the event loop and from worker threads. Each thread has its own
+connection (SQLite connections must not be shared across threads mid-transaction); writers take
+``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock, and a busy timeout makes them
+queue. ``synchronous=NORMAL`` with WAL: a committed transaction survives a process crash (the WAL is in
+the OS page cache and is replayed on open); only a power cut can lose the last commits, never corrupt
+the database.
+
+Lookups that find nothing raise :class:`StorageError` with the service's status and code, since this is
+the one place that knows whether a parent, a share or a target exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from keyless.emulator.errors import StorageError
+from keyless.emulator.storage.records import ContentHeaders, Metadata, Node, ShareRecord, SmbProps, name_key
+from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shares (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    quota INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    created REAL NOT NULL,
+    root_id TEXT NOT NULL,
+    UNIQUE (account, name)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    share_id INTEGER NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    is_dir INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified REAL NOT NULL,
+    content_length INTEGER NOT NULL DEFAULT 0,
+    content_type TEXT,
+    content_encoding TEXT,
+    content_language TEXT,
+    content_disposition TEXT,
+    cache_control TEXT,
+    content_md5 BLOB,
+    attributes TEXT NOT NULL,
+    creation_time TEXT NOT NULL,
+    last_write_time TEXT NOT NULL,
+    change_time TEXT NOT NULL,
+    permission_key TEXT NOT NULL,
+    blob TEXT,
+    lease_id TEXT,
+    copy_id TEXT,
+    copy_source TEXT,
+    copy_completion REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_by_name ON nodes (share_id, parent_id, name_key);
+CREATE INDEX IF NOT EXISTS nodes_by_blob ON nodes (blob);
+"""
+
+_NODE_COLUMNS = (
+    "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
+    "content_encoding, content_language, content_disposition, cache_control, content_md5, attributes, "
+    "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
+    "copy_completion"
+)
+_SHARE_COLUMNS = "id, account, name, quota, metadata, etag, last_modified, created, root_id"
+# Statements assembled once from the constant column lists above (no request data is ever interpolated).
+_SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
+_SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
+_SELECT_SHARE = f"SELECT {_SHARE_COLUMNS} FROM shares"  # noqa: S608
+_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 26)})"  # noqa: S608
+
+
+class MetadataDb:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self.conn().executescript(_SCHEMA)
+
+    # -- connections and transactions --
+
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per operation.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; its COMMIT is the single point at which an operation takes effect."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    @staticmethod
+    def new_node_id() -> str:
+        return str(secrets.randbits(63) | (1 << 62))  # 19-digit decimal ids like the service's FileId
+
+    def referenced_blobs(self) -> set[str]:
+        rows = self.conn().execute("SELECT blob FROM nodes WHERE blob IS NOT NULL")
+        return {str(r[0]) for r in rows}
+
+    # -- shares --
+
+    @staticmethod
+    def share_exists(conn: sqlite3.Connection, account: str, name: str) -> bool:
+        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=?", (account, name)).fetchone()
+        return row is not None
+
+    @staticmethod
+    def insert_share(conn: sqlite3.Connection, share: ShareRecord, root: Node) -> int:
+        """Insert the share and its root directory; returns the share's row id."""
+        cur = conn.execute(
+            "INSERT INTO shares (account, name, quota, metadata, etag, last_modified, created, root_id) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (share.account, share.name, share.quota, _dumps_metadata(share.metadata), share.etag,
+             share.last_modified, share.created, share.root_id),
+        )
+        share_id = int(cur.lastrowid or 0)
+        smb = root.smb
+        conn.execute(
+            "INSERT INTO nodes (id, share_id, parent_id, name, name_key, is_dir, metadata, etag, "
+            "last_modified, attributes, creation_time, last_write_time, change_time, permission_key) "
+            "VALUES (?,?,NULL,'','',1,'[]',?,?,?,?,?,?,?)",
+            (root.id, share_id, root.etag, root.last_modified, smb.attributes, smb.creation_time,
+             smb.last_write_time, smb.change_time, smb.permission_key),
+        )
+        return share_id
+
+    def get_share(self, account: str, name: str) -> ShareRecord:
+        return self.share_in(self.conn(), account, name)
+
+    @staticmethod
+    def share_in(conn: sqlite3.Connection, account: str, name: str) -> ShareRecord:
+        row = conn.execute(
+            _SELECT_SHARE + " WHERE account=? AND name=?", (account, name)
+        ).fetchone()
+        if row is None:
+            raise StorageError(404, E_SHARE_NOT_FOUND)
+        return _share_from_row(row)
+
+    def list_shares(self, account: str, prefix: str, marker: str | None,
+                    limit: int) -> tuple[list[ShareRecord], str | None]:
+        rows = self.conn().execute(
+            _SELECT_SHARE + " WHERE account=? AND substr(name,1,?)=? AND name>=? "
+            "ORDER BY name LIMIT ?",
+            (account, len(prefix), prefix, marker or "", limit + 1),
+        ).fetchall()
+        shares = [_share_from_row(r) for r in rows]
+        if len(shares) > limit:
+            return shares[:limit], shares[limit].name
+        return shares, None
+
+    @staticmethod
+    def save_share(conn: sqlite3.Connection, share: ShareRecord) -> None:
+        conn.execute(
+            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=? WHERE id=?",
+            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified, share.id),
+        )
+
+    @staticmethod
+    def delete_share(conn: sqlite3.Connection, share_id: int) -> list[str]:
+        """Delete the share's rows; returns the blobs they named (to unlink after the commit)."""
+        blobs = [str(r[0]) for r in conn.execute(
+            "SELECT blob FROM nodes WHERE share_id=? AND blob IS NOT NULL", (share_id,))]
+        conn.execute("DELETE FROM nodes WHERE share_id=?", (share_id,))
+        conn.execute("DELETE FROM shares WHERE id=?", (share_id,))
+        return blobs
+
+    def share_usage(self, share_id: int) -> int:
+        row = self.conn().execute(
+            "SELECT COALESCE(SUM(content_length),0) FROM nodes WHERE share_id=? AND is_dir=0", (share_id,)
+        ).fetchone()
+        return int(row[0])
+
+    # -- path resolution --
+
+    @staticmethod
+    def child(conn: sqlite3.Connection, share_id: int, parent_id: str, name: str) -> Node | None:
+        row = conn.execute(
+            _SELECT_NODE + " WHERE share_id=? AND parent_id=? AND name_key=?",
+            (share_id, parent_id, name_key(name)),
+        ).fetchone()
+        return None if row is None else _node_from_row(row)
+
+    @staticmethod
+    def node_by_id(conn: sqlite3.Connection, node_id: str) -> Node:
+        row = conn.execute(_SELECT_NODE + " WHERE id=?", (node_id,)).fetchone()
+        if row is None:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND)
+        return _node_from_row(row)
+
+    @staticmethod
+    def node_with_blob(conn: sqlite3.Connection, node_id: str, blob: str) -> Node | None:
+        """The node, if it still names ``blob`` (not deleted or replaced meanwhile)."""
+        row = conn.execute(_SELECT_NODE + " WHERE id=? AND blob=?", (node_id, blob)).fetchone()
+        return None if row is None else _node_from_row(row)
+
+    def parent_id(self, conn: sqlite3.Connection, share: ShareRecord, path: tuple[str, ...]) -> str:
+        """Id of the directory that holds ``path[-1]``; 404 ParentNotFound if any ancestor is missing."""
+        parent_id = share.root_id
+        for part in path[:-1]:
+            node = self.child(conn, share.id, parent_id, part)
+            if node is None or not node.is_dir:
+                raise StorageError(404, E_PARENT_NOT_FOUND)
+            parent_id = node.id
+        return parent_id
+
+    def resolve(self, conn: sqlite3.Connection, account: str, share_name: str,
+                path: tuple[str, ...]) -> tuple[ShareRecord, Node]:
+        """(share, node); 404 when the node does not exist. The empty path is the root directory."""
+        share = self.share_in(conn, account, share_name)
+        if not path:
+            return share, self.node_by_id(conn, share.root_id)
+        node = self.child(conn, share.id, self.parent_id(conn, share, path), path[-1])
+        if node is None:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND)
+        return share, node
+
+    def is_inside(self, conn: sqlite3.Connection, directory_id: str, ancestor_id: str) -> bool:
+        current: str | None = directory_id
+        while current is not None:
+            if current == ancestor_id:
+                return True
+            current = self.node_by_id(conn, current).parent_id
+        return False
+
+    @staticmethod
+    def has_children(conn: sqlite3.Connection, directory_id: str) -> bool:
+        return conn.execute("SELECT 1 FROM nodes WHERE parent_id=? LIMIT 1", (directory_id,)).fetchone() \
+            is not None
+
+    def list_children(self, conn: sqlite3.Connection, directory_id: str, prefix: str, marker: str | None,
+                      limit: int) -> tuple[list[Node], str | None]:
+        """Up to ``limit`` children in name-key order from ``marker``, and the next marker (or None)."""
+        key_prefix = name_key(prefix)
+        rows = conn.execute(
+            _SELECT_NODE_KEY + " WHERE parent_id=? AND substr(name_key,1,?)=? "
+            "AND name_key>=? ORDER BY name_key LIMIT ?",
+            (directory_id, len(key_prefix), key_prefix, marker or "", limit + 1),
+        ).fetchall()
+        next_marker = str(rows[limit][-1]) if len(rows) > limit else None
+        return [_node_from_row(r) for r in rows[:limit]], next_marker
+
+    # -- node rows --
+
+    @staticmethod
+    def insert(conn: sqlite3.Connection, node: Node) -> None:
+        c = node.content
+        conn.execute(
+            _INSERT_NODE,
+            (
+                node.id, node.share_id, node.parent_id, node.name, int(node.is_dir),
+                _dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
+                c.content_type, c.content_encoding, c.content_language, c.content_disposition,
+                c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
+                node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
+                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, name_key(node.name),
+            ),
+        )
+
+    @staticmethod
+    def save(conn: sqlite3.Connection, node: Node) -> None:
+        """Rewrite every mutable column of ``node`` (one UPDATE; the row id never changes)."""
+        c = node.content
+        conn.execute(
+            "UPDATE nodes SET metadata=?, etag=?, last_modified=?, content_length=?, content_type=?, "
+            "content_encoding=?, content_language=?, content_disposition=?, cache_control=?, content_md5=?, "
+            "attributes=?, creation_time=?, last_write_time=?, change_time=?, permission_key=?, blob=?, "
+            "lease_id=?, copy_id=?, copy_source=?, copy_completion=? WHERE id=?",
+            (
+                _dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
+                c.content_type, c.content_encoding, c.content_language, c.content_disposition,
+                c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
+                node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
+                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.id,
+            ),
+        )
+
+    @staticmethod
+    def move(conn: sqlite3.Connection, node: Node) -> None:
+        """Give ``node``'s row its (new) parent and name."""
+        conn.execute("UPDATE nodes SET parent_id=?, name=?, name_key=? WHERE id=?",
+                     (node.parent_id, node.name, name_key(node.name), node.id))
+
+    @staticmethod
+    def set_lease(conn: sqlite3.Connection, node_id: str, lease_id: str | None) -> None:
+        conn.execute("UPDATE nodes SET lease_id=? WHERE id=?", (lease_id, node_id))
+
+    @staticmethod
+    def delete_node(conn: sqlite3.Connection, node_id: str) -> None:
+        conn.execute("DELETE FROM nodes WHERE id=?", (node_id,))
+
+
+def _dumps_metadata(metadata: Metadata) -> str:
+    return json.dumps([list(pair) for pair in metadata], ensure_ascii=False)
+
+
+def _loads_metadata(text: str) -> Metadata:
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
+    return ShareRecord(
+        id=int(row[0]),  # type: ignore[call-overload]
+        account=str(row[1]),
+        name=str(row[2]),
+        quota=int(row[3]),  # type: ignore[call-overload]
+        metadata=_loads_metadata(str(row[4])),
+        etag=str(row[5]),
+        last_modified=float(row[6]),  # type: ignore[arg-type]
+        created=float(row[7]),  # type: ignore[arg-type]
+        root_id=str(row[8]),
+    )
+
+
+def _node_from_row(row: tuple[object, ...]) -> Node:
+    md5 = row[14]
+    return Node(
+        id=str(row[0]),
+        share_id=int(row[1]),  # type: ignore[call-overload]
+        parent_id=None if row[2] is None else str(row[2]),
+        name=str(row[3]),
+        is_dir=bool(row[4]),
+        metadata=_loads_metadata(str(row[5])),
+        etag=str(row[6]),
+        last_modified=float(row[7]),  # type: ignore[arg-type]
+        content_length=int(row[8]),  # type: ignore[call-overload]
+        content=ContentHeaders(
+            content_type=_opt(row[9]),
+            content_encoding=_opt(row[10]),
+            content_language=_opt(row[11]),
+            content_disposition=_opt(row[12]),
+            cache_control=_opt(row[13]),
+            content_md5=bytes(md5) if isinstance(md5, bytes | bytearray | memoryview) else None,
+        ),
+        smb=SmbProps(
+            attributes=str(row[15]),
+            creation_time=str(row[16]),
+            last_write_time=str(row[17]),
+            change_time=str(row[18]),
+            permission_key=str(row[19]),
+        ),
+        blob=_opt(row[20]),
+        lease_id=_opt(row[21]),
+        copy_id=_opt(row[22]),
+        copy_source=_opt(row[23]),
+        copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
+    )
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)

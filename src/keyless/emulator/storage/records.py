@@ -1,0 +1,89 @@
+"""The store's records: what a share, a file or a directory is, as the handlers read and write them.
+
+Plain frozen values with no behaviour, so the metadata database, the SMB and lease rules and the HTTP
+handlers can all speak them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ContentHeaders:
+    content_type: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+    content_disposition: str | None = None
+    cache_control: str | None = None
+    content_md5: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SmbProps:
+    """SMB properties as the service reports them (times are ISO 8601 with 7 fractional digits)."""
+
+    attributes: str
+    creation_time: str
+    last_write_time: str
+    change_time: str
+    permission_key: str
+
+
+@dataclass(frozen=True)
+class SmbUpdate:
+    """What a request asks for; ``None`` means default on create and keep on update."""
+
+    attributes: str | None = None
+    creation_time: str | None = None
+    last_write_time: str | None = None
+    change_time: str | None = None
+    permission_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ShareRecord:
+    id: int
+    account: str
+    name: str
+    quota: int
+    metadata: Metadata
+    etag: str
+    last_modified: float
+    created: float
+    root_id: str
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    share_id: int
+    parent_id: str | None
+    name: str
+    is_dir: bool
+    metadata: Metadata
+    etag: str
+    last_modified: float
+    content_length: int
+    content: ContentHeaders
+    smb: SmbProps
+    blob: str | None
+    lease_id: str | None
+    copy_id: str | None
+    copy_source: str | None
+    copy_completion: float | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    directories: list[Node]
+    files: list[Node]
+    next_marker: str | None
+    directory_id: str
+
+
+def name_key(name: str) -> str:
+    """Case-insensitive key, as NTFS compares names: per-character upper case (no 'ß' -> 'SS')."""
+    return "".join(u if len(u := ch.upper()) == 1 else ch for ch in name)

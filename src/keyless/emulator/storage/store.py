@@ -1,0 +1,435 @@
+"""The emulator's file store: one facade over the metadata database, the blob bytes, and the lease and
+SMB property rules. The handlers call only this.
+
+Layout under the data directory::
+
+    meta.sqlite3          shares and nodes (directories and files), WAL journal  (storage.metadata)
+    blobs/<hex id>        the bytes of one file version; a node row names its blob (storage.blobs)
+
+Crash safety (``kill -9`` at any instant leaves every operation either applied or not) is this module's
+job, because it alone orders the byte work against the commit:
+
+* The SQLite commit is the single point at which an operation takes effect. Byte work that must be
+  visible *with* the commit is done *before* it, byte work that frees space is done *after* it:
+  - create file / copy / overwrite: the new blob is written completely, then the row that names it is
+    committed; the old blob (if any) is unlinked after the commit. A crash before the commit leaves an
+    unreferenced blob, which the start-up sweep deletes.
+  - delete file / directory / share: the rows go in one transaction, then the blobs are unlinked.
+    A crash in between leaves orphans, swept at start.
+  - rename: only rows change (blobs are keyed by id, never by path), so it is one transaction.
+  - put range: the bytes are written in place, then etag / last-modified are committed. A crash in
+    between leaves the old etag with (some of) the new bytes; this is the service's own contract for a
+    PUT that never got its 201 (the range's content is undefined until the client retries it), and no
+    metadata is ever half-updated.
+  - resize: growing zero-fills the new region before the commit; shrinking commits first and truncates
+    after, so a crash never loses bytes that are still inside the committed length.
+* This emulator is a test tool, so it takes SQLite's faster ``synchronous=NORMAL`` and skips fsync on
+  blobs too: a process crash loses nothing committed, only a power cut can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keyless.emulator.errors import StorageError
+from keyless.emulator.storage.blobs import BlobStore
+from keyless.emulator.storage.leases import LeaseAction, check_lease, lease_transition
+from keyless.emulator.storage.metadata import MetadataDb
+from keyless.emulator.storage.records import ContentHeaders, Listing, Metadata, Node, ShareRecord, SmbUpdate
+from keyless.emulator.storage.smb_rules import apply_smb, new_smb_props, smb_time
+from keyless.protocol import (
+    E_DIRECTORY_NOT_EMPTY,
+    E_INVALID_RANGE,
+    E_RESOURCE_EXISTS,
+    E_RESOURCE_NOT_FOUND,
+    E_SHARE_EXISTS,
+)
+
+if TYPE_CHECKING:
+    from keyless.emulator.clock import Clock
+    from keyless.emulator.config import EmulatorConfig
+
+_DOTNET_EPOCH_TICKS = 621355968000000000  # .NET ticks at 1970-01-01, the base of Azure's etags
+
+
+class Store:
+    def __init__(self, data_dir: Path, clock: Clock) -> None:
+        self.data_dir = data_dir
+        self.clock = clock
+        self._blobs = BlobStore(data_dir / "blobs")
+        self._db = MetadataDb(data_dir / "meta.sqlite3")
+        self._etag_lock = threading.Lock()
+        self._last_ticks = 0
+        self.sweep_orphans()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def new_etag(self) -> str:
+        """``"0x8DC..."``: .NET ticks of now, strictly increasing so two writes never share an etag."""
+        ticks = int(self.clock.now() * 10_000_000) + _DOTNET_EPOCH_TICKS
+        with self._etag_lock:
+            ticks = max(ticks, self._last_ticks + 1)
+            self._last_ticks = ticks
+        return f'"0x{ticks:X}"'
+
+    def sweep_orphans(self) -> int:
+        """Delete blobs no row names (left by a crash between byte work and commit). Start-up only."""
+        return self._blobs.sweep(self._db.referenced_blobs())
+
+    # -- shares --
+
+    def ensure_shares(self, config: EmulatorConfig) -> None:
+        """Create the configured shares that do not exist yet (idempotent, safe on every start)."""
+        for account in config.accounts:
+            for share in account.shares:
+                with contextlib.suppress(StorageError):
+                    self.create_share(account.name, share.name, share.quota_gib, ())
+
+    def create_share(self, account: str, name: str, quota: int, metadata: Metadata) -> ShareRecord:
+        now = self.clock.now()
+        etag = self.new_etag()
+        root = Node(
+            id=self._db.new_node_id(), share_id=0, parent_id=None, name="", is_dir=True, metadata=(),
+            etag=etag, last_modified=now, content_length=0, content=ContentHeaders(),
+            smb=new_smb_props(SmbUpdate(), now, is_dir=True), blob=None, lease_id=None, copy_id=None,
+            copy_source=None, copy_completion=None,
+        )
+        share = ShareRecord(0, account, name, quota, metadata, etag, now, now, root.id)
+        with self._db.write() as conn:
+            if self._db.share_exists(conn, account, name):
+                raise StorageError(409, E_SHARE_EXISTS)
+            share_id = self._db.insert_share(conn, share, root)
+        return replace(share, id=share_id)
+
+    def get_share(self, account: str, name: str) -> ShareRecord:
+        return self._db.get_share(account, name)
+
+    def list_shares(self, account: str, prefix: str, marker: str | None,
+                    limit: int) -> tuple[list[ShareRecord], str | None]:
+        return self._db.list_shares(account, prefix, marker, limit)
+
+    def update_share(self, account: str, name: str, *, quota: int | None = None,
+                     metadata: Metadata | None = None) -> ShareRecord:
+        now = self.clock.now()
+        etag = self.new_etag()
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, name)
+            new = replace(
+                share,
+                quota=share.quota if quota is None else quota,
+                metadata=share.metadata if metadata is None else metadata,
+                etag=etag,
+                last_modified=now,
+            )
+            self._db.save_share(conn, new)
+        return new
+
+    def delete_share(self, account: str, name: str) -> None:
+        """Deletes the share and everything in it, as the service does."""
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, name)
+            blobs = self._db.delete_share(conn, share.id)
+        self._blobs.unlink(blobs)
+
+    def share_usage(self, account: str, name: str) -> int:
+        return self._db.share_usage(self.get_share(account, name).id)
+
+    # -- nodes --
+
+    def get_node(self, account: str, share: str, path: tuple[str, ...], *,
+                 is_dir: bool | None = None) -> Node:
+        """The node at ``path``; ``is_dir`` demands a type (a mismatch is 404 like the service)."""
+        _, node = self._db.resolve(self._db.conn(), account, share, path)
+        if is_dir is not None and node.is_dir != is_dir:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND)
+        return node
+
+    def _new_node(self, share_id: int, parent_id: str, name: str, is_dir: bool, metadata: Metadata,
+                  etag: str, now: float, smb: SmbUpdate, content: ContentHeaders, length: int,
+                  blob: str | None) -> Node:
+        return Node(
+            id=self._db.new_node_id(), share_id=share_id, parent_id=parent_id, name=name, is_dir=is_dir,
+            metadata=metadata, etag=etag, last_modified=now, content_length=length, content=content,
+            smb=new_smb_props(smb, now, is_dir=is_dir),
+            blob=blob, lease_id=None, copy_id=None, copy_source=None, copy_completion=None,
+        )
+
+    def update_node(self, account: str, share_name: str, path: tuple[str, ...], *, is_dir: bool,
+                    metadata: Metadata | None = None, smb: SmbUpdate | None = None,
+                    content: ContentHeaders | None = None, length: int | None = None,
+                    lease_id: str | None = None) -> Node:
+        """Set metadata / SMB properties / content properties / length (each None: unchanged)."""
+        now = self.clock.now()
+        etag = self.new_etag()
+        with self._db.write() as conn:
+            _, node = self._db.resolve(conn, account, share_name, path)
+            if node.is_dir != is_dir:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            if not is_dir:
+                check_lease(node, lease_id, write=True)
+            new = replace(node, etag=etag, last_modified=now)
+            if metadata is not None:
+                new = replace(new, metadata=metadata)
+            if content is not None:
+                new = replace(new, content=content)
+            if smb is not None:
+                new = replace(new, smb=apply_smb(node.smb, smb, smb_time(now)))
+            shrink_to: int | None = None
+            if length is not None and length != node.content_length and node.blob is not None:
+                if length > node.content_length:
+                    self._blobs.grow(node.blob, node.content_length, length)  # before the commit
+                else:
+                    shrink_to = length  # after the commit
+                new = replace(new, content_length=length)
+            self._db.save(conn, new)
+        if shrink_to is not None and new.blob is not None:
+            self._blobs.shrink(new.blob, shrink_to)
+        return new
+
+    # -- directories --
+
+    def create_directory(self, account: str, share_name: str, path: tuple[str, ...], metadata: Metadata,
+                         smb: SmbUpdate) -> Node:
+        now = self.clock.now()
+        etag = self.new_etag()
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, share_name)
+            if not path:
+                raise StorageError(409, E_RESOURCE_EXISTS)
+            parent_id = self._db.parent_id(conn, share, path)
+            if self._db.child(conn, share.id, parent_id, path[-1]) is not None:
+                raise StorageError(409, E_RESOURCE_EXISTS)
+            node = self._new_node(share.id, parent_id, path[-1], True, metadata, etag, now, smb,
+                                  ContentHeaders(), 0, None)
+            self._db.insert(conn, node)
+        return node
+
+    def delete_directory(self, account: str, share_name: str, path: tuple[str, ...]) -> None:
+        with self._db.write() as conn:
+            _, node = self._db.resolve(conn, account, share_name, path)
+            if not node.is_dir:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            if not path:
+                raise StorageError(400, "InvalidUri", "The root directory of a share cannot be deleted.")
+            if self._db.has_children(conn, node.id):
+                raise StorageError(409, E_DIRECTORY_NOT_EMPTY)
+            self._db.delete_node(conn, node.id)
+
+    def list_directory(self, account: str, share_name: str, path: tuple[str, ...], prefix: str,
+                       marker: str | None, limit: int) -> Listing:
+        conn = self._db.conn()
+        _, node = self._db.resolve(conn, account, share_name, path)
+        if not node.is_dir:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND)
+        nodes, next_marker = self._db.list_children(conn, node.id, prefix, marker, limit)
+        return Listing(
+            directories=[n for n in nodes if n.is_dir],
+            files=[n for n in nodes if not n.is_dir],
+            next_marker=next_marker,
+            directory_id=node.id,
+        )
+
+    # -- files --
+
+    def create_file(self, account: str, share_name: str, path: tuple[str, ...], length: int,
+                    content: ContentHeaders, metadata: Metadata, smb: SmbUpdate,
+                    body: bytes = b"", lease_id: str | None = None) -> Node:
+        """Create or replace a file; the new (sparse, zero-filled) blob exists before the commit."""
+        self.get_share(account, share_name)  # fail fast before touching the disk
+        blob = self._blobs.new(length)
+        committed = False
+        try:
+            if body:
+                self._blobs.write(blob, 0, body)
+            now = self.clock.now()
+            etag = self.new_etag()
+            old_blob: str | None = None
+            with self._db.write() as conn:
+                share = self._db.share_in(conn, account, share_name)
+                if not path:
+                    raise StorageError(409, E_RESOURCE_EXISTS)
+                parent_id = self._db.parent_id(conn, share, path)
+                existing = self._db.child(conn, share.id, parent_id, path[-1])
+                node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, smb,
+                                      content, length, blob)
+                if existing is None:
+                    self._db.insert(conn, node)
+                elif existing.is_dir:
+                    raise StorageError(409, E_RESOURCE_EXISTS)
+                else:
+                    check_lease(existing, lease_id, write=True)
+                    # Replace in place: same FileId and name, new bytes; the lease carries over.
+                    node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id)
+                    old_blob = existing.blob
+                    self._db.save(conn, node)
+            committed = True
+        finally:
+            if not committed:
+                self._blobs.unlink([blob])
+        if old_blob:
+            self._blobs.unlink([old_blob])
+        return node
+
+    def write_range(self, account: str, share_name: str, path: tuple[str, ...], offset: int,
+                    data: bytes | None, length: int, *, lease_id: str | None = None,
+                    preserve_last_write_time: bool = False) -> Node:
+        """Write ``data`` at ``offset`` (``None``: clear ``length`` bytes), then commit the new etag.
+
+        The last write time becomes now, unless ``preserve_last_write_time`` keeps the stored one.
+        """
+        node = self.get_node(account, share_name, path, is_dir=False)
+        check_lease(node, lease_id, write=True)
+        end = offset + length
+        if end > node.content_length or node.blob is None:
+            raise StorageError(416, E_INVALID_RANGE)
+        try:
+            if data is None:
+                self._blobs.clear(node.blob, offset, length)
+            else:
+                self._blobs.write(node.blob, offset, data)
+        except FileNotFoundError:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND) from None  # deleted or replaced meanwhile
+        now = self.clock.now()
+        etag = self.new_etag()
+        with self._db.write() as conn:
+            current = self._db.node_with_blob(conn, node.id, node.blob)
+            if current is None:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            stamp = smb_time(now)
+            written = current.smb.last_write_time if preserve_last_write_time else stamp
+            smb = replace(current.smb, change_time=stamp, last_write_time=written)
+            new = replace(current, etag=etag, last_modified=now, smb=smb)
+            self._db.save(conn, new)
+        return new
+
+    def read_range(self, node: Node, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)`` of ``node`` (clamped to its length; zero-padded)."""
+        try:
+            return self._blobs.read(node.blob, node.content_length, offset, length)
+        except FileNotFoundError:
+            raise StorageError(404, E_RESOURCE_NOT_FOUND) from None
+
+    def data_ranges(self, node: Node, start: int, end: int) -> list[tuple[int, int]]:
+        """Inclusive ranges holding data within ``[start, end]``, 512-aligned like the service's."""
+        return self._blobs.data_ranges(node.blob, node.content_length, start, end)
+
+    def delete_file(self, account: str, share_name: str, path: tuple[str, ...],
+                    lease_id: str | None = None) -> None:
+        with self._db.write() as conn:
+            _, node = self._db.resolve(conn, account, share_name, path)
+            if node.is_dir:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            check_lease(node, lease_id, write=True)
+            self._db.delete_node(conn, node.id)
+        if node.blob:
+            self._blobs.unlink([node.blob])
+
+    def rename(self, account: str, share_name: str, source: tuple[str, ...], target: tuple[str, ...], *,
+               is_dir: bool, replace_existing: bool, metadata: Metadata | None = None,
+               smb: SmbUpdate | None = None, content_type: str | None = None,
+               source_lease: str | None = None, target_lease: str | None = None) -> Node:
+        """Move a file or directory within a share: rows only, one transaction."""
+        now = self.clock.now()
+        etag = self.new_etag()
+        dropped: list[str] = []
+        with self._db.write() as conn:
+            share, node = self._db.resolve(conn, account, share_name, source)
+            if not source or node.is_dir != is_dir:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            if not target:
+                raise StorageError(400, "InvalidInput", "The destination path is not valid.")
+            if not is_dir:
+                check_lease(node, source_lease, write=True)
+            parent_id = self._db.parent_id(conn, share, target)
+            if is_dir and self._db.is_inside(conn, parent_id, node.id):
+                raise StorageError(400, "InvalidInput", "A directory cannot be moved into itself.")
+            existing = self._db.child(conn, share.id, parent_id, target[-1])
+            if existing is not None and existing.id != node.id:
+                if not replace_existing:
+                    raise StorageError(409, E_RESOURCE_EXISTS)
+                if existing.is_dir:
+                    # The service never replaces a directory by rename.
+                    raise StorageError(409, E_RESOURCE_EXISTS if not is_dir else E_DIRECTORY_NOT_EMPTY)
+                if is_dir:
+                    raise StorageError(409, E_RESOURCE_EXISTS)
+                check_lease(existing, target_lease, write=True)
+                self._db.delete_node(conn, existing.id)
+                if existing.blob:
+                    dropped.append(existing.blob)
+            new = replace(node, parent_id=parent_id, name=target[-1], etag=etag, last_modified=now)
+            if metadata is not None:
+                new = replace(new, metadata=metadata)
+            if content_type is not None:
+                new = replace(new, content=replace(new.content, content_type=content_type))
+            new = replace(new, smb=apply_smb(new.smb, smb or SmbUpdate(), smb_time(now)))
+            self._db.move(conn, new)
+            self._db.save(conn, new)
+        self._blobs.unlink(dropped)
+        return new
+
+    def copy_file(self, source: Node, account: str, share_name: str, target: tuple[str, ...], *,
+                  copy_id: str, copy_source: str, metadata: Metadata | None,
+                  lease_id: str | None = None) -> Node:
+        """Synchronous same-account copy: copy the bytes into a new blob, then commit the target row."""
+        length = source.content_length
+        blob = self._blobs.new(length)
+        try:
+            try:
+                self._blobs.copy(source.blob, length, blob)
+            except FileNotFoundError:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND) from None
+            node = self._commit_copy(
+                account, share_name, target, blob, length, source.content,
+                source.metadata if metadata is None else metadata, copy_id, copy_source, lease_id,
+            )
+        except BaseException:
+            self._blobs.unlink([blob])
+            raise
+        return node
+
+    def _commit_copy(self, account: str, share_name: str, path: tuple[str, ...], blob: str,
+                     length: int, content: ContentHeaders, metadata: Metadata, copy_id: str,
+                     copy_source: str, lease_id: str | None) -> Node:
+        now = self.clock.now()
+        etag = self.new_etag()
+        old_blob: str | None = None
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, share_name)
+            if not path:
+                raise StorageError(409, E_RESOURCE_EXISTS)
+            parent_id = self._db.parent_id(conn, share, path)
+            existing = self._db.child(conn, share.id, parent_id, path[-1])
+            node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, SmbUpdate(),
+                                  content, length, blob)
+            node = replace(node, copy_id=copy_id, copy_source=copy_source, copy_completion=now)
+            if existing is None:
+                self._db.insert(conn, node)
+            elif existing.is_dir:
+                raise StorageError(409, E_RESOURCE_EXISTS)
+            else:
+                check_lease(existing, lease_id, write=True)
+                node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id,
+                               smb=existing.smb)
+                old_blob = existing.blob
+                self._db.save(conn, node)
+        if old_blob:
+            self._blobs.unlink([old_blob])
+        return node
+
+    # -- leases --
+
+    def lease(self, account: str, share_name: str, path: tuple[str, ...], action: LeaseAction,
+              lease_id: str | None, proposed: str | None) -> Node:
+        """File leases (always infinite): acquire, release, change, break."""
+        with self._db.write() as conn:
+            _, node = self._db.resolve(conn, account, share_name, path)
+            if node.is_dir:
+                raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            new_id = lease_transition(node, action, lease_id, proposed)
+            self._db.set_lease(conn, node.id, new_id)
+        return replace(node, lease_id=new_id)
