@@ -1,3 +1,5 @@
+# size: every token endpoint (IMDS, App Service, Arc, the authority) lives here because they share the
+# identity selection, fault, resource-check and request-counting helpers and one audit dialect.
 """The identity side of the emulator: IMDS, App Service, Azure Arc, the workload-identity exchange and
 the authority's discovery documents.
 

@@ -18,11 +18,7 @@ from keyless.emulator.files.headers import (
     required,
 )
 from keyless.emulator.files.model import READ, Call, Target
-from keyless.emulator.files.replies import (
-    etag_headers,
-    node_headers,
-    reply,
-)
+from keyless.emulator.files.replies import etag_headers, node_headers, reply
 from keyless.emulator.files.urls import decode_segment, parse_target
 
 
@@ -42,8 +38,7 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> T
         raise header_error(header)
     if not raw or raw == [""]:
         raise header_error(header)
-    flag = {"x-ms-allow-trailing-dot": "true"} if trailing_dot else {}
-    source = parse_target(call.target.account, raw, flag)
+    source = parse_target(call.target.account, raw, trailing_dot)
     if not source.path:
         raise header_error(header)
     return source

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from keyless.emulator.files.headers import (
-    flag,
-    parse_metadata,
-    parse_smb,
-)
+from keyless.emulator.files.headers import flag, parse_metadata, parse_smb
 from keyless.emulator.files.model import Call
 from keyless.emulator.files.replies import (
     XML_DECL,

@@ -20,6 +20,7 @@ from aiohttp import web
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files import routes
+from keyless.emulator.files.headers import flag
 from keyless.emulator.files.model import Call, Op, Security, Target
 from keyless.emulator.files.urls import bad_query, decode_segment, parse_query, parse_target
 
@@ -43,7 +44,7 @@ async def handle_files_request(ctx: Emulator, security: Security,
         raise StorageError(400, "InvalidUri")
     caller = security.authenticate(ctx, request, account)
     request[keys.CALLER] = caller
-    target = parse_target(account, segments[1:], request.headers)
+    target = parse_target(account, segments[1:], flag(request.headers, "x-ms-allow-trailing-dot"))
     query = parse_query(raw_query)
     op = route(request.method, target, query, request.headers)
     request[keys.OPERATION] = op.name

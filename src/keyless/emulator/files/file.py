@@ -33,15 +33,8 @@ from keyless.emulator.files.replies import (
     reply,
 )
 from keyless.emulator.files.urls import bad_query
-from keyless.emulator.storage import (
-    ContentHeaders,
-    Node,
-)
-from keyless.protocol import (
-    E_INVALID_RANGE,
-    E_MISSING_HEADER,
-    MAX_RANGE_UPDATE_BYTES,
-)
+from keyless.emulator.storage import ContentHeaders, Node
+from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 _STREAM_CHUNK = 1024 * 1024
 

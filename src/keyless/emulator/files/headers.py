@@ -13,16 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage import (
-    ContentHeaders,
-    Metadata,
-    SmbUpdate,
-    permission_key_for,
-    smb_time,
-)
-from keyless.protocol import (
-    E_MISSING_HEADER,
-)
+from keyless.emulator.storage import ContentHeaders, Metadata, SmbUpdate, permission_key_for, smb_time
+from keyless.protocol import E_MISSING_HEADER
 
 MAX_FILE_SIZE = 4 * 1024**4  # 4 TiB, the service's largest file
 _MAX_METADATA_BYTES = 8 * 1024

@@ -7,22 +7,11 @@ import uuid
 from aiohttp import web
 
 from keyless.emulator import request_keys as keys
-from keyless.emulator.files.headers import (
-    header_error,
-    lease_header,
-    required,
-)
+from keyless.emulator.files.headers import header_error, lease_header, required
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import (
-    etag_headers,
-    reply,
-)
-from keyless.emulator.storage import (
-    LeaseAction,
-)
-from keyless.protocol import (
-    E_MISSING_HEADER,
-)
+from keyless.emulator.files.replies import etag_headers, reply
+from keyless.emulator.storage import LeaseAction
+from keyless.protocol import E_MISSING_HEADER
 
 
 async def lease_file(call: Call) -> web.StreamResponse:

@@ -8,26 +8,13 @@ import base64
 import uuid
 from collections.abc import Mapping
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.files.model import Call
-from keyless.emulator.storage import (
-    Metadata,
-    Node,
-)
-from keyless.protocol import (
-    CURRENT_VERSION,
-    H_CLIENT_REQUEST_ID,
-    H_REQUEST_ID,
-    H_VERSION,
-)
-
-if TYPE_CHECKING:
-    pass
-
+from keyless.emulator.storage import Metadata, Node
+from keyless.protocol import CURRENT_VERSION, H_CLIENT_REQUEST_ID, H_REQUEST_ID, H_VERSION
 
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>'
 

@@ -7,11 +7,7 @@ from xml.sax.saxutils import escape, quoteattr
 from aiohttp import web
 
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import (
-    XML_DECL,
-    service_endpoint,
-    xml_reply,
-)
+from keyless.emulator.files.replies import XML_DECL, service_endpoint, xml_reply
 from keyless.emulator.files.urls import max_results
 from keyless.emulator.files.xml_bodies import share_xml
 

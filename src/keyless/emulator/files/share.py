@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from keyless.emulator.files.headers import (
-    int_header,
-    parse_metadata,
-)
+from keyless.emulator.files.headers import int_header, parse_metadata
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import (
-    XML_DECL,
-    etag_headers,
-    meta_headers,
-    reply,
-    xml_reply,
-)
+from keyless.emulator.files.replies import XML_DECL, etag_headers, meta_headers, reply, xml_reply
 
 
 async def create_share(call: Call) -> web.StreamResponse:

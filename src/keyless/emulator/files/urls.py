@@ -13,11 +13,8 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.files.headers import flag
 from keyless.emulator.files.model import Target
-from keyless.protocol import (
-    MAX_LIST_RESULTS,
-)
+from keyless.protocol import MAX_LIST_RESULTS
 
 _MAX_NAME_CHARS = 255
 _MAX_PATH_CHARS = 2048
@@ -39,7 +36,7 @@ def decode_segment(raw: str) -> str:
         raise StorageError(400, "InvalidUri", "The request URI is not valid UTF-8 after decoding.") from None
 
 
-def parse_target(account: str, segments: list[str], headers: Mapping[str, str]) -> Target:
+def parse_target(account: str, segments: list[str], allow_trailing_dot: bool) -> Target:
     """Share and path components from the raw segments after the account."""
     if not segments or segments == [""]:
         return Target(account, None, ())
@@ -52,7 +49,7 @@ def parse_target(account: str, segments: list[str], headers: Mapping[str, str]) 
     parts: list[str] = []
     for raw in rest:
         parts.extend(decode_segment(raw).split("/"))
-    return Target(account, share, parse_path(parts, flag(headers, "x-ms-allow-trailing-dot")))
+    return Target(account, share, parse_path(parts, allow_trailing_dot))
 
 
 def parse_path(parts: list[str], allow_trailing_dot: bool) -> tuple[str, ...]:

@@ -14,11 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files.model import Call
 from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint
-from keyless.emulator.storage import (
-    Listing,
-    Node,
-    ShareRecord,
-)
+from keyless.emulator.storage import Listing, Node, ShareRecord
 
 
 def share_xml(share: ShareRecord, with_metadata: bool) -> str:

@@ -14,11 +14,10 @@ from keyless.emulator.storage.records import (
     SmbUpdate,
     name_key,
 )
-from keyless.emulator.storage.smb_rules import DEFAULT_PERMISSION_KEY, permission_key_for, smb_time
+from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
 from keyless.emulator.storage.store import Store
 
 __all__ = [
-    "DEFAULT_PERMISSION_KEY",
     "ContentHeaders",
     "LeaseAction",
     "Listing",
