@@ -8,6 +8,7 @@ has to follow. ``from pkg import name`` is an edge to ``pkg.name`` when that is 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -163,6 +164,27 @@ def test_emulator_has_no_import_cycles() -> None:
     assert find_cycles(graph) == []
 
 
+def _top_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names - {"__future__"}
+
+
+def test_emulator_shares_only_standard_library_leaves_with_the_client() -> None:
+    """What the emulator takes from outside itself (``keyless.protocol``, ...) imports only the standard
+    library, so the emulator and the client share facts, never code that could make them agree wrongly."""
+    modules = module_files()
+    shared = {dep for deps in _emulator_graph().values() for dep in deps if not _in(dep, EMULATOR)}
+    assert "keyless.protocol" in shared
+    not_leaves = {name: sorted(_top_level_imports(modules[name]) - set(sys.stdlib_module_names))
+                  for name in shared}
+    assert {name: deps for name, deps in not_leaves.items() if deps} == {}
+
+
 def test_emulator_imports_no_client_code() -> None:
     offending = {
         name: sorted(dep for dep in deps if any(_in(dep, client) for client in CLIENT_PACKAGES))
@@ -194,3 +216,15 @@ def test_storage_knows_no_http_header() -> None:
                     and node.value.lower().startswith(("x-ms-", "content-", "if-match", "range")):
                 found.append(f"{name}:{node.lineno}: {node.value!r}")
     assert found == []
+
+
+def test_only_the_files_model_moves_work_to_threads() -> None:
+    """The one worker-thread rule (``Call.run``, per the routing table's ``Worker``): no handler decides
+    for itself."""
+    modules = module_files()
+    offenders = sorted(
+        name for name, path in modules.items()
+        if _in(name, "keyless.emulator.files") and name != "keyless.emulator.files.model"
+        and "to_thread" in path.read_text(encoding="utf-8")
+    )
+    assert offenders == []

@@ -522,3 +522,27 @@ def test_official_sdk_round_trip(api: Api) -> None:
     assert renamed.download_file().readall() is not None
     renamed.delete_file()
     assert [s.name for s in service.list_shares()] == ["demo"]
+
+
+# --- the worker-thread rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("worker", "size", "in_thread"), [
+    (files_rest.model.Worker.NEVER, 10 * files_rest.model.INLINE_BYTES, False),
+    (files_rest.model.Worker.ABOVE_INLINE_BYTES, files_rest.model.INLINE_BYTES, False),
+    (files_rest.model.Worker.ABOVE_INLINE_BYTES, files_rest.model.INLINE_BYTES + 1, True),
+    (files_rest.model.Worker.ALWAYS, 0, True),
+])
+def test_store_work_runs_where_the_operation_declares(worker: Any, size: int, in_thread: bool) -> None:
+    async def handler(call: Any) -> web.StreamResponse:
+        return web.Response()
+
+    op = files_rest.model.Op("Test", frozenset(), handler, worker)
+    call = files_rest.model.Call(SimpleNamespace(), SimpleNamespace(), SimpleNamespace(),  # type: ignore[arg-type]
+                                 files_rest.model.Target("a", None, ()), {}, op)
+
+    async def run() -> tuple[int, int]:
+        return threading.get_ident(), await call.run(threading.get_ident, size=size)
+
+    loop_thread, work_thread = asyncio.run(run())
+    assert (work_thread != loop_thread) is in_thread

@@ -14,7 +14,7 @@ import pytest
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage import ContentHeaders, SmbUpdate, Store, name_key, smb_time
+from keyless.emulator.storage import ContentSettings, SmbUpdate, Store, name_key, smb_time
 
 ACCT = "devaccount"
 
@@ -26,7 +26,7 @@ def _store(path: Path) -> Store:
 
 
 def _file(store: Store, path: tuple[str, ...], data: bytes) -> None:
-    store.create_file(ACCT, "demo", path, len(data), ContentHeaders(content_type="text/plain"),
+    store.create_file(ACCT, "demo", path, len(data), ContentSettings(content_type="text/plain"),
                       (("k", "v"),), SmbUpdate())
     store.write_range(ACCT, "demo", path, 0, data, len(data))
 
@@ -56,7 +56,7 @@ def _crash(tmp_path: Path, setup: str, patch: str, action: str) -> None:
         from pathlib import Path
         from keyless.emulator.clock import Clock
         from keyless.emulator.config import default_config
-        from keyless.emulator.storage import ContentHeaders, SmbUpdate, Store
+        from keyless.emulator.storage import ContentSettings, SmbUpdate, Store
         from keyless.emulator.storage.blobs import BlobStore
         from keyless.emulator.storage.metadata import MetadataDb
         store = Store(Path({str(tmp_path)!r}), Clock())
@@ -76,7 +76,7 @@ def test_crash_inside_create_leaves_no_file_and_the_orphan_is_swept(tmp_path: Pa
         tmp_path,
         setup="pass",
         patch="MetadataDb.insert = staticmethod(lambda conn, node: os._exit(9))",
-        action='store.create_file(A, "demo", ("new.bin",), 5, ContentHeaders(), (), SmbUpdate(), b"abcde")',
+        action='store.create_file(A, "demo", ("new.bin",), 5, ContentSettings(), (), SmbUpdate(), b"abcde")',
     )
     assert len(os.listdir(tmp_path / "blobs")) == 1  # the blob was written before the (lost) commit
     store = _store(tmp_path)
@@ -153,7 +153,7 @@ def test_resize_zero_fills_and_shrink_keeps_prefix(tmp_path: Path) -> None:
 def test_huge_sparse_file_is_instant_and_ranges_follow_data(tmp_path: Path) -> None:
     store = _store(tmp_path)
     size = 1024**4  # 1 TiB
-    store.create_file(ACCT, "demo", ("big",), size, ContentHeaders(), (), SmbUpdate())
+    store.create_file(ACCT, "demo", ("big",), size, ContentSettings(), (), SmbUpdate())
     node = store.write_range(ACCT, "demo", ("big",), 1024 * 1024, b"z" * 10, 10)
     assert node.content_length == size
     ranges = store.data_ranges(node, 0, size - 1)
@@ -195,7 +195,7 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     def worker(i: int) -> None:
         try:
             path = (f"file{i}",)
-            store.create_file(ACCT, "demo", path, 4096, ContentHeaders(), (), SmbUpdate())
+            store.create_file(ACCT, "demo", path, 4096, ContentSettings(), (), SmbUpdate())
             for j in range(20):
                 store.write_range(ACCT, "demo", path, j * 100, bytes([i]) * 100, 100)
                 node = store.get_node(ACCT, "demo", path)

@@ -33,7 +33,7 @@ from keyless.emulator.files.replies import (
     reply,
 )
 from keyless.emulator.files.urls import bad_query
-from keyless.emulator.storage import ContentHeaders, Node
+from keyless.emulator.storage import ContentSettings, Node
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 _STREAM_CHUNK = 1024 * 1024
@@ -49,7 +49,7 @@ async def create_file(call: Call) -> web.StreamResponse:
         raise header_error("x-ms-content-length", E_MISSING_HEADER)
     body = await read_body(call, limit=min(length, MAX_RANGE_UPDATE_BYTES))
     check_md5(headers, body)
-    content = parse_content(headers) or ContentHeaders()
+    content = parse_content(headers) or ContentSettings()
     metadata = parse_metadata(headers) or ()
     smb = parse_smb(headers, call.ctx.clock.now(), is_dir=False)
     store = call.ctx.store

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage import ContentHeaders, Metadata, SmbUpdate, permission_key_for, smb_time
+from keyless.emulator.storage import ContentSettings, Metadata, SmbUpdate, permission_key_for, smb_time
 from keyless.protocol import E_MISSING_HEADER
 
 MAX_FILE_SIZE = 4 * 1024**4  # 4 TiB, the service's largest file
@@ -160,11 +160,11 @@ _CONTENT_HEADERS = ("x-ms-content-type", "x-ms-content-encoding", "x-ms-content-
                     "x-ms-content-disposition", "x-ms-cache-control", "x-ms-content-md5")
 
 
-def parse_content(headers: Mapping[str, str]) -> ContentHeaders | None:
+def parse_content(headers: Mapping[str, str]) -> ContentSettings | None:
     """The file's HTTP properties; None when the request names none of them."""
     if not any(h in headers for h in _CONTENT_HEADERS):
         return None
-    return ContentHeaders(
+    return ContentSettings(
         content_type=headers.get("x-ms-content-type"),
         content_encoding=headers.get("x-ms-content-encoding"),
         content_language=headers.get("x-ms-content-language"),

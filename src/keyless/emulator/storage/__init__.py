@@ -5,7 +5,7 @@ their own modules (``leases``, ``smb_rules``). Records are plain values (``recor
 
 from keyless.emulator.storage.leases import LeaseAction
 from keyless.emulator.storage.records import (
-    ContentHeaders,
+    ContentSettings,
     Listing,
     Metadata,
     Node,
@@ -18,7 +18,7 @@ from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
 from keyless.emulator.storage.store import Store
 
 __all__ = [
-    "ContentHeaders",
+    "ContentSettings",
     "LeaseAction",
     "Listing",
     "Metadata",

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage.records import ContentHeaders, Metadata, Node, ShareRecord, SmbProps, name_key
+from keyless.emulator.storage.records import ContentSettings, Metadata, Node, ShareRecord, SmbProps, name_key
 from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
 
 _SCHEMA = """
@@ -363,7 +363,7 @@ def _node_from_row(row: tuple[object, ...]) -> Node:
         etag=str(row[6]),
         last_modified=float(row[7]),  # type: ignore[arg-type]
         content_length=int(row[8]),  # type: ignore[call-overload]
-        content=ContentHeaders(
+        content=ContentSettings(
             content_type=_opt(row[9]),
             content_encoding=_opt(row[10]),
             content_language=_opt(row[11]),

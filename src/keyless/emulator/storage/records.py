@@ -12,7 +12,9 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
-class ContentHeaders:
+class ContentSettings:
+    """A file's content properties (the SDK's ``ContentSettings``); the handlers map them to headers."""
+
     content_type: str | None = None
     content_encoding: str | None = None
     content_language: str | None = None
@@ -67,7 +69,7 @@ class Node:
     etag: str
     last_modified: float
     content_length: int
-    content: ContentHeaders
+    content: ContentSettings
     smb: SmbProps
     blob: str | None
     lease_id: str | None

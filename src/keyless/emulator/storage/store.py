@@ -39,7 +39,7 @@ from keyless.emulator.errors import StorageError
 from keyless.emulator.storage.blobs import BlobStore
 from keyless.emulator.storage.leases import LeaseAction, check_lease, lease_transition
 from keyless.emulator.storage.metadata import MetadataDb
-from keyless.emulator.storage.records import ContentHeaders, Listing, Metadata, Node, ShareRecord, SmbUpdate
+from keyless.emulator.storage.records import ContentSettings, Listing, Metadata, Node, ShareRecord, SmbUpdate
 from keyless.emulator.storage.smb_rules import apply_smb, new_smb_props, smb_time
 from keyless.protocol import (
     E_DIRECTORY_NOT_EMPTY,
@@ -95,7 +95,7 @@ class Store:
         etag = self.new_etag()
         root = Node(
             id=self._db.new_node_id(), share_id=0, parent_id=None, name="", is_dir=True, metadata=(),
-            etag=etag, last_modified=now, content_length=0, content=ContentHeaders(),
+            etag=etag, last_modified=now, content_length=0, content=ContentSettings(),
             smb=new_smb_props(SmbUpdate(), now, is_dir=True), blob=None, lease_id=None, copy_id=None,
             copy_source=None, copy_completion=None,
         )
@@ -150,7 +150,7 @@ class Store:
         return node
 
     def _new_node(self, share_id: int, parent_id: str, name: str, is_dir: bool, metadata: Metadata,
-                  etag: str, now: float, smb: SmbUpdate, content: ContentHeaders, length: int,
+                  etag: str, now: float, smb: SmbUpdate, content: ContentSettings, length: int,
                   blob: str | None) -> Node:
         return Node(
             id=self._db.new_node_id(), share_id=share_id, parent_id=parent_id, name=name, is_dir=is_dir,
@@ -161,7 +161,7 @@ class Store:
 
     def update_node(self, account: str, share_name: str, path: tuple[str, ...], *, is_dir: bool,
                     metadata: Metadata | None = None, smb: SmbUpdate | None = None,
-                    content: ContentHeaders | None = None, length: int | None = None,
+                    content: ContentSettings | None = None, length: int | None = None,
                     lease_id: str | None = None) -> Node:
         """Set metadata / SMB properties / content properties / length (each None: unchanged)."""
         now = self.clock.now()
@@ -205,7 +205,7 @@ class Store:
             if self._db.child(conn, share.id, parent_id, path[-1]) is not None:
                 raise StorageError(409, E_RESOURCE_EXISTS)
             node = self._new_node(share.id, parent_id, path[-1], True, metadata, etag, now, smb,
-                                  ContentHeaders(), 0, None)
+                                  ContentSettings(), 0, None)
             self._db.insert(conn, node)
         return node
 
@@ -237,7 +237,7 @@ class Store:
     # -- files --
 
     def create_file(self, account: str, share_name: str, path: tuple[str, ...], length: int,
-                    content: ContentHeaders, metadata: Metadata, smb: SmbUpdate,
+                    content: ContentSettings, metadata: Metadata, smb: SmbUpdate,
                     body: bytes = b"", lease_id: str | None = None) -> Node:
         """Create or replace a file; the new (sparse, zero-filled) blob exists before the commit."""
         self.get_share(account, share_name)  # fail fast before touching the disk
@@ -393,7 +393,7 @@ class Store:
         return node
 
     def _commit_copy(self, account: str, share_name: str, path: tuple[str, ...], blob: str,
-                     length: int, content: ContentHeaders, metadata: Metadata, copy_id: str,
+                     length: int, content: ContentSettings, metadata: Metadata, copy_id: str,
                      copy_source: str, lease_id: str | None) -> Node:
         now = self.clock.now()
         etag = self.new_etag()
