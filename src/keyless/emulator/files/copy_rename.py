@@ -30,7 +30,7 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> T
         segments = parts.path.split("/")[1:]
         if not segments or decode_segment(segments[0]) != call.target.account:
             raise header_error(header, "CannotVerifyCopySource" if header == "x-ms-copy-source" else
-                                "InvalidHeaderValue", "The source must be in the same storage account.")
+                               "InvalidHeaderValue", "The source must be in the same storage account.")
         raw = segments[1:]
     elif header == "x-ms-file-rename-source":
         raw = [call.share, *value.split("?", 1)[0].lstrip("/").split("/")]
@@ -50,7 +50,7 @@ async def rename(call: Call, *, is_dir: bool) -> web.StreamResponse:
                             flag(headers, "x-ms-source-allow-trailing-dot"))
     if source.share != call.share:
         raise header_error("x-ms-file-rename-source", "InvalidInput",
-                            "The source and destination must be in the same share.")
+                           "The source and destination must be in the same share.")
     replace_existing = flag(headers, "x-ms-file-rename-replace-if-exists")
     smb = parse_smb(headers, call.ctx.clock.now(), is_dir=is_dir)
     node = call.ctx.store.rename(
@@ -96,7 +96,7 @@ async def copy_file(call: Call) -> web.StreamResponse:
         copy_source=raw_source.split("?", 1)[0], metadata=metadata, lease_id=lease_header(headers),
     ))
     return reply(call, 202, {**etag_headers(node.etag, node.last_modified), "x-ms-copy-id": copy_id,
-                              "x-ms-copy-status": "success"})
+                             "x-ms-copy-status": "success"})
 
 
 async def abort_copy(call: Call) -> web.StreamResponse:

@@ -44,7 +44,7 @@ async def set_directory_metadata(call: Call) -> web.StreamResponse:
     node = call.ctx.store.update_node(call.target.account, call.share, call.target.path, is_dir=True,
                                       metadata=metadata)
     return reply(call, 200, {**etag_headers(node.etag, node.last_modified),
-                              "x-ms-request-server-encrypted": "true"})
+                             "x-ms-request-server-encrypted": "true"})
 
 
 async def set_directory_properties(call: Call) -> web.StreamResponse:

@@ -219,7 +219,7 @@ async def set_file_metadata(call: Call) -> web.StreamResponse:
     node = call.ctx.store.update_node(call.target.account, call.share, call.target.path, is_dir=False,
                                       metadata=metadata, lease_id=lease_header(call.headers))
     return reply(call, 200, {**etag_headers(node.etag, node.last_modified),
-                              "x-ms-request-server-encrypted": "true"})
+                             "x-ms-request-server-encrypted": "true"})
 
 
 async def delete_file(call: Call) -> web.StreamResponse:

@@ -140,10 +140,10 @@ def parse_smb(headers: Mapping[str, str], now: float, *, is_dir: bool) -> SmbUpd
     if permission is not None and permission.lower() not in ("inherit", "preserve"):
         if key is not None:
             raise header_error("x-ms-file-permission-key", message="Only one of x-ms-file-permission "
-                                "or x-ms-file-permission-key may be specified.")
+                               "or x-ms-file-permission-key may be specified.")
         if len(permission.encode("utf-8")) > _MAX_PERMISSION_BYTES:
             raise header_error("x-ms-file-permission", message="The permission is larger than 8 KiB; "
-                                "create it on the share and pass x-ms-file-permission-key instead.")
+                               "create it on the share and pass x-ms-file-permission-key instead.")
         permission_key = permission_key_for(permission)
     elif key is not None:
         permission_key = key.strip() or None

@@ -24,7 +24,7 @@ async def lease_file(call: Call) -> web.StreamResponse:
     call.request[keys.OPERATION] = names[action]
     if action == "acquire" and headers.get("x-ms-lease-duration", "-1").strip() != "-1":
         raise header_error("x-ms-lease-duration",
-                            message="File leases are infinite: the duration must be -1.")
+                           message="File leases are infinite: the duration must be -1.")
     proposed = headers.get("x-ms-proposed-lease-id")
     if proposed is not None:
         try:

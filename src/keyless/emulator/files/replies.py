@@ -42,7 +42,7 @@ def base_headers(call: Call) -> dict[str, str]:
 
 
 def reply(call: Call, status: int, headers: Mapping[str, str] | None = None,
-           body: bytes | None = None, content_type: str | None = None) -> web.Response:
+          body: bytes | None = None, content_type: str | None = None) -> web.Response:
     out = base_headers(call)
     if headers:
         out.update(headers)

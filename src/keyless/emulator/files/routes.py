@@ -24,7 +24,7 @@ async def _kerberos_ticket(call: Call) -> web.StreamResponse:
 # Matched on the service URL by (method, restype, comp) before the account check and authentication.
 SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
     ("POST", "service", "kerbticket"): Op(KERBEROS_TICKET, frozenset(), _kerberos_ticket,
-                                           authenticates_itself=True),
+                                          authenticates_itself=True),
 }
 
 SERVICE_OPS: Table = {

@@ -43,7 +43,7 @@ def decode_marker(marker: str) -> str:
 
 
 def listing_xml(call: Call, listing: Listing, prefix: str, limit: int, include: set[str],
-                 extended: bool) -> str:
+                extended: bool) -> str:
     q = call.query
     path = "/".join(call.target.path)
     parts = [
