@@ -195,10 +195,17 @@ def test_500_exhausts_retries(emu: EmulatorProcess) -> None:
 def test_timeout_then_token(emu: EmulatorProcess) -> None:
     emu.set_faults([{"target": "imds", "action": "timeout", "seconds": 3, "count": 1}])
     clock = FakeClock(time.time())
+    before = len(issued(emu))
     started = time.monotonic()
     assert imds(emu, clock, timeout=0.3).get_token(REST).token
     assert len(clock.sleeps) == 1
     assert time.monotonic() - started < 2.5  # the client gave up on the hung request, then retried
+    # The emulator audits the hung request only when its fault ends (it drops the connection then): wait
+    # for both lines (the hung one and the retry) so later tests that count issuances do not see it land
+    # in their window.
+    deadline = time.monotonic() + 10
+    while len(issued(emu)) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 # --- refresh windows with short-lived (15 min) tokens --------------------------------------------------
