@@ -216,11 +216,21 @@ class ManagedIdentityCredential:
         return self._cache.get(key, fetch).to_access_token_info()
 
     def invalidate(self, audience: str | None = None, *, token: str | None = None) -> bool:
-        """The 401 path: drop the cached token (for ``audience``, or all; only if it is still ``token``)."""
+        """The 401 path: drop the cached token (for ``audience``, or all; only if it is still ``token``).
+
+        Dropped here and in the shared cache, so no process of this user is handed the refused token again.
+        """
         if audience is None:
-            return self._cache.invalidate(None, token=token)
-        key, _ = self._lookup((resolve_audience(audience),))
-        return self._cache.invalidate(key, token=token)
+            keys = {key for key, _ in self._keys.values()}
+            dropped = self._cache.invalidate(None, token=token)
+        else:
+            key, _ = self._lookup((resolve_audience(audience),))
+            keys = {key}
+            dropped = self._cache.invalidate(key, token=token)
+        if self._shared is not None:
+            for key in keys:
+                dropped = self._shared.evict(key, token=token) or dropped
+        return dropped
 
     # --- lifetime ----------------------------------------------------------------------------------
 
