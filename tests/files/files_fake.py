@@ -223,7 +223,8 @@ def _meta(h: dict[str, str]) -> dict[str, str]:
 
 
 class StaticCredential:
-    """An azure-core-shaped credential handing out tokens from a list (the last one repeats)."""
+    """An azure-core-shaped credential that caches like real ones: ``get_token`` returns the current token
+    until ``invalidate()`` moves on to the next one of ``tokens`` (the last one repeats)."""
 
     def __init__(self, *tokens: str, expires_in: float = 3600, invalidate: bool = True) -> None:
         import time
@@ -238,8 +239,8 @@ class StaticCredential:
     def get_token(self, *scopes: str, **kw: Any) -> Any:
         from collections import namedtuple
 
-        token = self.tokens[min(self.calls, len(self.tokens) - 1)]
         self.calls += 1
+        token = self.tokens[min(self.invalidations, len(self.tokens) - 1)]
         return namedtuple("AccessToken", "token expires_on")(token, int(self._expires))
 
     def invalidate(self) -> None:
