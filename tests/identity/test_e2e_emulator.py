@@ -189,7 +189,7 @@ def test_500_exhausts_retries(emu: EmulatorProcess) -> None:
     emu.set_faults([{"target": "imds", "action": "status", "status": 500, "count": 100}])
     with pytest.raises(TokenRequestFailed) as info:
         imds(emu).get_token(REST)
-    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.max_retries + 1
+    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.total + 1
 
 
 def test_timeout_then_token(emu: EmulatorProcess) -> None:

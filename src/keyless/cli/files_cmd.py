@@ -30,6 +30,7 @@ from keyless.cli import _files_common as common
 from keyless.files import errors as fe
 from keyless.files import transfer
 from keyless.files.client import ShareClient
+from keyless.files.parallel import ranges
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, is_remote, join_path, parse, share_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -482,9 +483,8 @@ def cat_command(s: Session, remote: str) -> None:
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory")
     out = sys.stdout.buffer
-    step = transfer.RANGE_SIZE
-    for offset in range(0, props.size, step):  # one range at a time: memory stays at 4 MiB
-        data, _ = client.get_range(url.path, offset, min(step, props.size - offset))
+    for offset, length in ranges(props.size):  # one range at a time: memory stays at 4 MiB
+        data, _ = client.get_range(url.path, offset, length)
         out.write(data)
     out.flush()
 

@@ -17,29 +17,29 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from keyless.files.errors import IntegrityError, NotFound, UnsafeName
+from keyless.files.models import Entry, Properties
+from keyless.files.parallel import ranges, run_bounded
+from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
 if TYPE_CHECKING:
-    from keyless.files.client import Entry, Properties, ShareClient
+    from keyless.files.client import ShareClient
 
-RANGE_SIZE = 4 * 1024 * 1024
 PART_SUFFIX = ".keyless-part"
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
 
 Progress = Callable[[int], None]
-T = TypeVar("T")
+
 
 
 def _noop(_: int) -> None:
@@ -64,42 +64,6 @@ class TransferStats:
 
     def to_json(self) -> dict[str, object]:
         return {"files": self.files, "bytes": self.bytes, "skipped": self.skipped, "deleted": self.deleted}
-
-
-def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int) -> None:
-    """Run ``fn`` over ``items`` with at most ``concurrency`` in flight; the first error cancels the rest
-    and is raised. Items are pulled lazily, so a million ranges never become a million futures."""
-    concurrency = max(1, concurrency)
-    rest = iter(items)  # an iterator, so the items taken for ``head`` are not seen twice
-    head = list(itertools.islice(rest, 2))
-    if concurrency == 1 or len(head) < 2:
-        # Zero or one item (a file of one range, the common case inside tree transfers): run it here. A
-        # thread pool per small file cost more than its request (measured: ~2 ms of ~4 ms per 8 KiB file).
-        for item in itertools.chain(head, rest):
-            fn(item)
-        return
-    iterator = itertools.chain(head, rest)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending: set[Future[object]] = set()
-        try:
-            for item in iterator:
-                pending.add(pool.submit(fn, item))
-                if len(pending) >= concurrency * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        fut.result()
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-
-
-def _ranges(size: int, chunk: int = RANGE_SIZE) -> Iterator[tuple[int, int]]:
-    for offset in range(0, size, chunk):
-        yield offset, min(chunk, size - offset)
 
 
 # --- safety of local names ---------------------------------------------------------------------------------
@@ -154,29 +118,10 @@ def upload_file(
                 client.put_range(remote, offset, data, preserve_mtime=preserve_mtime)
             progress(length)
 
-        run_bounded(send, _ranges(size), concurrency)
+        run_bounded(send, ranges(size), concurrency)
     finally:
         os.close(fd)
     return size
-
-
-def upload_bytes(
-    client: ShareClient,
-    remote: str,
-    data: bytes,
-    *,
-    content_type: str | None = None,
-    metadata: dict[str, str] | None = None,
-    concurrency: int | None = None,
-) -> None:
-    client.create_file(remote, len(data), content_type=content_type, metadata=metadata)
-    view = memoryview(data)
-
-    def send(rng: tuple[int, int]) -> None:
-        offset, length = rng
-        client.put_range(remote, offset, view[offset : offset + length])
-
-    run_bounded(send, _ranges(len(data)), concurrency or client.concurrency)
 
 
 def _part_name(target: Path) -> Path:
@@ -213,7 +158,7 @@ def download_file(
             os.pwrite(fd, data, offset)
             progress(length)
 
-        run_bounded(fetch, _ranges(size), concurrency)
+        run_bounded(fetch, ranges(size), concurrency)
         if props.content_md5:
             _check_file_md5(fd, size, props.content_md5, remote)
         os.fsync(fd)
@@ -235,15 +180,13 @@ def download_file(
 
 def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
     digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
-    for offset, length in _ranges(size):
+    for offset, length in ranges(size):
         digest.update(os.pread(fd, length, offset))
     if base64.b64encode(digest.digest()).decode() != expected_b64:
         raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
 
 
 def _remote_mtime(props: Properties) -> float | None:
-    from keyless.files.client import parse_time
-
     return parse_time(props.last_write_time) or parse_time(props.last_modified)
 
 
@@ -281,7 +224,7 @@ def copy_file(
             dst.put_range(dst_path, offset, data, preserve_mtime=True)
         progress(length)
 
-    run_bounded(move, _ranges(props.size), concurrency or src.concurrency)
+    run_bounded(move, ranges(props.size), concurrency or src.concurrency)
     return props.size
 
 
@@ -345,16 +288,7 @@ def _remote_entries(client: ShareClient, remote_root: str) -> Iterator[Entry]:
 
 
 def _listing_properties(entry: Entry) -> Properties:
-    from keyless.files.client import Properties
-
-    return Properties(
-        path=entry.path,
-        is_dir=False,
-        size=entry.size or 0,
-        etag=entry.etag,
-        last_modified=entry.last_modified,
-        last_write_time=entry.last_write_time,
-    )
+    return Properties.from_entry(entry)
 
 
 def remote_files(client: ShareClient, remote_root: str) -> Iterator[tuple[str, str, int, str]]:
@@ -449,8 +383,6 @@ MTIME_TOLERANCE = 2.0  # seconds: SMB keeps 100 ns ticks, but some filesystems k
 
 def same_file(local_size: int, local_mtime: float, remote_size: int, remote_time: str) -> bool:
     """Size and modification time match (the service keeps the local mtime keyless uploads with)."""
-    from keyless.files.client import parse_time
-
     remote_mtime = parse_time(remote_time)
     return (
         local_size == remote_size

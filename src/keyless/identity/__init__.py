@@ -15,11 +15,11 @@ map to ``…/``. Errors derive from ``IdentityError``. This package imports noth
 ``keyless.protocol`` and ``keyless.fsutil``.
 """
 
+from keyless.clock import Clock, FakeClock, SystemClock
 from keyless.identity._azure import AccessToken, AccessTokenInfo
 from keyless.identity.audience import resolve_audience, scope_to_resource
 from keyless.identity.cache import CacheKey, TokenCache
 from keyless.identity.claims import decode_claims, display_claims
-from keyless.identity.clock import Clock, FakeClock, SystemClock
 from keyless.identity.credential import ManagedIdentityCredential, build_source
 from keyless.identity.detect import DETECTION_ORDER, SOURCES, detect_source
 from keyless.identity.errors import (

@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from keyless.clock import SYSTEM_CLOCK, Clock, SystemClock
 from keyless.identity._azure import SafeAccessToken, SafeAccessTokenInfo, options_get
 from keyless.identity.audience import resolve_audience, resource_for_scopes
 from keyless.identity.cache import CacheKey, TokenCache
-from keyless.identity.clock import SYSTEM_CLOCK, Clock, SystemClock
 from keyless.identity.detect import Detection, detect_source
 from keyless.identity.errors import CredentialConfigError
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy

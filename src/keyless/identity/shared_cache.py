@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.fsutil import atomic_write
 from keyless.identity.cache import CacheKey
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.token import Token
 
 log = logging.getLogger("keyless.identity")

@@ -10,7 +10,7 @@ import random
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import IdentityUnavailable
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources._http import map_failure

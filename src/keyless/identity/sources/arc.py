@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import ArcKeyFileError, CredentialConfigError, IdentityUnavailable
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources._http import map_failure

@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import IdentityNotFound, IdentityUnavailable, TokenRequestFailed
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources.base import (

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import (
     CredentialConfigError,
     IdentityNotFound,
