@@ -102,3 +102,40 @@ def test_access_wait_polls_gently_until_the_deadline() -> None:
     assert [wait.delay(n, 1000.0) for n in range(7)] == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
     assert wait.delay(3, 5.0) == 5.0  # never past the deadline
     assert wait.delay(0, 0.0) is None
+
+
+def test_not_found_exists_and_permission_errors_are_the_builtin_os_errors() -> None:
+    req = _req(method="PUT", action=p.ACTION_WRITE)
+    assert isinstance(fe.from_response(404, {}, b"", req), FileNotFoundError)
+    assert isinstance(
+        fe.from_response(409, {"x-ms-error-code": "ResourceAlreadyExists"}, b"", req), FileExistsError
+    )
+    assert isinstance(fe.from_response(403, {}, b"", req), PermissionError)
+    assert isinstance(
+        fe.from_response(403, {"x-ms-error-code": "KeyBasedAuthenticationNotPermitted"}, b"", req),
+        PermissionError,
+    )
+    # Still FilesErrors, with their message, and picklable across worker processes.
+    err = fe.from_response(404, {}, b"", req)
+    assert isinstance(err, fe.FilesError) and str(err).startswith("create directory")
+    import pickle
+
+    again = pickle.loads(pickle.dumps(err))  # noqa: S301 - our own bytes
+    assert type(again) is type(err) and str(again) == str(err)
+
+
+def test_library_messages_name_no_command_line_flags() -> None:
+    """The library is used without the CLI too: its remedies name concepts; the CLI adds its flags."""
+    import re
+
+    remedies = [cls.remedy for cls in _all_subclasses(fe.FilesError)]
+    remedies += [fe.AuthenticationFailed.remedy_not_refreshed, fe.permission_remedy(_req())]
+    for text in remedies:
+        assert not re.search(r"(^|\s)--?[a-z]", text), text
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_all_subclasses(sub)]
+    return out

@@ -105,6 +105,24 @@ EXIT_SERVICE = 10
 EXIT_CONFLICT = 11
 
 
+#: What the command line offers for a failure, added to the library's remedy (which names no flags).
+_CLI_HINTS: list[tuple[type[fe.FilesError], str]] = [
+    (fe.ParentNotFound, "keyless mkdir -p creates missing parents."),
+    (fe.DirectoryNotEmpty, "keyless rm -r deletes a directory with its contents."),
+    (fe.KeyAuthNotPermitted, "Unset AZURE_STORAGE_KEY to use the managed identity."),
+    (fe.PermissionDenied, "--wait-for-access 30m makes the file commands wait for a new role assignment."),
+    (fe.ServiceError, "--concurrency lowers the number of requests in parallel."),
+    (fe.UnsafeDestination, "--emulator selects an emulator; --cloud a sovereign cloud."),
+    (fe.TokenError, "--client-id (or --object-id, --resource-id) selects a user-assigned identity."),
+]
+
+
+def remedy_for(error: fe.FilesError) -> str:
+    """The library's remedy plus the command-line way to apply it."""
+    hint = next((text for cls, text in _CLI_HINTS if isinstance(error, cls)), "")
+    return " ".join(part for part in (error.remedy, hint) if part)
+
+
 def exit_code_for(error: BaseException) -> int:
     """The documented exit code for a failure (see ``keyless.cli.test_cmd``'s table)."""
     table: list[tuple[type[BaseException], int]] = [

@@ -32,6 +32,7 @@ from keyless.files import transfer
 from keyless.files.client import ShareClient
 from keyless.files.parallel import ranges
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, is_remote, join_path, parse, share_url
+from keyless.identity.errors import IdentityError
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEY_ENV = "AZURE_STORAGE_KEY"
@@ -177,11 +178,9 @@ def common_options(fn: F) -> F:
         except (IsADirectoryError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
             _report(exc, as_json)
             sys.exit(common.EXIT_OTHER)
-        except Exception as exc:
-            if type(exc).__module__.startswith("keyless.identity"):
-                _report(fe.TokenError(f"{type(exc).__name__}: {exc}"), as_json)
-                sys.exit(common.EXIT_TOKEN)
-            raise
+        except IdentityError as exc:
+            _report(fe.TokenError(f"{type(exc).__name__}: {exc}"), as_json)
+            sys.exit(common.EXIT_TOKEN)
         finally:
             session.close()
 
@@ -198,7 +197,7 @@ def _report(exc: BaseException, as_json: bool) -> None:
                         "status": exc.status,
                         "code": exc.code,
                         "message": exc.message,
-                        "remedy": exc.remedy,
+                        "remedy": common.remedy_for(exc),
                     }
                 ),
                 err=True,
@@ -206,8 +205,9 @@ def _report(exc: BaseException, as_json: bool) -> None:
             return
         head = f"HTTP {exc.status} {exc.code}: ".replace(" :", ":") if exc.status else ""
         click.secho(f"Error: {head}{exc.message}", fg="red", err=True)
-        if exc.remedy:
-            click.echo(f"What to do: {exc.remedy}", err=True)
+        remedy = common.remedy_for(exc)
+        if remedy:
+            click.echo(f"What to do: {remedy}", err=True)
         return
     click.secho(f"Error: {exc}", fg="red", err=True)
 

@@ -64,8 +64,9 @@ def _fail(step: str, error: BaseException) -> int:
                 f"Error: HTTP {error.status}{' ' + error.code if error.code else ''}", fg="red", err=True
             )
         click.echo(f"Error: {error.message}", err=True)
-        if error.remedy:
-            click.echo(f"What to do: {error.remedy}", err=True)
+        remedy = common.remedy_for(error)
+        if remedy:
+            click.echo(f"What to do: {remedy}", err=True)
     else:
         click.echo(f"Error: {type(error).__name__}: {error}", err=True)
     code = common.exit_code_for(error)
