@@ -7,6 +7,7 @@ Retries sleep on a FakeClock (70 s of 410 take well under a second); the emulato
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from identity.identity_fakes import shared_cache_worker
+from keyless.emulator_info import INFO_FILE, load_emulator_info
 from keyless.identity import (
     DEFAULT_RETRY,
     ArcKeyFileError,
@@ -359,3 +361,11 @@ def test_async_twin_inside_the_async_sdk(emu: EmulatorProcess) -> None:
             return data
 
     assert asyncio.run(run()) == b"async hello"
+
+
+def test_the_emulator_writes_exactly_the_shared_emulator_json_format(emu: EmulatorProcess) -> None:
+    """The writer (the emulator) and the readers share one definition: every field it writes is read back
+    and written again unchanged, and nothing is left over."""
+    path = Path(emu.info["data_dir"]) / INFO_FILE
+    written = json.loads(path.read_text())
+    assert load_emulator_info(path).to_json() == written

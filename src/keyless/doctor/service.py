@@ -11,8 +11,9 @@ from email.utils import formatdate, parsedate_to_datetime
 from keyless import protocol as p
 from keyless.doctor.result import CheckResult, Status, fail, ok, skip, warn
 from keyless.files import errors as fe
-from keyless.files.client import Entry, ShareClient
+from keyless.files.client import ShareClient
 from keyless.files.errors import parse_error_body, permission_remedy
+from keyless.files.models import Entry
 from keyless.files.transport import SendError
 
 SKEW_WARN = 60.0  # seconds: worth fixing (NTP), harmless yet

@@ -257,6 +257,16 @@ class ShareClient:
             raise
         return dir_properties(path, resp)
 
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is an existing directory, in one request (Get Directory Properties answers 404
+        for a file as for nothing at all)."""
+        path = join_path(path)
+        try:
+            self.send("GET", path, query={"restype": "directory"}, operation="get directory properties")
+        except NotFound:
+            return False
+        return True
+
     def exists(self, path: str) -> bool:
         try:
             self.properties(path)
@@ -371,8 +381,8 @@ class ShareClient:
         """The whole file in memory (for small files: ``cat``, the access test)."""
         size = self.properties(path).size
         out = bytearray()
-        for offset in range(0, size, RANGE_SIZE):
-            data, _ = self.get_range(path, offset, min(RANGE_SIZE, size - offset))
+        for offset, length in ranges(size):
+            data, _ = self.get_range(path, offset, length)
             out += data
         return bytes(out)
 

@@ -11,12 +11,11 @@ never a token. Messages name concepts, not command-line flags: the CLI adds its 
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from keyless import protocol as p
+from keyless.claims import decode_claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,16 +248,7 @@ def parse_error_body(body: bytes) -> tuple[str, str]:
 
 def token_identity(token: str) -> dict[str, str]:
     """``oid``, ``appid``, ``xms_mirid``, ``tid`` of a JWT, decoded *without* verification (messages only)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    if not isinstance(claims, dict):
-        return {}
+    claims = decode_claims(token)
     return {k: str(claims[k]) for k in ("oid", "appid", "xms_mirid", "tid", "aud") if k in claims}
 
 

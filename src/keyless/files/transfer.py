@@ -41,7 +41,6 @@ TREE_RANGE_CONCURRENCY = 4
 Progress = Callable[[int], None]
 
 
-
 def _noop(_: int) -> None:
     pass
 
@@ -142,7 +141,7 @@ def download_file(
     concurrency = concurrency or client.concurrency
     props = props or client.properties(remote)
     if props.is_dir:
-        raise IsADirectoryError(f"{remote} is a directory (use -r)")
+        raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
     part = _part_name(local)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -198,15 +197,17 @@ def copy_file(
     *,
     concurrency: int | None = None,
     progress: Progress = _noop,
+    props: Properties | None = None,
 ) -> int:
     """Copy a file between any two shares (even across accounts) by streaming ranges through this machine.
 
     Server-side copy (``x-ms-copy-source``) needs the source authorized separately; streaming works with
-    the one identity and keeps memory at ``concurrency`` ranges.
+    the one identity and keeps memory at ``concurrency`` ranges. ``props``: the source's properties when
+    the caller has them already (saves a request).
     """
-    props = src.properties(src_path)
+    props = props or src.properties(src_path)
     if props.is_dir:
-        raise IsADirectoryError(f"{src_path} is a directory (use -r)")
+        raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
     dst.create_file(
         dst_path,
         props.size,
@@ -282,22 +283,38 @@ def upload_tree(
     return stats
 
 
-def _remote_entries(client: ShareClient, remote_root: str) -> Iterator[Entry]:
-    for _dirpath, _, files in client.walk(remote_root):
-        yield from files
+@dataclass(frozen=True, slots=True)
+class RemoteTree:
+    """Everything under a remote directory, listed once: directories and files, relative to ``root``."""
+
+    root: str
+    dirs: list[str]  # relative paths, parents before children
+    files: list[tuple[str, Entry]]  # (relative path, listing entry)
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size or 0 for _, entry in self.files)
 
 
-def _listing_properties(entry: Entry) -> Properties:
-    return Properties.from_entry(entry)
+def list_tree(client: ShareClient, remote_root: str) -> RemoteTree:
+    """One walk of the tree under ``remote_root`` (one listing request per directory and page)."""
+    root = join_path(remote_root)
+    dirs: list[str] = []
+    files: list[tuple[str, Entry]] = []
+
+    def rel(path: str) -> str:
+        return path[len(root) + 1 :] if root else path
+
+    for _dirpath, ds, fs in client.walk(root):
+        dirs.extend(rel(d.path) for d in ds)
+        files.extend((rel(f.path), f) for f in fs)
+    return RemoteTree(root, dirs, files)
 
 
 def remote_files(client: ShareClient, remote_root: str) -> Iterator[tuple[str, str, int, str]]:
     """``(relative path, full path, size, last write time)`` of every file under ``remote_root``."""
-    remote_root = join_path(remote_root)
-    for _dirpath, _, files in client.walk(remote_root):
-        for f in files:
-            rel = f.path[len(remote_root) + 1 :] if remote_root else f.path
-            yield rel, f.path, f.size or 0, f.last_write_time or f.last_modified
+    for rel, f in list_tree(client, remote_root).files:
+        yield rel, f.path, f.size or 0, f.last_write_time or f.last_modified
 
 
 def download_tree(
@@ -308,19 +325,16 @@ def download_tree(
     workers: int | None = None,
     progress: Progress = _noop,
     skip: Callable[[str, Path, int, str], bool] | None = None,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
-    """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front."""
+    """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front.
+    ``tree``: the listing when the caller has it already (the tree is listed once either way)."""
     stats = TransferStats()
     local_root.mkdir(parents=True, exist_ok=True)
-    remote_root = join_path(remote_root)
-    items = []
-    for _dirpath, dirs, _ in client.walk(remote_root):
-        for d in dirs:
-            rel = d.path[len(remote_root) + 1 :] if remote_root else d.path
-            safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
-    for entry in _remote_entries(client, remote_root):
-        rel = entry.path[len(remote_root) + 1 :] if remote_root else entry.path
-        items.append((rel, entry, safe_local_path(local_root, rel)))
+    tree = tree or list_tree(client, remote_root)
+    for rel in tree.dirs:
+        safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
+    items = [(rel, entry, safe_local_path(local_root, rel)) for rel, entry in tree.files]
 
     def one(item: tuple[str, Entry, Path]) -> None:
         rel, entry, target = item
@@ -337,7 +351,7 @@ def download_tree(
             target,
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
-            props=_listing_properties(entry),
+            props=Properties.from_entry(entry),
         )
         stats.add(files=1, nbytes=n)
 
@@ -353,26 +367,30 @@ def copy_tree(
     *,
     workers: int | None = None,
     progress: Progress = _noop,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
+    """Copy every file under ``src_root`` into ``dst_root`` (any two shares), files in parallel."""
     stats = TransferStats()
-    src_root, dst_root = join_path(src_root), join_path(dst_root)
+    dst_root = join_path(dst_root)
+    tree = tree or list_tree(src, src_root)
     if dst_root:
         dst.mkdir(dst_root, parents=True, exist_ok=True)
-    files: list[Entry] = []
-    for _dirpath, dirs, fs in src.walk(src_root):
-        for d in dirs:
-            rel = d.path[len(src_root) + 1 :] if src_root else d.path
-            dst.mkdir(join_path(dst_root, rel), exist_ok=True)
-        files.extend(fs)
+    for rel in tree.dirs:
+        dst.mkdir(join_path(dst_root, rel), exist_ok=True)
 
-    def one(path: str) -> None:
-        rel = path[len(src_root) + 1 :] if src_root else path
+    def one(item: tuple[str, Entry]) -> None:
+        rel, entry = item
         n = copy_file(
-            src, path, dst, join_path(dst_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+            src,
+            entry.path,
+            dst,
+            join_path(dst_root, rel),
+            concurrency=TREE_RANGE_CONCURRENCY,
+            progress=progress,
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, [f.path for f in files], workers or src.concurrency)
+    run_bounded(one, tree.files, workers or src.concurrency)
     return stats
 
 
@@ -432,8 +450,11 @@ def sync_down(
     delete: bool = False,
     workers: int | None = None,
     progress: Progress = _noop,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
-    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely."""
+    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely.
+    The remote tree is listed once (``tree``, when the caller has it already)."""
+    tree = tree or list_tree(client, remote_root)
 
     def skip(rel: str, target: Path, size: int, mtime: str) -> bool:
         try:
@@ -442,9 +463,11 @@ def sync_down(
             return False
         return same_file(st.st_size, st.st_mtime, size, mtime)
 
-    stats = download_tree(client, remote_root, local_root, workers=workers, progress=progress, skip=skip)
+    stats = download_tree(
+        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree
+    )
     if delete:
-        remote = {rel for rel, _, _, _ in remote_files(client, remote_root)}
+        remote = {rel for rel, _ in tree.files}
         for rel, path in list(_local_files(local_root)):
             if rel not in remote:
                 path.unlink()
