@@ -1,6 +1,6 @@
 """An in-memory stand-in for the Azure Files REST API, plugged into ShareClient as its transport.
 
-It follows the reference table closely enough to check the client's requests (headers, ranges, paging,
+It follows the Azure Files REST API closely enough to check the client's requests (headers, ranges, paging,
 rename, errors) without a network; the real emulator is exercised by the e2e tests.
 """
 

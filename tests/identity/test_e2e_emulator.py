@@ -127,7 +127,8 @@ def test_app_service(emu: EmulatorProcess) -> None:
 def test_arc_with_the_key_directory_override(emu: EmulatorProcess) -> None:
     arc = emu.info["arc"]
     env = {"IDENTITY_ENDPOINT": arc["IDENTITY_ENDPOINT"], "IMDS_ENDPOINT": arc["IMDS_ENDPOINT"]}
-    # Without the override the reference's directory check refuses the emulator's key file.
+    # Without the override the Arc agent's key-directory check (as azure-identity makes it) refuses the
+    # emulator's key file.
     with pytest.raises(ArcKeyFileError, match="outside the agent's key directory"):
         ManagedIdentityCredential(env=env).token()
     cred = ManagedIdentityCredential(env={**env, "KEYLESS_ARC_KEY_DIR": arc["key_dir"]})

@@ -1,4 +1,4 @@
-"""The design's arrows, checked on the source:
+"""Which package may import which, checked on the source:
 
 - keyless.identity imports nothing from keyless but itself and the shared leaves;
 - the shared leaves (protocol, emulator_info, fsutil, clock, backoff, claims) import only the standard

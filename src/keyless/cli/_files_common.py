@@ -9,7 +9,7 @@ import click
 from keyless.emulator_info import EmulatorInfo, EmulatorInfoError, load_emulator_info
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
-from keyless.files.urls import CLOUD_SUFFIXES, DEFAULT_SUFFIXES, FileUrl
+from keyless.files.urls import FileUrl
 
 EMULATOR_ENV = "KEYLESS_EMULATOR"
 
@@ -52,12 +52,6 @@ def make_credential(
     return ManagedIdentityCredential(shared_cache=True, **kwargs)
 
 
-def suffixes_for(cloud: str | None) -> tuple[str, ...]:
-    if cloud and cloud in CLOUD_SUFFIXES:
-        return (CLOUD_SUFFIXES[cloud],)
-    return DEFAULT_SUFFIXES
-
-
 def build_client(
     target: FileUrl,
     credential: Any,
@@ -93,7 +87,6 @@ def parse_duration(text: str) -> float:
 # --- exit codes -------------------------------------------------------------------------------------------
 EXIT_OK = 0
 EXIT_OTHER = 1
-EXIT_USAGE = 2
 EXIT_TOKEN = 3
 EXIT_BAD_REQUEST = 4
 EXIT_AUTHENTICATION = 5

@@ -338,7 +338,7 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
     _summary(s, "synced", stats)
 
 
-#: What the lead registers in the ``keyless`` group.
+#: The file commands ``keyless.cli.main`` registers in the ``keyless`` group.
 FILE_COMMANDS: dict[str, click.Command] = {
     "ls": ls_command,
     "get": get_command,

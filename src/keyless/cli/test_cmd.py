@@ -29,7 +29,7 @@ code  cause
 2     usage error (bad option, unreadable ``--emulator`` file)
 3     no token: managed identity not assigned, IMDS / token endpoint unreachable, identity not found
 4     400 from the service, e.g. ``MissingRequiredHeader`` (the ``x-ms-file-request-intent`` header)
-5     401 twice: the token was refused even after a fresh one (audience, clock, tenant)
+5     401: the token was refused, even after a fresh one or with no other to try (audience, clock, tenant)
 6     403: the identity lacks the role (Storage File Data Privileged Contributor at the share), or the
       role was assigned less than 5-30 minutes ago
 7     404: the share (or the account) does not exist

@@ -68,7 +68,7 @@ class BearerAuth:
         return f"BearerAuth(credential={type(self.credential).__name__}, scope={self.scope!r})"
 
     def token(self) -> str:
-        """The token requests are sent with now (the CLI's step 1 and claims in messages use it too)."""
+        """The token requests are sent with now (``keyless test`` shows its claims before any request)."""
         try:
             access = self.credential.get_token(self.scope)
         except Exception as exc:

@@ -1,4 +1,4 @@
-"""How one Files request is sent, in layers (the shape of httpx's ``Client.send``):
+"""How one Files request is sent, in layers:
 
 1. the retry layer (:meth:`Pipeline.send`): resends after dropped connections and transient statuses as the
    :class:`~keyless.files.retry.RetryPolicy` says, and polls a 403 while a new role assignment propagates

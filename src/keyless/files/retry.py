@@ -77,8 +77,6 @@ class RetryPolicy:
         )
 
 
-NO_RETRY = RetryPolicy(total=0)
-
 
 @dataclass(frozen=True, slots=True)
 class AccessWait:

@@ -21,7 +21,7 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
-from keyless.files.errors import ConnectionFailed, UnsafeDestination
+from keyless.files.errors import UnsafeDestination
 from keyless.files.urls import DEFAULT_SUFFIXES
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
@@ -126,6 +126,3 @@ def _describe(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     return f"{type(exc).__name__}: {reason or exc}"
 
-
-def connection_error(message: str, url: str) -> ConnectionFailed:
-    return ConnectionFailed(f"no reply from {urlsplit(url).netloc}: {message}")

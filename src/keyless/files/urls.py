@@ -142,13 +142,6 @@ def _account_from_host(hostname: str, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
-def account_endpoint(account: str, *, suffix: str = PUBLIC_SUFFIX, emulator_url: str | None = None) -> str:
-    """The account URL for ``account``: under the emulator's URL when one is configured."""
-    if emulator_url:
-        return f"{emulator_url.rstrip('/')}/{encode_segment(account)}"
-    return f"https://{account}.{suffix}"
-
-
 def parse(
     text: str,
     *,

@@ -1,4 +1,4 @@
-"""keyless.identity: managed-identity tokens, cached and refreshed better than azure-identity.
+"""keyless.identity: managed-identity tokens, cached (in process and between processes) and refreshed early.
 
 Public API::
 
@@ -11,8 +11,9 @@ Public API::
 
 Audiences: ``STORAGE_RESOURCE`` (``https://storage.azure.com/``, REST) and ``STORAGE_RESOURCE_SMB``
 (``https://storage.azure.com``, the SMB ticket exchange) are distinct cache keys; ``…/.default`` scopes
-map to ``…/``. Errors derive from ``IdentityError``. This package imports nothing from keyless but
-``keyless.protocol`` and ``keyless.fsutil``.
+map to ``…/``. Errors derive from ``IdentityError``. This package imports nothing from keyless but the
+standard-library-only shared modules (``keyless.protocol``, ``keyless.fsutil``, ``keyless.clock``,
+``keyless.backoff``, ``keyless.claims``).
 """
 
 from keyless.clock import Clock, FakeClock, SystemClock

@@ -1,7 +1,6 @@
 """The in-process token cache: single flight, advisory and mandatory refresh windows, back-off.
 
-Modelled on botocore's ``RefreshableCredentials`` (advisory / mandatory windows) but keyed, and with a
-single flight per key, which neither azure-identity nor msal have on their sync paths:
+Keyed (one entry per identity and audience), with a single flight per key:
 
 - *fresh* (before the token's advisory point): returned at once, without taking a lock.
 - *advisory window* (from the advisory point to 5 minutes before expiry): the first caller refreshes;

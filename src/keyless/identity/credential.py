@@ -6,10 +6,10 @@ Named like azure-identity's so users find it, and usable wherever an Azure SDK t
     cred = ManagedIdentityCredential(client_id="...")            # or object_id= / resource_id=
     ShareServiceClient(url, credential=cred, token_intent="backup")
 
-What it adds over azure-identity's: single flight (N threads missing the cache make one request), the
-advisory / mandatory refresh windows with back-off after a failed refresh, an optional cache shared by
-the processes of a user (``shared_cache=True``), IMDS retries as documented (410 for 70 s, 400 never), a
-lock-free cache hit, and errors that say what to do. Token sources are detected from the environment
+It gives single flight (N threads missing the cache make one request), advisory / mandatory refresh
+windows with back-off after a failed refresh, an optional cache shared by the processes of a user
+(``shared_cache=True``), IMDS retries as documented (410 for 70 s, 400 never), a lock-free cache hit, and
+errors that say what to do. Token sources are detected from the environment
 (``keyless.identity.detect``) unless ``source=`` names one (or is a source object, or any object with
 azure-core's ``get_token``).
 """
