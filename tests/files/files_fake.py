@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from keyless.files.errors import UnsafeDestination
 from keyless.files.transport import Response, SendError
 
 ACCOUNT = "acct"
@@ -43,11 +42,6 @@ class FakeTransport:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
         self.shared_key_seen = False
-
-    def check_destination(self, url: str) -> None:
-        split = urlsplit(url)
-        if split.scheme != "https" or not (split.hostname or "").endswith(".file.core.windows.net"):
-            raise UnsafeDestination(f"refusing {split.netloc}")
 
     # --- dispatch -----------------------------------------------------------------------------------------
     def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:

@@ -80,7 +80,7 @@ def check_intent_header(client: ShareClient, token: str) -> CheckResult:
     """Send one bearer request *without* ``x-ms-file-request-intent`` and expect the 400 that proves the
     service enforces it (keyless sends it on every other request)."""
     url = client.url().url + "?restype=directory&comp=list&maxresults=1"
-    client.transport.check_destination(url)  # the rule every credentialed request obeys
+    client.destinations.check(url)  # the rule every credentialed request obeys
     headers = {
         p.H_VERSION: p.CURRENT_VERSION,
         p.H_DATE: formatdate(usegmt=True),

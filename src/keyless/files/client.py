@@ -20,6 +20,7 @@ from urllib.parse import quote
 from keyless import protocol as p
 from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.files.auth import Authorizer, BearerAuth, SharedKeyAuth, TokenCredential
+from keyless.files.destinations import Destinations
 from keyless.files.errors import (
     AlreadyExists,
     ConnectionFailed,
@@ -86,13 +87,16 @@ class ShareClient:
         self.target = self.target.with_path("")
         self.auth = _as_authorizer(credential, account_key, self.target.account)
         self.transport: HttpTransport = transport or Transport(
-            ca_cert=ca_cert, suffixes=suffixes, emulator_url=emulator_url, pool_size=max(concurrency, 1) + 4
+            ca_cert=ca_cert, pool_size=max(concurrency, 1) + 4
         )
+        self.destinations = Destinations(suffixes, emulator_url)
         self.retry = retry or RetryPolicy()
         self.concurrency = max(1, concurrency)
         self.wait_for_access = wait_for_access
         self.clock = clock
-        self._pipeline = Pipeline(self.transport, self.auth, self.retry, AccessWait(wait_for_access), clock)
+        self._pipeline = Pipeline(
+            self.transport, self.destinations, self.auth, self.retry, AccessWait(wait_for_access), clock
+        )
 
     def __repr__(self) -> str:
         return f"ShareClient({self.target.shorthand()!r}, auth={self.auth.scheme})"

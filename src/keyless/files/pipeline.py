@@ -6,7 +6,7 @@
 2. the auth flow (:func:`auth_flow`): a generator that yields the headers to send and sees the reply; a 401
    makes the credential refresh, and the request is resent once with the new token;
 3. a single send (:meth:`Pipeline.send_single`) through the transport, which is pure I/O. The destination
-   check comes first, before the credential is asked for anything.
+   check (:mod:`keyless.files.destinations`) comes first, before the credential is asked for anything.
 
 Turning a failed reply into a typed error is the caller's job, in one place (``ShareClient.send``): this
 module returns the last reply and says whether a fresh token was tried.
@@ -22,6 +22,7 @@ from keyless import protocol as p
 from keyless.backoff import parse_retry_after
 from keyless.clock import Clock
 from keyless.files.auth import Authorizer
+from keyless.files.destinations import Destinations
 from keyless.files.errors import is_permission_refusal
 from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.transport import HttpTransport, Response, SendError
@@ -75,12 +76,14 @@ class Pipeline:
     def __init__(
         self,
         transport: HttpTransport,
+        destinations: Destinations,
         auth: Authorizer,
         retry: RetryPolicy,
         access_wait: AccessWait,
         clock: Clock,
     ) -> None:
         self.transport = transport
+        self.destinations = destinations
         self.auth = auth
         self.retry = retry
         self.access_wait = access_wait
@@ -128,7 +131,7 @@ class Pipeline:
 
     def _send_authenticated(self, request: Request, budget: _RefreshBudget) -> Response:
         # Before the credential is even asked for a token: it must not go anywhere it could leak.
-        self.transport.check_destination(request.url)
+        self.destinations.check(request.url)
         flow = auth_flow(self.auth, request, lambda: self._common_headers(request), budget)
         headers = next(flow)
         while True:
