@@ -197,11 +197,17 @@ def test_500_exhausts_retries(emu: EmulatorProcess) -> None:
 
 def test_timeout_then_token(emu: EmulatorProcess) -> None:
     emu.set_faults([{"target": "imds", "action": "timeout", "seconds": 3, "count": 1}])
+    before = len(issued(emu))
     clock = FakeClock(time.time())
     started = time.monotonic()
     assert imds(emu, clock, timeout=0.3).get_token(REST).token
     assert len(clock.sleeps) == 1
     assert time.monotonic() - started < 2.5  # the client gave up on the hung request, then retried
+    # The emulator audits the hung request when it ends: wait for that, so it is not counted as a request
+    # of whichever test runs next.
+    deadline = time.monotonic() + 10
+    while not any(r.get("status") == 0 for r in issued(emu)[before:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # --- refresh windows with short-lived (15 min) tokens --------------------------------------------------
