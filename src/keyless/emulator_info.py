@@ -135,7 +135,7 @@ class EmulatorInfo:
             if client_id is None:
                 if len(self.workload) != 1:
                     raise EmulatorInfoError(
-                        "choose the workload identity with --client-id: the emulator has "
+                        "choose the workload identity by its client id: the emulator has "
                         f"{len(self.workload)} user-assigned identities with federated token files")
                 client_id = next(iter(self.workload))
             file = self.workload.get(client_id)
@@ -214,7 +214,7 @@ def load_emulator_info(path: str | os.PathLike[str]) -> EmulatorInfo:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EmulatorInfoError(
-            f"no emulator.json at {p}: start an emulator (keyless emulator --data DIR) and pass DIR or "
+            f"no emulator.json at {p}: start an emulator with data directory DIR and pass DIR or "
             "DIR/emulator.json") from None
     except PermissionError:
         raise EmulatorInfoError(f"cannot read {p}: it is private to the user who started the emulator") \

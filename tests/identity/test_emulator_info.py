@@ -45,7 +45,7 @@ def test_load_from_dir_or_file(tmp_path: Path) -> None:
 
 
 def test_errors_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(EmulatorInfoError, match="keyless emulator --data"):
+    with pytest.raises(EmulatorInfoError, match="start an emulator"):
         load_emulator_info(tmp_path)
     (tmp_path / "emulator.json").write_text("{}")
     with pytest.raises(EmulatorInfoError, match="imds_url"):

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from keyless.cli import hints
 from keyless.emulator_info import EmulatorInfo, EmulatorInfoError, load_emulator_info
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
@@ -25,7 +26,7 @@ def load_emulator(path: str | None) -> EmulatorInfo | None:
     try:
         return load_emulator_info(path)
     except EmulatorInfoError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(f"{exc}\n{hints.identity_hint(exc)}") from None
 
 
 def make_credential(
@@ -96,24 +97,6 @@ EXIT_CONNECTION = 8
 EXIT_INTEGRITY = 9
 EXIT_SERVICE = 10
 EXIT_CONFLICT = 11
-
-
-#: What the command line offers for a failure, added to the library's remedy (which names no flags).
-_CLI_HINTS: list[tuple[type[fe.FilesError], str]] = [
-    (fe.ParentNotFound, "keyless mkdir -p creates missing parents."),
-    (fe.DirectoryNotEmpty, "keyless rm -r deletes a directory with its contents."),
-    (fe.KeyAuthNotPermitted, "Unset AZURE_STORAGE_KEY to use the managed identity."),
-    (fe.PermissionDenied, "--wait-for-access 30m makes the file commands wait for a new role assignment."),
-    (fe.ServiceError, "--concurrency lowers the number of requests in parallel."),
-    (fe.UnsafeDestination, "--emulator selects an emulator; --cloud a sovereign cloud."),
-    (fe.TokenError, "--client-id (or --object-id, --resource-id) selects a user-assigned identity."),
-]
-
-
-def remedy_for(error: fe.FilesError) -> str:
-    """The library's remedy plus the command-line way to apply it."""
-    hint = next((text for cls, text in _CLI_HINTS if isinstance(error, cls)), "")
-    return " ".join(part for part in (error.remedy, hint) if part)
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from keyless.cli import _files_common as common
+from keyless.cli import hints
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, parse, share_url
@@ -184,7 +185,7 @@ def _report(exc: BaseException, as_json: bool) -> None:
                         "status": exc.status,
                         "code": exc.code,
                         "message": exc.message,
-                        "remedy": common.remedy_for(exc),
+                        "remedy": hints.remedy_for(exc),
                     }
                 ),
                 err=True,
@@ -192,7 +193,7 @@ def _report(exc: BaseException, as_json: bool) -> None:
             return
         head = f"HTTP {exc.status} {exc.code}: ".replace(" :", ":") if exc.status else ""
         click.secho(f"Error: {head}{exc.message}", fg="red", err=True)
-        remedy = common.remedy_for(exc)
+        remedy = hints.remedy_for(exc)
         if remedy:
             click.echo(f"What to do: {remedy}", err=True)
         return

@@ -50,6 +50,7 @@ from typing import Any
 import click
 
 from keyless.cli import _files_common as common
+from keyless.cli import hints
 from keyless.files import errors as fe
 from keyless.files.auth import BearerAuth
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, join_path, share_url
@@ -64,7 +65,7 @@ def _fail(step: str, error: BaseException) -> int:
                 f"Error: HTTP {error.status}{' ' + error.code if error.code else ''}", fg="red", err=True
             )
         click.echo(f"Error: {error.message}", err=True)
-        remedy = common.remedy_for(error)
+        remedy = hints.remedy_for(error)
         if remedy:
             click.echo(f"What to do: {remedy}", err=True)
     else:

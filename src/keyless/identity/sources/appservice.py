@@ -35,7 +35,7 @@ class AppServiceSource:
             raise IdentityUnavailable(
                 "App Service managed identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER in the environment "
                 "(App Service sets both when an identity is enabled): enable the app's identity, or choose "
-                "another --source"
+                "another token source"
             )
         self.selector = selector
         self.endpoint = endpoint

@@ -95,7 +95,7 @@ class ArcSource:
             raise IdentityUnavailable(
                 "Azure Arc managed identity needs IDENTITY_ENDPOINT (and IMDS_ENDPOINT) in the environment, "
                 "set by the Connected Machine agent: install/connect the agent (azcmagent connect) or choose "
-                "another --source")
+                "another token source")
         self.selector = selector
         self.endpoint = endpoint
         explicit = key_dir or env.get(ENV_KEY_DIR)
