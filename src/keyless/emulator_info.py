@@ -1,8 +1,9 @@
-"""Client side of ``keyless emulator``: read the ``emulator.json`` it writes, as a typed object.
+"""The ``emulator.json`` format, defined once: the emulator writes it with :meth:`EmulatorInfo.to_json`,
+clients read it with :func:`load_emulator_info`.
 
 Every command that reaches Azure takes ``--emulator PATH`` (or ``KEYLESS_EMULATOR=PATH``); PATH is the
-``emulator.json`` or the data directory holding it. This module never imports ``keyless.emulator`` (the
-client and the emulator share only protocol constants), so it only reads the file.
+``emulator.json`` or the data directory holding it. Standard library only: the emulator and the client
+both import this module and never each other.
 
 Secrets in the file (account keys, the App Service header, the control secret) are kept out of ``repr``.
 """
@@ -17,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 ENV_EMULATOR = "KEYLESS_EMULATOR"
+#: The file the emulator writes into its data directory once both listeners are bound.
+INFO_FILE = "emulator.json"
+FORMAT_VERSION = 1
+#: The header carrying the control secret on the emulator's control endpoint.
+CONTROL_HEADER = "X-Keyless-Control"
 
 
 class EmulatorInfoError(ValueError):
@@ -65,6 +71,41 @@ class EmulatorInfo:
     control_url: str = ""
     control_secret: str = field(default="", repr=False)
     pid: int | None = None
+    keytab: str = ""
+    token_lifetime: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``emulator.json`` document (what the emulator writes; :func:`parse_emulator_info` reads it)."""
+        return {
+            "version": FORMAT_VERSION,
+            "pid": self.pid,
+            "files_url": self.files_url,
+            "imds_url": self.imds_url,
+            "app_service": {"IDENTITY_ENDPOINT": self.app_service_endpoint,
+                            "IDENTITY_HEADER": self.app_service_header},
+            "arc": {"IDENTITY_ENDPOINT": self.arc_endpoint, "IMDS_ENDPOINT": self.arc_imds_endpoint,
+                    "key_dir": self.arc_key_dir},
+            "authority_host": self.authority_host,
+            "authority_host_http": self.authority_host_http,
+            "tenant_id": self.tenant_id,
+            "ca_cert": self.ca_cert,
+            "audit_log": self.audit_log,
+            "keytab": self.keytab,
+            "data_dir": self.data_dir,
+            "token_lifetime": self.token_lifetime,
+            "accounts": [
+                {"name": a.name, "key": a.key, "url": a.url, "allow_shared_key": a.allow_shared_key,
+                 "smb_oauth": a.smb_oauth, "shares": list(a.shares)}
+                for a in self.accounts
+            ],
+            "identities": [
+                {"name": i.name, "type": i.type, "client_id": i.client_id, "object_id": i.object_id,
+                 "resource_id": i.resource_id, "attached": i.attached}
+                for i in self.identities
+            ],
+            "workload": dict(self.workload),
+            "control": {"url": self.control_url, "secret": self.control_secret},
+        }
 
     def account(self, name: str | None = None) -> EmulatorAccount:
         """The named account, or the first one."""
@@ -94,7 +135,7 @@ class EmulatorInfo:
             if client_id is None:
                 if len(self.workload) != 1:
                     raise EmulatorInfoError(
-                        "choose the workload identity with --client-id: the emulator has "
+                        "choose the workload identity by its client id: the emulator has "
                         f"{len(self.workload)} user-assigned identities with federated token files")
                 client_id = next(iter(self.workload))
             file = self.workload.get(client_id)
@@ -135,6 +176,7 @@ def parse_emulator_info(doc: Any, path: Path) -> EmulatorInfo:
         for i in doc.get("identities", ()) if isinstance(i, dict)
     )
     pid = doc.get("pid")
+    lifetime = doc.get("token_lifetime", 0)
     return EmulatorInfo(
         path=path,
         imds_url=_str(doc, "imds_url").rstrip("/"),
@@ -157,6 +199,9 @@ def parse_emulator_info(doc: Any, path: Path) -> EmulatorInfo:
         control_url=str(control.get("url", "")),
         control_secret=str(control.get("secret", "")),
         pid=pid if isinstance(pid, int) else None,
+        keytab=str(doc.get("keytab", "")),
+        token_lifetime=lifetime if isinstance(lifetime, int | float) and not isinstance(lifetime, bool)
+        else 0.0,
     )
 
 
@@ -164,12 +209,12 @@ def load_emulator_info(path: str | os.PathLike[str]) -> EmulatorInfo:
     """Read ``PATH`` (an emulator.json, or the emulator's data directory)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "emulator.json"
+        p = p / INFO_FILE
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise EmulatorInfoError(
-            f"no emulator.json at {p}: start an emulator (keyless emulator --data DIR) and pass DIR or "
+            f"no emulator.json at {p}: start an emulator with data directory DIR and pass DIR or "
             "DIR/emulator.json") from None
     except PermissionError:
         raise EmulatorInfoError(f"cannot read {p}: it is private to the user who started the emulator") \

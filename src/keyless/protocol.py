@@ -46,6 +46,13 @@ CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-
 SMB_REALM: Final = "FILES.AZURE.STORAGE.MICROSOFT.COM"
 SMB_CLIENT_PRINCIPAL: Final = "AzureFileClient"
 FILE_ENDPOINT_SUFFIX: Final = "file.core.windows.net"
+#: Azure Files endpoint suffixes of the public and sovereign clouds, by cloud name.
+CLOUD_FILE_ENDPOINT_SUFFIXES: Final[dict[str, str]] = {
+    "public": FILE_ENDPOINT_SUFFIX,
+    "china": "file.core.chinacloudapi.cn",
+    "usgov": "file.core.usgovcloudapi.net",
+}
+FILE_ENDPOINT_SUFFIXES: Final = tuple(CLOUD_FILE_ENDPOINT_SUFFIXES.values())
 
 
 def smb_server_principal(account: str) -> str:

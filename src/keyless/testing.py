@@ -24,6 +24,8 @@ from typing import Any
 
 import urllib3
 
+from keyless.emulator_info import CONTROL_HEADER, INFO_FILE, EmulatorInfo, parse_emulator_info
+
 STARTUP_TIMEOUT = 30.0
 
 
@@ -32,7 +34,8 @@ class EmulatorProcess:
         self.data_dir = data_dir
         self.config_path = config_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}  # the emulator.json document as written
+        self.emulator_info: EmulatorInfo  # the same, typed
         self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr"
 
     # --- life cycle -----------------------------------------------------------------------------------
@@ -45,7 +48,7 @@ class EmulatorProcess:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         stderr.close()
-        info_path = self.data_dir / "emulator.json"
+        info_path = self.data_dir / INFO_FILE
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -53,6 +56,7 @@ class EmulatorProcess:
             try:
                 info = json.loads(info_path.read_text())
                 if info.get("pid") == self.proc.pid:
+                    self.emulator_info = parse_emulator_info(info, info_path)
                     self.info = info
                     return self
             except (FileNotFoundError, ValueError):
@@ -91,15 +95,15 @@ class EmulatorProcess:
     # --- accessors ------------------------------------------------------------------------------------
     @property
     def files_url(self) -> str:
-        return str(self.info["files_url"])
+        return self.emulator_info.files_url
 
     @property
     def imds_url(self) -> str:
-        return str(self.info["imds_url"])
+        return self.emulator_info.imds_url
 
     @property
     def ca_cert(self) -> str:
-        return str(self.info["ca_cert"])
+        return self.emulator_info.ca_cert
 
     def account(self, name: str = "devaccount") -> dict[str, Any]:
         return next(a for a in self.info["accounts"] if a["name"] == name)
@@ -109,12 +113,12 @@ class EmulatorProcess:
 
     # --- control endpoint -----------------------------------------------------------------------------
     def _control(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        control = self.info["control"]
+        info = self.emulator_info
         resp = urllib3.request(
             "GET" if body is None else "POST",
-            f"{control['url']}/{path}",
+            f"{info.control_url}/{path}",
             body=None if body is None else json.dumps(body).encode(),
-            headers={"X-Keyless-Control": control["secret"], "Content-Type": "application/json"},
+            headers={CONTROL_HEADER: info.control_secret, "Content-Type": "application/json"},
             timeout=10,
             retries=False,
         )
@@ -132,7 +136,7 @@ class EmulatorProcess:
         return self._control("clock", {"offset": seconds})
 
     def audit(self, category: str | None = None) -> list[dict[str, Any]]:
-        path = Path(self.info["audit_log"])
+        path = Path(self.emulator_info.audit_log)
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         return [r for r in lines if category is None or r.get("category") == category]
 

@@ -1,6 +1,6 @@
 """An in-memory stand-in for the Azure Files REST API, plugged into ShareClient as its transport.
 
-It follows the reference table closely enough to check the client's requests (headers, ranges, paging,
+It follows the Azure Files REST API closely enough to check the client's requests (headers, ranges, paging,
 rename, errors) without a network; the real emulator is exercised by the e2e tests.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from keyless.files.errors import UnsafeDestination
 from keyless.files.transport import Response, SendError
 
 ACCOUNT = "acct"
@@ -43,11 +42,6 @@ class FakeTransport:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
         self.shared_key_seen = False
-
-    def check_destination(self, url: str) -> None:
-        split = urlsplit(url)
-        if split.scheme != "https" or not (split.hostname or "").endswith(".file.core.windows.net"):
-            raise UnsafeDestination(f"refusing {split.netloc}")
 
     # --- dispatch -----------------------------------------------------------------------------------------
     def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
@@ -223,7 +217,8 @@ def _meta(h: dict[str, str]) -> dict[str, str]:
 
 
 class StaticCredential:
-    """An azure-core-shaped credential handing out tokens from a list (the last one repeats)."""
+    """An azure-core-shaped credential that caches like real ones: ``get_token`` returns the current token
+    until ``invalidate()`` moves on to the next one of ``tokens`` (the last one repeats)."""
 
     def __init__(self, *tokens: str, expires_in: float = 3600, invalidate: bool = True) -> None:
         import time
@@ -238,8 +233,8 @@ class StaticCredential:
     def get_token(self, *scopes: str, **kw: Any) -> Any:
         from collections import namedtuple
 
-        token = self.tokens[min(self.calls, len(self.tokens) - 1)]
         self.calls += 1
+        token = self.tokens[min(self.invalidations, len(self.tokens) - 1)]
         return namedtuple("AccessToken", "token expires_on")(token, int(self._expires))
 
     def invalidate(self) -> None:

@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from files_fake import BASE, FakeTransport, StaticCredential
 
+from keyless.clock import FakeClock
 from keyless.files import errors as fe
 from keyless.files import transfer
 from keyless.files.client import ShareClient
 from keyless.files.retry import RetryPolicy
 
-FAST = RetryPolicy(total=6, backoff=0.001, max_backoff=0.002)
+FAST = RetryPolicy(total=6, backoff_factor=0.001, backoff_max=0.002)
 
 
 def make(
@@ -102,23 +103,27 @@ def test_metadata_resize_rename_delete() -> None:
 
 def test_401_refreshes_once_then_fails_naming_identity() -> None:
     fake = FakeTransport(tokens={"tok-FRESH-42"})
-    cred = StaticCredential("stale", "tok-FRESH-42")
+    cred = StaticCredential("stale", "tok-FRESH-42", "tok-FRESH-43")
     client, _, _ = make(fake, cred)
     client.mkdir("d")  # 401 with stale -> invalidate -> new token -> OK
-    assert cred.invalidations == 1 and cred.calls == 2
+    assert cred.invalidations == 1
+    assert [h["Authorization"] for _, _, h in fake.requests] == ["Bearer stale", "Bearer tok-FRESH-42"]
     fake.tokens.clear()
     with pytest.raises(fe.AuthenticationFailed) as info:
         client.mkdir("e")
-    assert "tok-FRESH-42" not in str(info.value)  # never the token
+    assert "tok-FRESH-4" not in str(info.value)  # never the token
+    assert "even after fetching a fresh one" in str(info.value)  # true: a fresh token was refused too
 
 
 def test_401_without_invalidate_asks_again_and_stops_on_same_token() -> None:
     fake = FakeTransport(tokens=set())
     cred = StaticCredential("same", invalidate=False)
     client, _, _ = make(fake, cred)
-    with pytest.raises(fe.AuthenticationFailed):
+    with pytest.raises(fe.AuthenticationFailed) as info:
         client.mkdir("d")
     assert len(fake.requests) == 1  # same token came back: no pointless resend
+    # The message must not claim a fresh token was tried.
+    assert "even after" not in str(info.value) and "no fresh one could be tried" in str(info.value)
 
 
 def test_missing_intent_is_explained() -> None:
@@ -151,22 +156,30 @@ def test_403_never_retried_and_names_identity() -> None:
     assert "O-9" in text and "A-9" in text and token not in text
 
 
-def test_wait_for_access_retries_403_until_granted(monkeypatch: pytest.MonkeyPatch) -> None:
-    import keyless.files.client as client_mod
-
+def test_wait_for_access_retries_403_until_granted() -> None:
     fake = FakeTransport()
     fake.denied.add("PUT")
-    client, _, _ = make(fake, wait_for_access=60)
-    sleeps: list[float] = []
 
-    def fake_sleep(s: float) -> None:
-        sleeps.append(s)
-        if len(sleeps) == 2:
-            fake.denied.clear()  # the role assignment propagated
+    class Granting(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            if len(self.sleeps) == 2:
+                fake.denied.clear()  # the role assignment propagated
 
-    monkeypatch.setattr(client_mod.time, "sleep", fake_sleep)
+    clock = Granting()
+    client, _, _ = make(fake, wait_for_access=60, clock=clock)
     assert client.mkdir("d")
-    assert len(sleeps) == 2
+    assert clock.sleeps == [2.0, 4.0]
+
+
+def test_wait_for_access_gives_up_at_the_deadline() -> None:
+    fake = FakeTransport()
+    fake.denied.add("PUT")
+    clock = FakeClock()
+    client, _, _ = make(fake, wait_for_access=60, clock=clock)
+    with pytest.raises(fe.PermissionDenied):
+        client.mkdir("d")
+    assert sum(clock.sleeps) == pytest.approx(60.0) and clock.sleeps[-1] == pytest.approx(60 - 30)
 
 
 def test_transient_faults_are_retried() -> None:

@@ -62,6 +62,7 @@ def test_file_commands_round_trip(emulator: EmulatorProcess, tmp_path: Path) -> 
 
     code, _, err = kl(emulator, "rm", f"{top}/up")
     assert code == 11 and "DirectoryNotEmpty" in err
+    assert "keyless rm -r" in err  # the command line adds its own way out to the library's remedy
     assert kl(emulator, "rm", "-r", top)[0] == 0
     code, _, err = kl(emulator, "stat", top)
     assert code == 7
@@ -72,3 +73,4 @@ def test_permission_error_exit_code_and_json(emulator: EmulatorProcess) -> None:
     assert code == 6
     payload = json.loads(err)
     assert payload["status"] == 403 and "Privileged Contributor" in payload["remedy"]
+    assert "--wait-for-access" in payload["remedy"]

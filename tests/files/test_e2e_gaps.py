@@ -1,4 +1,4 @@
-"""The issue's "done when" paths that need a live process: a token expiring mid-transfer, bounded memory,
+"""Paths that need a live process: a token expiring mid-transfer, bounded memory,
 redirects from a live server, ``--wait-for-access`` while a role propagates, and ``--json`` for scripts."""
 
 from __future__ import annotations

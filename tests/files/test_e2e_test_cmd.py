@@ -1,4 +1,4 @@
-"""``keyless test`` against the emulator: the seed's output, EXISTS on a rerun, exit codes per cause."""
+"""``keyless test`` against the emulator: its step-by-step output, EXISTS on a rerun, exit codes per cause."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ import base64
 import json
 
 from keyless import protocol as p
+from keyless.backoff import parse_retry_after
 from keyless.files import errors as fe
-from keyless.files.retry import RetryPolicy, parse_retry_after
+from keyless.files.retry import AccessWait, RetryPolicy
 
 
 def _jwt(claims: dict[str, str]) -> str:
@@ -77,18 +78,64 @@ def test_reader_role_suggested_for_reads() -> None:
 
 
 def test_retry_policy() -> None:
-    policy = RetryPolicy(total=3, backoff=1.0)
-    assert policy.should_retry_status(503, 0, idempotent=False)
-    assert not policy.should_retry_status(500, 0, idempotent=False)
-    assert policy.should_retry_status(500, 0, idempotent=True)
-    assert not policy.should_retry_status(403, 0, idempotent=True)
-    assert not policy.should_retry_status(503, 3, idempotent=True)
-    assert policy.should_retry_connection(0, idempotent=False, sent=False)
-    assert not policy.should_retry_connection(0, idempotent=False, sent=True)
+    policy = RetryPolicy(total=3, backoff_factor=1.0)
+    assert policy.status_delay(503, 0, idempotent=False) is not None
+    assert policy.status_delay(500, 0, idempotent=False) is None
+    assert policy.status_delay(500, 0, idempotent=True) is not None
+    assert policy.status_delay(403, 0, idempotent=True) is None
+    assert policy.status_delay(503, 3, idempotent=True) is None
+    assert policy.connection_delay(0, idempotent=False, sent=False) is not None
+    assert policy.connection_delay(0, idempotent=False, sent=True) is None
     for attempt in range(5):
         assert 0 < policy.delay(attempt) <= min(30.0, 2**attempt)
     assert policy.delay(0, retry_after=7) == 7
-    assert policy.delay(0, retry_after=10_000) == policy.max_retry_after
-    assert parse_retry_after("3") == 3.0
+    assert policy.delay(0, retry_after=10_000) == policy.retry_after_max
+    assert RetryPolicy(respect_retry_after_header=False).delay(0, retry_after=7) <= 0.4
+    assert parse_retry_after("3", now=0.0) == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
-    assert parse_retry_after("nonsense") is None
+    assert parse_retry_after("nonsense", now=0.0) is None
+    assert parse_retry_after("nan", now=0.0) is None
+
+
+def test_access_wait_polls_gently_until_the_deadline() -> None:
+    wait = AccessWait(seconds=100.0)
+    assert [wait.delay(n, 1000.0) for n in range(7)] == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert wait.delay(3, 5.0) == 5.0  # never past the deadline
+    assert wait.delay(0, 0.0) is None
+
+
+def test_not_found_exists_and_permission_errors_are_the_builtin_os_errors() -> None:
+    req = _req(method="PUT", action=p.ACTION_WRITE)
+    assert isinstance(fe.from_response(404, {}, b"", req), FileNotFoundError)
+    assert isinstance(
+        fe.from_response(409, {"x-ms-error-code": "ResourceAlreadyExists"}, b"", req), FileExistsError
+    )
+    assert isinstance(fe.from_response(403, {}, b"", req), PermissionError)
+    assert isinstance(
+        fe.from_response(403, {"x-ms-error-code": "KeyBasedAuthenticationNotPermitted"}, b"", req),
+        PermissionError,
+    )
+    # Still FilesErrors, with their message, and picklable across worker processes.
+    err = fe.from_response(404, {}, b"", req)
+    assert isinstance(err, fe.FilesError) and str(err).startswith("create directory")
+    import pickle
+
+    again = pickle.loads(pickle.dumps(err))  # noqa: S301 - our own bytes
+    assert type(again) is type(err) and str(again) == str(err)
+
+
+def test_library_messages_name_no_command_line_flags() -> None:
+    """The library is used without the CLI too: its remedies name concepts; the CLI adds its flags."""
+    import re
+
+    remedies = [cls.remedy for cls in _all_subclasses(fe.FilesError)]
+    remedies += [fe.AuthenticationFailed.remedy_not_refreshed, fe.permission_remedy(_req())]
+    for text in remedies:
+        assert not re.search(r"(^|\s)--?[a-z]", text), text
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_all_subclasses(sub)]
+    return out

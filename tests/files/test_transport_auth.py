@@ -8,8 +8,8 @@ from azure.core.rest import HttpRequest
 from azure.storage.fileshare._shared.authentication import SharedKeyCredentialPolicy
 
 from keyless.files.auth import SharedKeyAuth
+from keyless.files.destinations import Destinations
 from keyless.files.errors import UnsafeDestination
-from keyless.files.transport import Transport
 
 KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -25,7 +25,7 @@ KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
     ],
 )
 def test_allowed_destinations(url: str) -> None:
-    Transport(emulator_url="https://127.0.0.1:8443").check_destination(url)
+    Destinations(emulator_url="https://127.0.0.1:8443").check(url)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_allowed_destinations(url: str) -> None:
 )
 def test_refused_destinations(url: str) -> None:
     with pytest.raises(UnsafeDestination):
-        Transport(emulator_url="https://127.0.0.1:8443").check_destination(url)
+        Destinations(emulator_url="https://127.0.0.1:8443").check(url)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ Retries sleep on a FakeClock (70 s of 410 take well under a second); the emulato
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from identity.identity_fakes import shared_cache_worker
+from keyless.emulator_info import INFO_FILE, load_emulator_info
 from keyless.identity import (
     DEFAULT_RETRY,
     ArcKeyFileError,
@@ -125,7 +127,8 @@ def test_app_service(emu: EmulatorProcess) -> None:
 def test_arc_with_the_key_directory_override(emu: EmulatorProcess) -> None:
     arc = emu.info["arc"]
     env = {"IDENTITY_ENDPOINT": arc["IDENTITY_ENDPOINT"], "IMDS_ENDPOINT": arc["IMDS_ENDPOINT"]}
-    # Without the override the reference's directory check refuses the emulator's key file.
+    # Without the override the Arc agent's key-directory check (as azure-identity makes it) refuses the
+    # emulator's key file.
     with pytest.raises(ArcKeyFileError, match="outside the agent's key directory"):
         ManagedIdentityCredential(env=env).token()
     cred = ManagedIdentityCredential(env={**env, "KEYLESS_ARC_KEY_DIR": arc["key_dir"]})
@@ -189,7 +192,7 @@ def test_500_exhausts_retries(emu: EmulatorProcess) -> None:
     emu.set_faults([{"target": "imds", "action": "status", "status": 500, "count": 100}])
     with pytest.raises(TokenRequestFailed) as info:
         imds(emu).get_token(REST)
-    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.max_retries + 1
+    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.total + 1
 
 
 def test_timeout_then_token(emu: EmulatorProcess) -> None:
@@ -366,3 +369,11 @@ def test_async_twin_inside_the_async_sdk(emu: EmulatorProcess) -> None:
             return data
 
     assert asyncio.run(run()) == b"async hello"
+
+
+def test_the_emulator_writes_exactly_the_shared_emulator_json_format(emu: EmulatorProcess) -> None:
+    """The writer (the emulator) and the readers share one definition: every field it writes is read back
+    and written again unchanged, and nothing is left over."""
+    path = Path(emu.info["data_dir"]) / INFO_FILE
+    written = json.loads(path.read_text())
+    assert load_emulator_info(path).to_json() == written

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from keyless.emulator_info import EmulatorInfoError, emulator_from_env, load_emulator_info
+from keyless.emulator_info import (
+    EmulatorInfo,
+    EmulatorInfoError,
+    emulator_from_env,
+    load_emulator_info,
+    parse_emulator_info,
+)
 
 DOC = {
     "version": 1, "pid": 42, "files_url": "https://127.0.0.1:1/", "imds_url": "http://127.0.0.1:2",
@@ -39,8 +45,19 @@ def test_load_from_dir_or_file(tmp_path: Path) -> None:
 
 
 def test_errors_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(EmulatorInfoError, match="keyless emulator --data"):
+    with pytest.raises(EmulatorInfoError, match="start an emulator"):
         load_emulator_info(tmp_path)
     (tmp_path / "emulator.json").write_text("{}")
     with pytest.raises(EmulatorInfoError, match="imds_url"):
         load_emulator_info(tmp_path)
+
+
+def test_the_format_round_trips() -> None:
+    """One definition: what the reader parses, the writer's to_json gives back unchanged."""
+    info = load_emulator_info_doc(DOC)
+    again = load_emulator_info_doc(info.to_json())
+    assert again == info
+
+
+def load_emulator_info_doc(doc: dict[str, object]) -> EmulatorInfo:
+    return parse_emulator_info(doc, Path("/d/emulator.json"))

@@ -141,8 +141,8 @@ def test_500_exhausts_the_retries() -> None:
     src, _ = source(t)
     with pytest.raises(TokenRequestFailed) as info:
         src.fetch(RESOURCE)
-    assert t.count == DEFAULT_RETRY.max_retries + 1
-    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.max_retries + 1
+    assert t.count == DEFAULT_RETRY.total + 1
+    assert info.value.status == 500 and info.value.attempts == DEFAULT_RETRY.total + 1
     assert "boom" in str(info.value)
 
 
@@ -158,7 +158,7 @@ def test_timeouts_forever_fail_with_advice() -> None:
     src, _ = source(t)
     with pytest.raises(TokenRequestFailed, match="did not answer"):
         src.fetch(RESOURCE)
-    assert t.count == DEFAULT_RETRY.max_retries + 1
+    assert t.count == DEFAULT_RETRY.total + 1
 
 
 def test_unreachable_is_unavailable_quickly() -> None:

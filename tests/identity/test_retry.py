@@ -7,8 +7,8 @@ from email.utils import formatdate
 
 import pytest
 
+from keyless.backoff import parse_retry_after
 from keyless.identity import DEFAULT_RETRY, RetryPolicy
-from keyless.identity.retry import parse_retry_after
 
 
 def schedule(policy: RetryPolicy, status: int | None) -> list[float]:
@@ -23,7 +23,7 @@ def schedule(policy: RetryPolicy, status: int | None) -> list[float]:
 
 def test_policy_is_immutable() -> None:
     with pytest.raises(AttributeError):
-        DEFAULT_RETRY.max_retries = 9  # type: ignore[misc]
+        DEFAULT_RETRY.total = 9  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 501])
@@ -34,7 +34,7 @@ def test_never_retried(status: int) -> None:
 @pytest.mark.parametrize("status", [404, 429, 500, 503, None])
 def test_transient_retried_five_times_with_growing_jittered_backoff(status: int | None) -> None:
     delays = schedule(DEFAULT_RETRY, status)
-    assert len(delays) == DEFAULT_RETRY.max_retries
+    assert len(delays) == DEFAULT_RETRY.total
     for n, d in enumerate(delays):
         full = min(DEFAULT_RETRY.backoff_max, DEFAULT_RETRY.backoff_factor * 2**n)
         assert full / 2 <= d <= full
@@ -43,7 +43,7 @@ def test_transient_retried_five_times_with_growing_jittered_backoff(status: int 
 def test_gone_is_retried_for_70_seconds() -> None:
     delays = schedule(DEFAULT_RETRY, 410)
     assert sum(delays) == pytest.approx(70.0)  # the last try lands at the end of the window
-    assert len(delays) > DEFAULT_RETRY.max_retries  # beyond max_retries: the window is what counts
+    assert len(delays) > DEFAULT_RETRY.total  # beyond total: the window is what counts
     assert max(delays) <= DEFAULT_RETRY.gone_backoff_max
 
 

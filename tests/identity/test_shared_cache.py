@@ -116,3 +116,58 @@ def test_failure_falls_back_to_a_valid_stored_token(tmp_path: Path) -> None:
     clock.advance(600)
     with pytest.raises(RuntimeError):
         cache.get_or_fetch(KEY, broken)
+
+
+class _CountingSource:
+    """A token source that hands out tok1, tok2, ... (one per fetch), like an identity endpoint would."""
+
+    name = "imds"
+    identity = "system-assigned"
+    cache_scope = KEY.scope
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.fetches = 0
+
+    def fetch(self, resource: str) -> Token:
+        self.fetches += 1
+        now = self.clock.now()
+        return Token(token=f"tok{self.fetches}", expires_on=now + 86400, received_at=now, resource=resource)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_refused_token_is_evicted_from_the_shared_cache_too(tmp_path: Path) -> None:
+    """A 401 must not leave the refused token in the file every other process (and the next command) reads."""
+    from keyless.identity import ManagedIdentityCredential
+
+    clock = FakeClock()
+    source = _CountingSource(clock)
+    shared = tmp_path / "shared"
+    first = ManagedIdentityCredential(source=source, shared_cache=shared, clock=clock)
+    scope = "https://storage.azure.com/.default"
+    assert first.get_token(scope).token == "tok1"
+    assert first.invalidate(token="tok1")  # the service answered 401 to tok1
+    # This process, and a new one (the next CLI command), get a new token, not the refused one.
+    assert first.get_token(scope).token == "tok2"
+    later = ManagedIdentityCredential(source=source, shared_cache=shared, clock=clock)
+    assert later.get_token(scope).token == "tok2"
+    assert source.fetches == 2
+
+
+def test_invalidating_an_older_token_keeps_the_newer_shared_one(tmp_path: Path) -> None:
+    """N workers refused with the same old token cause one refresh: the file's newer token stays."""
+    from keyless.identity import ManagedIdentityCredential
+
+    clock = FakeClock()
+    source = _CountingSource(clock)
+    shared = tmp_path / "shared"
+    a = ManagedIdentityCredential(source=source, shared_cache=shared, clock=clock)
+    scope = "https://storage.azure.com/.default"
+    a.get_token(scope)
+    a.invalidate(token="tok1")
+    assert a.get_token(scope).token == "tok2"
+    b = ManagedIdentityCredential(source=source, shared_cache=shared, clock=clock)
+    assert not b.invalidate(token="tok1")  # late report about the old token: nothing to drop
+    assert b.get_token(scope).token == "tok2" and source.fetches == 2

@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
+from keyless.cli import hints
 from keyless.emulator_info import EmulatorInfo, EmulatorInfoError, load_emulator_info
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
-from keyless.files.urls import CLOUD_SUFFIXES, DEFAULT_SUFFIXES, FileUrl
+from keyless.files.urls import FileUrl
 
 EMULATOR_ENV = "KEYLESS_EMULATOR"
 
@@ -25,7 +26,7 @@ def load_emulator(path: str | None) -> EmulatorInfo | None:
     try:
         return load_emulator_info(path)
     except EmulatorInfoError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(f"{exc}\n{hints.identity_hint(exc)}") from None
 
 
 def make_credential(
@@ -50,12 +51,6 @@ def make_credential(
         kwargs.update(source="imds", imds_host=emu.imds_url)
     # The CLI shares its token cache between processes (many `keyless cp` in a script: one IMDS call).
     return ManagedIdentityCredential(shared_cache=True, **kwargs)
-
-
-def suffixes_for(cloud: str | None) -> tuple[str, ...]:
-    if cloud and cloud in CLOUD_SUFFIXES:
-        return (CLOUD_SUFFIXES[cloud],)
-    return DEFAULT_SUFFIXES
 
 
 def build_client(
@@ -93,7 +88,6 @@ def parse_duration(text: str) -> float:
 # --- exit codes -------------------------------------------------------------------------------------------
 EXIT_OK = 0
 EXIT_OTHER = 1
-EXIT_USAGE = 2
 EXIT_TOKEN = 3
 EXIT_BAD_REQUEST = 4
 EXIT_AUTHENTICATION = 5

@@ -13,202 +13,17 @@ appear on a terminal; piped output stays quiet. Exit codes are those of ``keyles
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from keyless.cli import _files_common as common
-from keyless.files import errors as fe
-from keyless.files import transfer
-from keyless.files.client import ShareClient
-from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, is_remote, join_path, parse, share_url
-
-F = TypeVar("F", bound=Callable[..., Any])
-KEY_ENV = "AZURE_STORAGE_KEY"
-
-
-@dataclass
-class Session:
-    """Options shared by one command invocation, and the clients it opened (one per share)."""
-
-    emulator: common.EmulatorTarget | None
-    client_id: str | None
-    object_id: str | None
-    resource_id: str | None
-    cloud: str
-    account: str | None
-    share: str | None
-    concurrency: int
-    wait_for_access: float
-    as_json: bool
-    quiet: bool
-    _credential: Any = None
-    _clients: dict[tuple[str, str, str], ShareClient] = field(default_factory=dict)
-
-    def parse(self, text: str) -> FileUrl:
-        suffix = CLOUD_SUFFIXES.get(self.cloud, PUBLIC_SUFFIX)
-        emu_url = self.emulator.files_url if self.emulator else None
-        if text.startswith(":"):
-            if not (self.account and self.share):
-                raise click.UsageError(f"{text!r}: a ':path' needs --account and --share")
-            return share_url(self.account, self.share, emulator_url=emu_url, suffix=suffix, path=text[1:])
-        try:
-            return parse(text, emulator_url=emu_url, suffix=suffix)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-
-    def client(self, url: FileUrl) -> ShareClient:
-        key = (url.host, url.account, url.share)
-        if key not in self._clients:
-            account_key = os.environ.get(KEY_ENV) or None
-            if account_key is None and self._credential is None:
-                self._credential = common.make_credential(
-                    self.client_id, self.object_id, self.resource_id, self.emulator
-                )
-            self._clients[key] = common.build_client(
-                url,
-                self._credential,
-                self.emulator,
-                concurrency=self.concurrency,
-                wait_for_access=self.wait_for_access,
-                account_key=account_key,
-            )
-        return self._clients[key]
-
-    def progress_enabled(self) -> bool:
-        return not self.quiet and not self.as_json and sys.stderr.isatty()
-
-    @contextmanager
-    def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
-        if not self.progress_enabled() or total <= 0:
-            yield lambda _n: None
-            return
-        lock = threading.Lock()
-        with click.progressbar(
-            length=total, label=label, file=sys.stderr, show_pos=False, show_percent=True, show_eta=True
-        ) as bar:
-
-            def update(n: int) -> None:
-                with lock:  # workers report from many threads; click's bar is not thread-safe
-                    bar.update(n)
-
-            yield update
-
-    def emit(self, payload: Any, human: Callable[[], None]) -> None:
-        if self.as_json:
-            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-        else:
-            human()
-
-    def close(self) -> None:
-        for c in self._clients.values():
-            c.close()
-
-
-def common_options(fn: F) -> F:
-    """The options every file command takes, turned into a :class:`Session` argument."""
-
-    @click.option(
-        "--emulator",
-        "emulator_path",
-        envvar=common.EMULATOR_ENV,
-        default=None,
-        help="emulator.json (or its directory) [env KEYLESS_EMULATOR].",
-    )
-    @click.option("--client-id", default=None, help="User-assigned identity: client id.")
-    @click.option("--object-id", default=None, help="User-assigned identity: object (principal) id.")
-    @click.option("--resource-id", default=None, help="User-assigned identity: ARM resource id.")
-    @click.option("--cloud", type=click.Choice(sorted(CLOUD_SUFFIXES)), default="public", show_default=True)
-    @click.option("--account", envvar="KEYLESS_ACCOUNT", default=None, help="Account for ':path' [env].")
-    @click.option("--share", envvar="KEYLESS_SHARE", default=None, help="Share for ':path' [env].")
-    @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
-    @click.option(
-        "--wait-for-access",
-        default="0",
-        metavar="DURATION",
-        help="Retry 403s for this long (e.g. 30m) while a role assignment propagates.",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-    @functools.wraps(fn)
-    def wrapper(
-        *args: Any,
-        emulator_path: str | None,
-        client_id: str | None,
-        object_id: str | None,
-        resource_id: str | None,
-        cloud: str,
-        account: str | None,
-        share: str | None,
-        concurrency: int,
-        wait_for_access: str,
-        as_json: bool,
-        quiet: bool,
-        **kwargs: Any,
-    ) -> Any:
-        session = Session(
-            common.load_emulator(emulator_path),
-            client_id,
-            object_id,
-            resource_id,
-            cloud,
-            account,
-            share,
-            concurrency,
-            common.parse_duration(wait_for_access),
-            as_json,
-            quiet,
-        )
-        try:
-            return fn(session, *args, **kwargs)
-        except fe.FilesError as exc:
-            _report(exc, as_json)
-            sys.exit(common.exit_code_for(exc))
-        except (IsADirectoryError, FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
-            _report(exc, as_json)
-            sys.exit(common.EXIT_OTHER)
-        except Exception as exc:
-            if type(exc).__module__.startswith("keyless.identity"):
-                _report(fe.TokenError(f"{type(exc).__name__}: {exc}"), as_json)
-                sys.exit(common.EXIT_TOKEN)
-            raise
-        finally:
-            session.close()
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _report(exc: BaseException, as_json: bool) -> None:
-    if isinstance(exc, fe.FilesError):
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "error": type(exc).__name__,
-                        "status": exc.status,
-                        "code": exc.code,
-                        "message": exc.message,
-                        "remedy": exc.remedy,
-                    }
-                ),
-                err=True,
-            )
-            return
-        head = f"HTTP {exc.status} {exc.code}: ".replace(" :", ":") if exc.status else ""
-        click.secho(f"Error: {head}{exc.message}", fg="red", err=True)
-        if exc.remedy:
-            click.echo(f"What to do: {exc.remedy}", err=True)
-        return
-    click.secho(f"Error: {exc}", fg="red", err=True)
+from keyless.cli._files_session import Session, common_options
+from keyless.files import copying, transfer
+from keyless.files.parallel import ranges
+from keyless.files.urls import is_remote
 
 
 def _size(n: int | None) -> str:
@@ -226,13 +41,6 @@ def _local_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def _remote_size(client: ShareClient, path: str) -> int:
-    props = client.properties(path)
-    if not props.is_dir:
-        return props.size
-    return sum(size for _, _, size, _ in transfer.remote_files(client, path))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -290,70 +98,49 @@ def _ls_line(name: str, is_dir: bool, size: int | None, modified: str, long: boo
     return f"{'d' if is_dir else '-'} {_size(size):>10}  {modified:<29}  {shown}"
 
 
-def _transfer(s: Session, src: str, dst: str, recursive: bool) -> transfer.TransferStats:
-    """Copy ``src`` to ``dst`` in whichever direction they point."""
-    src_remote, dst_remote = is_remote(src) or src.startswith(":"), is_remote(dst) or dst.startswith(":")
-    stats = transfer.TransferStats()
+def _is_remote(text: str) -> bool:
+    return is_remote(text) or text.startswith(":")
+
+
+def _transfer(s: Session, src: str, dst: str, recursive: bool, verb: str) -> transfer.TransferStats:
+    """Copy ``src`` to ``dst`` in whichever direction they point (the rules are the library's)."""
+    src_remote, dst_remote = _is_remote(src), _is_remote(dst)
     if not src_remote and not dst_remote:
         raise click.UsageError("one of source and destination must be remote (azfiles://... or https://...)")
-    if not src_remote:
-        local = Path(src)
-        durl = s.parse(dst)
-        client = s.client(durl)
-        if local.is_dir():
-            if not recursive:
-                raise click.UsageError(f"{src} is a directory (use -r)")
-            target = durl.path
-            if client.exists(target) and client.properties(target).is_dir and not src.endswith("/"):
-                target = join_path(target, local.resolve().name)
-            with s.progress(_local_size(local), f"put {local.name}") as progress:
-                return transfer.upload_tree(client, local, target, workers=s.concurrency, progress=progress)
-        target = durl.path
-        if not target or (client.exists(target) and client.properties(target).is_dir):
-            target = join_path(target, local.name)
-        with s.progress(local.stat().st_size, f"put {local.name}") as progress:
-            stats.add(files=1, nbytes=transfer.upload_file(client, local, target, progress=progress))
-        return stats
-    surl = s.parse(src)
-    sclient = s.client(surl)
-    props = sclient.properties(surl.path)
-    if props.is_dir and not recursive:
-        raise click.UsageError(f"{src} is a directory (use -r)")
-    if not dst_remote:
-        local = Path(dst)
-        if props.is_dir:
-            if local.is_dir() and not src.endswith("/"):
-                local = local / surl.name
-            with s.progress(_remote_size(sclient, surl.path), f"get {surl.name}") as progress:
-                return transfer.download_tree(
-                    sclient, surl.path, local, workers=s.concurrency, progress=progress
+    if src_remote and not dst_remote and dst == "-":
+        raise click.UsageError("use 'keyless cat' to write a file to standard output")
+    try:
+        if not src_remote:
+            durl = s.parse(dst)
+            plan = copying.plan_upload(
+                s.client(durl), src, durl.path, recursive=recursive, workers=s.concurrency
+            )
+        else:
+            surl = s.parse(src)
+            if not dst_remote:
+                plan = copying.plan_download(
+                    s.client(surl),
+                    surl.path,
+                    dst,
+                    recursive=recursive,
+                    contents_only=src.endswith("/"),
+                    workers=s.concurrency,
                 )
-        if dst == "-":
-            raise click.UsageError("use 'keyless cat' to write a file to standard output")
-        if local.is_dir():
-            local = transfer.safe_local_path(local, surl.name)
-        with s.progress(props.size, f"get {surl.name}") as progress:
-            stats.add(
-                files=1,
-                nbytes=transfer.download_file(sclient, surl.path, local, props=props, progress=progress),
-            )
-        return stats
-    durl = s.parse(dst)
-    dclient = s.client(durl)
-    target = durl.path
-    dst_is_dir = dclient.exists(target) and dclient.properties(target).is_dir
-    if props.is_dir:
-        if dst_is_dir and not src.endswith("/"):
-            target = join_path(target, surl.name)
-        with s.progress(_remote_size(sclient, surl.path), f"cp {surl.name}") as progress:
-            return transfer.copy_tree(
-                sclient, surl.path, dclient, target, workers=s.concurrency, progress=progress
-            )
-    if dst_is_dir:
-        target = join_path(target, surl.name)
-    with s.progress(props.size, f"cp {surl.name}") as progress:
-        stats.add(files=1, nbytes=transfer.copy_file(sclient, surl.path, dclient, target, progress=progress))
-    return stats
+            else:
+                durl = s.parse(dst)
+                plan = copying.plan_copy(
+                    s.client(surl),
+                    surl.path,
+                    s.client(durl),
+                    durl.path,
+                    recursive=recursive,
+                    contents_only=src.endswith("/"),
+                    workers=s.concurrency,
+                )
+    except IsADirectoryError:
+        raise click.UsageError(f"{src} is a directory (use -r)") from None
+    with s.progress(plan.total_bytes, f"{verb} {plan.name}") as progress:
+        return plan.run(progress)
 
 
 def _summary(s: Session, verb: str, stats: transfer.TransferStats) -> None:
@@ -381,7 +168,7 @@ def get_command(s: Session, remote: str, local: str, recursive: bool) -> None:
     """Download a file (or, with -r, a directory) to LOCAL."""
     if not (is_remote(remote) or remote.startswith(":")):
         raise click.UsageError(f"{remote}: not a remote path")
-    _summary(s, "downloaded", _transfer(s, remote, local, recursive))
+    _summary(s, "downloaded", _transfer(s, remote, local, recursive, "get"))
 
 
 @click.command("put")
@@ -393,7 +180,7 @@ def put_command(s: Session, local: str, remote: str, recursive: bool) -> None:
     """Upload a local file (or, with -r, a directory) to REMOTE."""
     if is_remote(local):
         raise click.UsageError(f"{local}: not a local path")
-    _summary(s, "uploaded", _transfer(s, local, remote, recursive))
+    _summary(s, "uploaded", _transfer(s, local, remote, recursive, "put"))
 
 
 @click.command("cp")
@@ -403,7 +190,7 @@ def put_command(s: Session, local: str, remote: str, recursive: bool) -> None:
 @common_options
 def cp_command(s: Session, source: str, dest: str, recursive: bool) -> None:
     """Copy local->remote, remote->local or remote->remote (across shares and accounts)."""
-    _summary(s, "copied", _transfer(s, source, dest, recursive))
+    _summary(s, "copied", _transfer(s, source, dest, recursive, "cp"))
 
 
 @click.command("mv")
@@ -412,22 +199,17 @@ def cp_command(s: Session, source: str, dest: str, recursive: bool) -> None:
 @common_options
 def mv_command(s: Session, source: str, dest: str) -> None:
     """Move: a rename within one share, otherwise copy then delete the source."""
-    src_remote, dst_remote = (
-        is_remote(source) or source.startswith(":"),
-        is_remote(dest) or dest.startswith(":"),
-    )
+    src_remote, dst_remote = _is_remote(source), _is_remote(dest)
     if src_remote and dst_remote:
         surl, durl = s.parse(source), s.parse(dest)
         if (surl.host, surl.account, surl.share) == (durl.host, durl.account, durl.share):
             client = s.client(surl)
             props = client.properties(surl.path)
-            target = durl.path
-            if client.exists(target) and client.properties(target).is_dir:
-                target = join_path(target, surl.name)
+            target = copying.move_target(client, surl.path, durl.path)
             client.rename(surl.path, target, is_dir=props.is_dir)
             s.emit({"moved": surl.path, "to": target}, lambda: None)
             return
-    stats = _transfer(s, source, dest, recursive=True)
+    stats = _transfer(s, source, dest, recursive=True, verb="mv")
     if src_remote:
         surl = s.parse(source)
         s.client(surl).delete(surl.path, recursive=True)
@@ -482,9 +264,8 @@ def cat_command(s: Session, remote: str) -> None:
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory")
     out = sys.stdout.buffer
-    step = transfer.RANGE_SIZE
-    for offset in range(0, props.size, step):  # one range at a time: memory stays at 4 MiB
-        data, _ = client.get_range(url.path, offset, min(step, props.size - offset))
+    for offset, length in ranges(props.size):  # one range at a time: memory stays at 4 MiB
+        data, _ = client.get_range(url.path, offset, length)
         out.write(data)
     out.flush()
 
@@ -528,10 +309,7 @@ def stat_command(s: Session, remote: str) -> None:
 def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
     """Make DEST match SOURCE (one local directory, one remote): copy new and changed files (by size and
     modification time), and with --delete remove extraneous ones."""
-    src_remote, dst_remote = (
-        is_remote(source) or source.startswith(":"),
-        is_remote(dest) or dest.startswith(":"),
-    )
+    src_remote, dst_remote = _is_remote(source), _is_remote(dest)
     if src_remote == dst_remote:
         raise click.UsageError("sync needs one local directory and one remote directory")
     if dst_remote:
@@ -546,14 +324,21 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
     else:
         surl = s.parse(source)
         client = s.client(surl)
-        with s.progress(_remote_size(client, surl.path), "sync") as progress:
+        tree = transfer.list_tree(client, surl.path)
+        with s.progress(tree.total_size, "sync") as progress:
             stats = transfer.sync_down(
-                client, surl.path, Path(dest), delete=delete, workers=s.concurrency, progress=progress
+                client,
+                surl.path,
+                Path(dest),
+                delete=delete,
+                workers=s.concurrency,
+                progress=progress,
+                tree=tree,
             )
     _summary(s, "synced", stats)
 
 
-#: What the lead registers in the ``keyless`` group.
+#: The file commands ``keyless.cli.main`` registers in the ``keyless`` group.
 FILE_COMMANDS: dict[str, click.Command] = {
     "ls": ls_command,
     "get": get_command,

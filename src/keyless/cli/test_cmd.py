@@ -29,7 +29,7 @@ code  cause
 2     usage error (bad option, unreadable ``--emulator`` file)
 3     no token: managed identity not assigned, IMDS / token endpoint unreachable, identity not found
 4     400 from the service, e.g. ``MissingRequiredHeader`` (the ``x-ms-file-request-intent`` header)
-5     401 twice: the token was refused even after a fresh one (audience, clock, tenant)
+5     401: the token was refused, even after a fresh one or with no other to try (audience, clock, tenant)
 6     403: the identity lacks the role (Storage File Data Privileged Contributor at the share), or the
       role was assigned less than 5-30 minutes ago
 7     404: the share (or the account) does not exist
@@ -50,6 +50,7 @@ from typing import Any
 import click
 
 from keyless.cli import _files_common as common
+from keyless.cli import hints
 from keyless.files import errors as fe
 from keyless.files.auth import BearerAuth
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, join_path, share_url
@@ -64,8 +65,9 @@ def _fail(step: str, error: BaseException) -> int:
                 f"Error: HTTP {error.status}{' ' + error.code if error.code else ''}", fg="red", err=True
             )
         click.echo(f"Error: {error.message}", err=True)
-        if error.remedy:
-            click.echo(f"What to do: {error.remedy}", err=True)
+        remedy = hints.remedy_for(error)
+        if remedy:
+            click.echo(f"What to do: {remedy}", err=True)
     else:
         click.echo(f"Error: {type(error).__name__}: {error}", err=True)
     code = common.exit_code_for(error)

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from keyless.cli.hints import identity_hint
 from keyless.emulator_info import ENV_EMULATOR, EmulatorInfo, EmulatorInfoError, load_emulator_info
 
 EXIT_TOKEN = 3
@@ -107,12 +108,15 @@ def token_command(resource: str | None, client_id: str | None, object_id: str | 
     try:
         emulator = load_emulator_info(emulator_path) if emulator_path else None
     except EmulatorInfoError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(f"{exc}\n{identity_hint(exc)}") from None
     try:
         report, token = token_report(resource=resource, client_id=client_id, object_id=object_id,
                                      resource_id=resource_id, source=source, emulator=emulator)
     except (IdentityError, EmulatorInfoError) as exc:
         click.echo(f"keyless token: {exc}", err=True)
+        hint = identity_hint(exc)
+        if hint:
+            click.echo(f"keyless token: {hint}", err=True)
         sys.exit(EXIT_TOKEN)
     if as_json:
         if raw:

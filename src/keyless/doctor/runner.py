@@ -20,8 +20,8 @@ from keyless.identity.sources.imds import ENV_HOST
 from keyless.protocol import IMDS_HOST
 
 # The doctor reports; it does not wait out outages: a couple of quick retries, then the verdict.
-IDENTITY_RETRY = IdentityRetry(max_retries=2, backoff_factor=0.2, total_deadline=10.0, connect_retries=0)
-FILES_RETRY = RetryPolicy(total=2, backoff=0.2, max_backoff=1.0, max_retry_after=2.0)
+IDENTITY_RETRY = IdentityRetry(total=2, backoff_factor=0.2, total_deadline=10.0, connect=0)
+FILES_RETRY = RetryPolicy(total=2, backoff_factor=0.2, backoff_max=1.0, retry_after_max=2.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ from email.utils import formatdate, parsedate_to_datetime
 from keyless import protocol as p
 from keyless.doctor.result import CheckResult, Status, fail, ok, skip, warn
 from keyless.files import errors as fe
-from keyless.files.client import Entry, ShareClient
+from keyless.files.client import ShareClient
 from keyless.files.errors import parse_error_body, permission_remedy
+from keyless.files.models import Entry
 from keyless.files.transport import SendError
 
 SKEW_WARN = 60.0  # seconds: worth fixing (NTP), harmless yet
@@ -79,7 +80,7 @@ def check_intent_header(client: ShareClient, token: str) -> CheckResult:
     """Send one bearer request *without* ``x-ms-file-request-intent`` and expect the 400 that proves the
     service enforces it (keyless sends it on every other request)."""
     url = client.url().url + "?restype=directory&comp=list&maxresults=1"
-    client.transport.check_destination(url)  # the rule every credentialed request obeys
+    client.destinations.check(url)  # the rule every credentialed request obeys
     headers = {
         p.H_VERSION: p.CURRENT_VERSION,
         p.H_DATE: formatdate(usegmt=True),

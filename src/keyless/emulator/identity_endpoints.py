@@ -32,6 +32,7 @@ from aiohttp import web
 from keyless.emulator import request_keys as keys
 from keyless.emulator.config import Identity, match_identity
 from keyless.emulator.issuer import AssertionRejected, MintedToken
+from keyless.emulator_info import CONTROL_HEADER
 from keyless.fsutil import atomic_write
 from keyless.protocol import (
     APP_SERVICE_API_VERSION,
@@ -54,7 +55,6 @@ APP_SERVICE_PATH = "/msi/token"
 ARC_PATH = "/arc" + IMDS_TOKEN_PATH
 FEDERATED_TOKEN_PATH = "/keyless/federated-token"  # noqa: S105 - a URL path, not a secret
 IDENTITY_STATS_PATH = "/keyless/identity-stats"
-CONTROL_HEADER = "X-Keyless-Control"
 
 FEDERATED_FILE_LIFETIME = 24 * 3600.0  # files are written once at start-up; a day outlives most test runs
 ARC_SECRET_LIFETIME = 600.0

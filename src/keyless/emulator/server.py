@@ -45,6 +45,7 @@ from keyless.emulator.identity_endpoints import authority_routes, identity_route
 from keyless.emulator.issuer import TokenIssuer
 from keyless.emulator.kerberos import ensure_keytab
 from keyless.emulator.storage import Store
+from keyless.emulator_info import CONTROL_HEADER, INFO_FILE, EmulatorAccount, EmulatorIdentity, EmulatorInfo
 from keyless.fsutil import atomic_write
 from keyless.protocol import H_CLIENT_REQUEST_ID, H_ERROR_CODE, H_REQUEST_ID, H_VERSION
 
@@ -187,7 +188,7 @@ def _drop_middleware(ctx: Emulator) -> Any:
 
 def control_routes(ctx: Emulator) -> list[web.RouteDef]:
     def check(request: web.Request) -> None:
-        given = request.headers.get("X-Keyless-Control", "")
+        given = request.headers.get(CONTROL_HEADER, "")
         if not hmac.compare_digest(given.encode(), ctx.control_secret.encode()):
             raise web.HTTPForbidden(text='{"error":"control secret missing or wrong"}',
                                     content_type="application/json")
@@ -307,47 +308,39 @@ def tls_context(ctx: Emulator, hosts: list[str]) -> tuple[ssl.SSLContext, Path]:
 
 
 def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "pid": os.getpid(),
-        "files_url": ctx.files_url,
-        "imds_url": ctx.imds_url,
-        "app_service": {
-            "IDENTITY_ENDPOINT": f"{ctx.imds_url}/msi/token",
-            "IDENTITY_HEADER": ctx.app_service_header,
-        },
-        "arc": {
-            "IDENTITY_ENDPOINT": f"{ctx.imds_url}/arc/metadata/identity/oauth2/token",
-            "IMDS_ENDPOINT": f"{ctx.imds_url}/arc",
-            "key_dir": str(ctx.data_dir / "arc-tokens"),
-        },
-        "authority_host": ctx.files_url,
-        "authority_host_http": ctx.imds_url,
-        "tenant_id": ctx.config.tenant_id,
-        "ca_cert": str(ca_cert),
-        "audit_log": str(ctx.audit.path),
-        "keytab": str(ctx.data_dir / "cifs.keytab"),
-        "data_dir": str(ctx.data_dir),
-        "token_lifetime": ctx.config.token_lifetime,
-        "accounts": [
-            {
-                "name": a.name,
-                "key": ctx.account_keys[a.name],
-                "url": f"{ctx.files_url}/{a.name}",
-                "allow_shared_key": a.allow_shared_key,
-                "smb_oauth": a.smb_oauth,
-                "shares": [s.name for s in a.shares],
-            }
+    return EmulatorInfo(
+        path=ctx.data_dir / INFO_FILE,
+        pid=os.getpid(),
+        files_url=ctx.files_url,
+        imds_url=ctx.imds_url,
+        app_service_endpoint=f"{ctx.imds_url}/msi/token",
+        app_service_header=ctx.app_service_header,
+        arc_endpoint=f"{ctx.imds_url}/arc/metadata/identity/oauth2/token",
+        arc_imds_endpoint=f"{ctx.imds_url}/arc",
+        arc_key_dir=str(ctx.data_dir / "arc-tokens"),
+        authority_host=ctx.files_url,
+        authority_host_http=ctx.imds_url,
+        tenant_id=ctx.config.tenant_id,
+        ca_cert=str(ca_cert),
+        audit_log=str(ctx.audit.path),
+        keytab=str(ctx.data_dir / "cifs.keytab"),
+        data_dir=str(ctx.data_dir),
+        token_lifetime=ctx.config.token_lifetime,
+        accounts=tuple(
+            EmulatorAccount(name=a.name, key=ctx.account_keys[a.name], url=f"{ctx.files_url}/{a.name}",
+                            allow_shared_key=a.allow_shared_key, smb_oauth=a.smb_oauth,
+                            shares=tuple(s.name for s in a.shares))
             for a in ctx.config.accounts
-        ],
-        "identities": [
-            {"name": i.name, "type": i.kind, "client_id": i.client_id, "object_id": i.object_id,
-             "resource_id": i.resource_id, "attached": i.attached}
+        ),
+        identities=tuple(
+            EmulatorIdentity(name=i.name, type=i.kind, client_id=i.client_id, object_id=i.object_id,
+                             resource_id=i.resource_id, attached=i.attached)
             for i in ctx.config.identities
-        ],
-        "workload": workload,
-        "control": {"url": f"{ctx.imds_url}/keyless/control", "secret": ctx.control_secret},
-    }
+        ),
+        workload=workload,
+        control_url=f"{ctx.imds_url}/keyless/control",
+        control_secret=ctx.control_secret,
+    ).to_json()
 
 
 async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
@@ -359,7 +352,7 @@ async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, im
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     ctx = build_context(data_dir, config)
-    info_path = data_dir / "emulator.json"
+    info_path = data_dir / INFO_FILE
     info_path.unlink(missing_ok=True)  # a file from an earlier run must not look ready
     sslctx, ca_cert = tls_context(ctx, [host])
 
@@ -404,7 +397,7 @@ def print_ready(info: dict[str, Any]) -> None:
     accounts = ", ".join(a["name"] for a in info["accounts"])
     print(
         f"keyless emulator ready: files {info['files_url']} (accounts: {accounts}), "
-        f"identity {info['imds_url']}; details in {Path(info['data_dir']) / 'emulator.json'}",
+        f"identity {info['imds_url']}; details in {Path(info['data_dir']) / INFO_FILE}",
         flush=True,
     )
     sys.stdout.flush()

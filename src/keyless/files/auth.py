@@ -4,11 +4,16 @@ Bearer requests carry ``Authorization: Bearer``, ``x-ms-file-request-intent: bac
 (``x-ms-version``, ``x-ms-date``, ``x-ms-client-request-id``, added by the client). Shared Key requests are
 signed over those headers and never carry the intent header: the two schemes are never mixed.
 
-Token refresh on 401 (the seed: "invalidate your cached token, acquire a fresh one, and retry once"):
-:meth:`BearerAuth.refresh` drops the token cached here and, when the credential has an ``invalidate()``
-method (``keyless.identity`` credentials do), calls it so the next ``get_token`` goes to the token endpoint.
-For credentials without one (plain azure-identity), ``get_token`` is called again; if that returns the very
-token the service just refused, resending is pointless and the 401 is reported at once.
+Tokens are asked of the credential for every request and never copied here: the credential's cache decides
+when to refresh (keyless credentials refresh early, in the background of the callers, and keep serving the
+valid token while an identity endpoint is down; azure-identity's cache tokens too). A copy here would hide
+that early window and make every worker wait for the refresh.
+
+Token refresh on 401 (invalidate the cached token, acquire a fresh one, retry once):
+:meth:`BearerAuth.refresh` calls the credential's ``invalidate()`` when it has one (``keyless.identity``
+credentials do, and drop the token from the cache shared between processes too), then asks for a token
+again. The resend is worth making only when that token differs from the refused one; otherwise the 401 is
+reported at once, saying that no fresh token could be had.
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
-import time
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -25,8 +28,6 @@ from keyless import protocol as p
 from keyless.files.errors import TokenError, describe_identity, token_identity
 
 STORAGE_SCOPE = p.STORAGE_RESOURCE + ".default"
-#: Reuse a cached token until this many seconds before it expires.
-EXPIRY_MARGIN = 300.0
 
 
 class TokenCredential(Protocol):
@@ -50,9 +51,10 @@ class Authorizer(Protocol):
 
 
 class BearerAuth:
-    """Bearer tokens from a ``TokenCredential``, cached here until 5 minutes before expiry.
+    """Bearer tokens from a ``TokenCredential``; its cache decides when a token is refreshed.
 
-    Thread-safe with single flight: concurrent workers missing the cache wait for one ``get_token`` call.
+    Thread-safe and lock-free here: concurrent workers call ``get_token`` directly, and a keyless credential
+    answers a cache hit without a lock and lets one caller refresh while the others keep the valid token.
     """
 
     scheme = "Bearer"
@@ -60,67 +62,48 @@ class BearerAuth:
     def __init__(self, credential: TokenCredential, *, scope: str = STORAGE_SCOPE) -> None:
         self.credential = credential
         self.scope = scope
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_on = 0.0
-        self._rejected: str | None = None
+        self._last: str | None = None  # the token last handed out: for messages and the 401 path only
 
     def __repr__(self) -> str:
         return f"BearerAuth(credential={type(self.credential).__name__}, scope={self.scope!r})"
 
-    def _current(self) -> str:
-        with self._lock:
-            if self._token is not None and time.time() < self._expires_on - EXPIRY_MARGIN:
-                return self._token
-            try:
-                access = self.credential.get_token(self.scope)
-            except Exception as exc:
-                # The credential's own message is about the endpoint, not the token; keep it, not chained
-                # objects that might hold secrets.
-                raise TokenError(
-                    f"could not get a token for {self.scope}: {type(exc).__name__}: {_first_line(exc)}"
-                ) from None
-            token = str(access.token)
-            self._token = token
-            self._expires_on = float(access.expires_on)
-            return token
-
     def token(self) -> str:
-        """The token requests are sent with (for the CLI's step 1 and for claims in messages)."""
-        return self._current()
+        """The token requests are sent with now (``keyless test`` shows its claims before any request)."""
+        try:
+            access = self.credential.get_token(self.scope)
+        except Exception as exc:
+            # The credential's own message is about the endpoint, not the token; keep it, not chained
+            # objects that might hold secrets.
+            raise TokenError(
+                f"could not get a token for {self.scope}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        token = str(access.token)
+        self._last = token
+        return token
 
     def authorize(self, method: str, url: str, headers: dict[str, str]) -> None:
-        headers["Authorization"] = f"Bearer {self._current()}"
+        headers["Authorization"] = f"Bearer {self.token()}"
         headers[p.H_INTENT] = p.INTENT_BACKUP
 
     def refresh(self, rejected_header: str = "") -> bool:
-        with self._lock:
-            current = self._token
-            if current is not None and rejected_header and rejected_header != f"Bearer {current}":
-                # Another worker already replaced the rejected token: resend with the new one.
-                return True
-            self._token = None
-            self._expires_on = 0.0
-            invalidate = getattr(self.credential, "invalidate", None)
-            if callable(invalidate):
-                rejected = rejected_header.removeprefix("Bearer ") or current
-                try:
-                    # keyless.identity: drop the cached token only if it is still the rejected one, so
-                    # N workers seeing the same 401 cause one refresh, not N.
-                    invalidate(token=rejected)
-                except TypeError:
-                    invalidate()
-                return True
-        # No invalidate(): ask again, and only resend if the credential gave something new.
+        rejected = rejected_header.removeprefix("Bearer ") or self._last
+        invalidate = getattr(self.credential, "invalidate", None)
+        if callable(invalidate):
+            try:
+                # keyless.identity: drop the cached token only if it is still the rejected one, so N
+                # workers seeing the same 401 cause one refresh, not N.
+                invalidate(token=rejected)
+            except TypeError:
+                invalidate()
         try:
-            fresh = self._current()
+            fresh = self.token()
         except TokenError:
             return False
-        return f"Bearer {fresh}" != rejected_header
+        # Resending the very token the service just refused is pointless.
+        return fresh != rejected
 
     def identity(self) -> str:
-        with self._lock:
-            token = self._token
+        token = self._last
         return describe_identity(token_identity(token)) if token else "the managed identity"
 
 
@@ -147,8 +130,6 @@ class SharedKeyAuth:
 
     def identity(self) -> str:
         return f"Shared Key of account {self.account}"
-
-
 
 
 def shared_key_string(method: str, url: str, headers: dict[str, str], account: str) -> str:

@@ -1,28 +1,26 @@
 """``ShareClient``: share, directory and file operations over the Azure Files REST API.
 
 Paths are share-relative, ``/``-separated, decoded names (``"dir/my file.txt"``); :mod:`keyless.files.urls`
-encodes them. Every request goes through :meth:`ShareClient.send`, which adds the common headers, authorizes,
-applies the retry policy, refreshes the token once on 401, optionally waits out a 403 while a new role
-assignment propagates, and turns a failed reply into a typed error from :mod:`keyless.files.errors`.
+encodes them. Every request goes through :meth:`ShareClient.send`: the layers of
+:mod:`keyless.files.pipeline` send it (retries, the one-shot token refresh on 401, the optional wait for a
+403 while a new role assignment propagates), and a failed reply becomes a typed error from
+:mod:`keyless.files.errors` here, in one place.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import time
 import uuid
-import xml.etree.ElementTree as ET  # replies from the storage service; expat >= 2.4 limits expansion
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import formatdate
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from keyless import protocol as p
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.files.auth import Authorizer, BearerAuth, SharedKeyAuth, TokenCredential
+from keyless.files.destinations import Destinations
 from keyless.files.errors import (
     AlreadyExists,
     ConnectionFailed,
@@ -30,58 +28,27 @@ from keyless.files.errors import (
     IntegrityError,
     NotFound,
     ParentNotFound,
-    PermissionDenied,
     RequestInfo,
     from_response,
 )
-from keyless.files.retry import RetryPolicy, parse_retry_after
+from keyless.files.models import (
+    Entry,
+    Properties,
+    dir_properties,
+    file_properties,
+    meta_headers,
+    parse_listing,
+)
+from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
+from keyless.files.pipeline import Pipeline, Request, Result
+from keyless.files.retry import AccessWait, RetryPolicy
+from keyless.files.times import format_time
 from keyless.files.transport import HttpTransport, Response, SendError, Transport
 from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, join_path, parse
 
-RANGE_SIZE = p.MAX_RANGE_UPDATE_BYTES
+__all__ = ["RANGE_SIZE", "Entry", "Properties", "ShareClient"]
+
 _READ, _WRITE, _DELETE = p.ACTION_READ, p.ACTION_WRITE, p.ACTION_DELETE
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One item of a directory listing."""
-
-    name: str
-    path: str  # share-relative
-    is_dir: bool
-    size: int | None = None
-    etag: str = ""
-    last_modified: str = ""
-    last_write_time: str = ""
-    file_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Properties:
-    path: str
-    is_dir: bool
-    size: int = 0
-    etag: str = ""
-    last_modified: str = ""
-    last_write_time: str = ""
-    creation_time: str = ""
-    content_type: str = ""
-    content_md5: str = ""  # base64, as the service stores it
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "type": "directory" if self.is_dir else "file",
-            "size": self.size,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "last_write_time": self.last_write_time,
-            "creation_time": self.creation_time,
-            "content_type": self.content_type,
-            "content_md5": self.content_md5,
-            "metadata": self.metadata,
-        }
 
 
 def _as_authorizer(credential: Any, account_key: str | None, account: str) -> Authorizer:
@@ -94,28 +61,6 @@ def _as_authorizer(credential: Any, account_key: str | None, account: str) -> Au
     if hasattr(credential, "get_token"):
         return BearerAuth(credential)
     raise TypeError(f"unsupported credential type {type(credential).__name__}")
-
-
-def format_time(ts: float) -> str:
-    """SMB time format the service expects: ``2024-01-02T03:04:05.1234567Z``."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
-
-
-def parse_time(text: str) -> float | None:
-    """Parse an SMB time (7 fractional digits) or an RFC 1123 date into epoch seconds."""
-    if not text:
-        return None
-    try:
-        if "T" in text:
-            head, _, frac = text.rstrip("Z").partition(".")
-            base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-            return base + (float("0." + frac) if frac else 0.0)
-        from email.utils import parsedate_to_datetime
-
-        return parsedate_to_datetime(text).timestamp()
-    except (ValueError, TypeError):
-        return None
 
 
 class ShareClient:
@@ -134,6 +79,7 @@ class ShareClient:
         retry: RetryPolicy | None = None,
         concurrency: int = 8,
         wait_for_access: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.target = (
             parse(share, emulator_url=emulator_url, suffixes=suffixes) if isinstance(share, str) else share
@@ -141,11 +87,16 @@ class ShareClient:
         self.target = self.target.with_path("")
         self.auth = _as_authorizer(credential, account_key, self.target.account)
         self.transport: HttpTransport = transport or Transport(
-            ca_cert=ca_cert, suffixes=suffixes, emulator_url=emulator_url, pool_size=max(concurrency, 1) + 4
+            ca_cert=ca_cert, pool_size=max(concurrency, 1) + 4
         )
+        self.destinations = Destinations(suffixes, emulator_url)
         self.retry = retry or RetryPolicy()
         self.concurrency = max(1, concurrency)
         self.wait_for_access = wait_for_access
+        self.clock = clock
+        self._pipeline = Pipeline(
+            self.transport, self.destinations, self.auth, self.retry, AccessWait(wait_for_access), clock
+        )
 
     def __repr__(self) -> str:
         return f"ShareClient({self.target.shorthand()!r}, auth={self.auth.scheme})"
@@ -190,60 +141,29 @@ class ShareClient:
             action=action,
             backup_intent=self.auth.scheme == "Bearer",
         )
-        client_request_id = str(uuid.uuid4())  # one id for every attempt, so logs tie them together
-        attempt = 0
-        refreshed = False
-        access_deadline: float | None = None
-        access_attempt = 0
-        while True:
-            h = dict(headers or {})
-            h[p.H_VERSION] = p.CURRENT_VERSION
-            h[p.H_DATE] = formatdate(usegmt=True)
-            h[p.H_CLIENT_REQUEST_ID] = client_request_id
-            if body is not None or method in ("PUT", "POST"):
-                h["Content-Length"] = str(len(body or b""))
-            self.transport.check_destination(url)
-            self.auth.authorize(method, url, h)
-            try:
-                resp = self.transport.request(method, url, h, body)
-            except SendError as exc:
-                if self.retry.should_retry_connection(attempt, idempotent, exc.sent):
-                    self.retry.sleep(attempt)
-                    attempt += 1
-                    continue
-                raise ConnectionFailed(
-                    f"{operation or method} {target.url}: no reply ({exc})", request=info
-                ) from None
-            if 200 <= resp.status < 300:
-                return resp
-            if resp.status == 401 and not refreshed and self.auth.refresh(h.get("Authorization", "")):
-                refreshed = True  # the seed: refresh the token and resend exactly once
-                continue
-            if self.retry.should_retry_status(resp.status, attempt, idempotent):
-                self.retry.sleep(attempt, parse_retry_after(resp.header("retry-after")))
-                attempt += 1
-                continue
-            info = _with_identity(info, self.auth.identity())
-            if 300 <= resp.status < 400:
-                raise FilesError(
-                    f"{operation or method} {target.url}: the service answered with a redirect "
-                    f"(HTTP {resp.status}); redirects are not followed with credentials",
-                    status=resp.status,
-                    request=info,
-                )
-            error = from_response(resp.status, resp.headers, resp.data, info)
-            if isinstance(error, PermissionDenied) and self.wait_for_access > 0:
-                now = time.monotonic()
-                if access_deadline is None:
-                    access_deadline = now + self.wait_for_access
-                if now < access_deadline:
-                    # A new role assignment propagates in 5-30 minutes: poll, gently.
-                    time.sleep(
-                        min(60.0, 2.0 * (2 ** min(access_attempt, 5)), max(0.0, access_deadline - now))
-                    )
-                    access_attempt += 1
-                    continue
-            raise error
+        request = Request(method, url, headers or {}, body, idempotent, client_request_id=str(uuid.uuid4()))
+        try:
+            result = self._pipeline.send(request)
+        except SendError as exc:
+            raise ConnectionFailed(
+                f"{operation or method} {target.url}: no reply ({exc})", request=info
+            ) from None
+        if 200 <= result.response.status < 300:
+            return result.response
+        raise self._failure(result, replace(info, identity=self.auth.identity()))
+
+    @staticmethod
+    def _failure(result: Result, info: RequestInfo) -> FilesError:
+        """The typed error for a reply the retries could not cure: every failure is mapped here."""
+        resp = result.response
+        if 300 <= resp.status < 400:
+            return FilesError(
+                f"{info.operation or info.method} {info.url}: the service answered with a redirect "
+                f"(HTTP {resp.status}); redirects are not followed with credentials",
+                status=resp.status,
+                request=info,
+            )
+        return from_response(resp.status, resp.headers, resp.data, info, token_refreshed=result.refreshed)
 
     # --- directories ------------------------------------------------------------------------------------
     def mkdir(
@@ -260,7 +180,7 @@ class ShareClient:
             if exist_ok:
                 return False
             raise AlreadyExists("the share root always exists")
-        headers = _meta_headers(metadata)
+        headers = meta_headers(metadata)
         try:
             self.send(
                 "PUT",
@@ -304,7 +224,7 @@ class ShareClient:
                 headers={"x-ms-file-extended-info": "true"},
                 operation="list directory",
             )
-            entries, marker = _parse_listing(resp.data, path)
+            entries, marker = parse_listing(resp.data, path)
             yield from entries
             if not marker:
                 return
@@ -328,7 +248,7 @@ class ShareClient:
         if path:
             try:
                 resp = self.send("HEAD", path, operation="get file properties")
-                return _file_properties(path, resp)
+                return file_properties(path, resp)
             except NotFound as exc:
                 file_error: NotFound = exc
         try:
@@ -339,7 +259,17 @@ class ShareClient:
             if path:
                 raise file_error from None
             raise
-        return _dir_properties(path, resp)
+        return dir_properties(path, resp)
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is an existing directory, in one request (Get Directory Properties answers 404
+        for a file as for nothing at all)."""
+        path = join_path(path)
+        try:
+            self.send("GET", path, query={"restype": "directory"}, operation="get directory properties")
+        except NotFound:
+            return False
+        return True
 
     def exists(self, path: str) -> bool:
         try:
@@ -354,7 +284,7 @@ class ShareClient:
             is_dir = self.properties(path).is_dir
         query = {"restype": "directory", "comp": "metadata"} if is_dir else {"comp": "metadata"}
         self.send(
-            "PUT", path, query=query, headers=_meta_headers(metadata), operation="set metadata", action=_WRITE
+            "PUT", path, query=query, headers=meta_headers(metadata), operation="set metadata", action=_WRITE
         )
 
     def resize(self, path: str, size: int) -> None:
@@ -379,7 +309,7 @@ class ShareClient:
         last_write_time: float | None = None,
     ) -> None:
         """Create (or replace) a file of ``size`` zero bytes; content goes in with :meth:`put_range`."""
-        headers = {"x-ms-type": "file", "x-ms-content-length": str(size), **_meta_headers(metadata)}
+        headers = {"x-ms-type": "file", "x-ms-content-length": str(size), **meta_headers(metadata)}
         if content_type:
             headers["x-ms-content-type"] = content_type
         if last_write_time is not None:
@@ -442,16 +372,21 @@ class ShareClient:
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Create ``path`` holding ``data``; ranges are sent in parallel."""
-        from keyless.files.transfer import upload_bytes
+        self.create_file(path, len(data), content_type=content_type, metadata=metadata)
+        view = memoryview(data)
 
-        upload_bytes(self, path, data, content_type=content_type, metadata=metadata)
+        def send(rng: tuple[int, int]) -> None:
+            offset, length = rng
+            self.put_range(path, offset, view[offset : offset + length])
+
+        run_bounded(send, ranges(len(data)), self.concurrency)
 
     def read_bytes(self, path: str) -> bytes:
         """The whole file in memory (for small files: ``cat``, the access test)."""
         size = self.properties(path).size
         out = bytearray()
-        for offset in range(0, size, RANGE_SIZE):
-            data, _ = self.get_range(path, offset, min(RANGE_SIZE, size - offset))
+        for offset, length in ranges(size):
+            data, _ = self.get_range(path, offset, length)
             out += data
         return bytes(out)
 
@@ -476,9 +411,7 @@ class ShareClient:
             return 1
         tree = list(self.walk(path))
         files = [f.path for _, _, fs in tree for f in fs]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for _ in pool.map(self.delete_file, files):
-                pass
+        run_bounded(self.delete_file, files, self.concurrency)
         # Deepest directories first: a directory must be empty before it can go.
         dirs = sorted((d.path for _, ds, _ in tree for d in ds), key=lambda d: d.count("/"), reverse=True)
         for d in dirs:
@@ -510,78 +443,3 @@ class ShareClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# --- helpers ------------------------------------------------------------------------------------------------
-
-
-def _with_identity(info: RequestInfo, identity: str) -> RequestInfo:
-    from dataclasses import replace
-
-    return replace(info, identity=identity)
-
-
-def _meta_headers(metadata: dict[str, str] | None) -> dict[str, str]:
-    return {f"x-ms-meta-{k}": v for k, v in (metadata or {}).items()}
-
-
-def _metadata(resp: Response) -> dict[str, str]:
-    return {k[len("x-ms-meta-") :]: v for k, v in resp.headers.items() if k.startswith("x-ms-meta-")}
-
-
-def _file_properties(path: str, resp: Response) -> Properties:
-    return Properties(
-        path=path,
-        is_dir=False,
-        size=int(resp.header("content-length", "0") or 0),
-        etag=resp.header("etag"),
-        last_modified=resp.header("last-modified"),
-        last_write_time=resp.header("x-ms-file-last-write-time"),
-        creation_time=resp.header("x-ms-file-creation-time"),
-        content_type=resp.header("content-type"),
-        content_md5=resp.header("content-md5"),
-        metadata=_metadata(resp),
-    )
-
-
-def _dir_properties(path: str, resp: Response) -> Properties:
-    return Properties(
-        path=path,
-        is_dir=True,
-        etag=resp.header("etag"),
-        last_modified=resp.header("last-modified"),
-        last_write_time=resp.header("x-ms-file-last-write-time"),
-        creation_time=resp.header("x-ms-file-creation-time"),
-        metadata=_metadata(resp),
-    )
-
-
-def _text(elem: ET.Element | None) -> str:
-    return (elem.text or "") if elem is not None else ""
-
-
-def _parse_listing(data: bytes, parent: str) -> tuple[list[Entry], str]:
-    root = ET.fromstring(data)  # noqa: S314 - see the import
-    entries: list[Entry] = []
-    container = root.find("Entries")
-    for elem in list(container) if container is not None else []:
-        name_elem = elem.find("Name")
-        name = _text(name_elem)
-        if name_elem is not None and name_elem.get("Encoded", "").lower() == "true":
-            name = unquote(name)  # names with characters XML cannot carry come percent-encoded
-        props = elem.find("Properties")
-        is_dir = elem.tag == "Directory"
-        size_text = _text(props.find("Content-Length")) if props is not None else ""
-        entries.append(
-            Entry(
-                name=name,
-                path=f"{parent}/{name}" if parent else name,
-                is_dir=is_dir,
-                size=None if is_dir else int(size_text or 0),
-                etag=_text(props.find("Etag")) if props is not None else "",
-                last_modified=_text(props.find("Last-Modified")) if props is not None else "",
-                last_write_time=_text(props.find("LastWriteTime")) if props is not None else "",
-                file_id=_text(elem.find("FileId")),
-            )
-        )
-    return entries, _text(root.find("NextMarker"))

@@ -1,19 +1,21 @@
 """Typed errors for Azure Files replies, each with a message that says what to do.
 
-The seed's error table is behaviour here: 400 ``MissingRequiredHeader`` explains the intent header, 401 says
-the token was refused twice, 403 names the identity, the refused data action, the roles that grant it and the
-scope to assign them at, and the RBAC propagation delay. Messages carry the path, never the query string
-(which could hold a SAS) and never a token.
+400 ``MissingRequiredHeader`` explains the intent header; 401 says whether a fresh token was tried too; 403
+names the identity, the refused data action, the roles that grant it and the scope to assign them at, and
+the RBAC propagation delay. Messages carry the path, never the query string (which could hold a SAS) and
+never a token. Messages name concepts, not command-line flags: the CLI adds its own flags to the remedy.
+
+``NotFound``, ``AlreadyExists`` and ``PermissionDenied`` are also the built-in ``FileNotFoundError``,
+``FileExistsError`` and ``PermissionError``, so code written for local files handles them unchanged.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from keyless import protocol as p
+from keyless.claims import decode_claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +99,23 @@ class BadRequest(FilesError):
     status = 400
 
 
+_TOKEN_CHECKS = (
+    f"Check that the identity's token is for '{p.STORAGE_RESOURCE}', that this machine's clock is right, "
+    "and that the storage account trusts your Microsoft Entra tenant."
+)
+
+
 class AuthenticationFailed(FilesError):
     status = 401
-    remedy = (
-        "The token was refused even after fetching a fresh one. Check that the identity's token is for "
-        f"'{p.STORAGE_RESOURCE}', that this machine's clock is right, and that the storage account "
-        "trusts your Microsoft Entra tenant."
+    remedy = "The token was refused even after fetching a fresh one. " + _TOKEN_CHECKS
+    #: When the credential had nothing but the refused token to offer, no fresh one was tried.
+    remedy_not_refreshed = (
+        "The token was refused, and the credential gave the same token again, so no fresh one could be "
+        "tried. " + _TOKEN_CHECKS
     )
 
 
-class PermissionDenied(FilesError):
+class PermissionDenied(FilesError, PermissionError):
     """403: authenticated, but the identity's roles do not grant the data action. Never retried."""
 
     status = 403
@@ -121,7 +130,7 @@ class KeyAuthNotPermitted(PermissionDenied):
     )
 
 
-class NotFound(FilesError):
+class NotFound(FilesError, FileNotFoundError):
     status = 404
 
 
@@ -132,20 +141,20 @@ class ShareNotFound(NotFound):
 
 class ParentNotFound(NotFound):
     code = p.E_PARENT_NOT_FOUND
-    remedy = "Create the parent directory first (keyless mkdir -p)."
+    remedy = "Create the parent directory first (or create missing parents with the request)."
 
 
 class Conflict(FilesError):
     status = 409
 
 
-class AlreadyExists(Conflict):
+class AlreadyExists(Conflict, FileExistsError):
     code = p.E_RESOURCE_EXISTS
 
 
 class DirectoryNotEmpty(Conflict):
     code = p.E_DIRECTORY_NOT_EMPTY
-    remedy = "Delete the directory's contents first, or delete recursively (keyless rm -r)."
+    remedy = "Delete the directory's contents first, or delete it recursively."
 
 
 class InvalidRange(FilesError):
@@ -156,7 +165,7 @@ class InvalidRange(FilesError):
 class ServiceError(FilesError):
     """5xx, 408 and 429 replies that were still failing after the retries allowed."""
 
-    remedy = "The service is busy or failing; try again later, or lower the concurrency (--concurrency)."
+    remedy = "The service is busy or failing; try again later, or with fewer requests in parallel."
 
 
 class ConnectionFailed(FilesError):
@@ -173,7 +182,7 @@ class UnsafeDestination(FilesError):
 
     remedy = (
         "A credential only goes over HTTPS to <account>.file.core.windows.net (or a sovereign-cloud "
-        "suffix, or the emulator configured with --emulator). Check the address."
+        "suffix, or the configured emulator). Check the address."
     )
 
 
@@ -194,7 +203,7 @@ class TokenError(FilesError):
 
     remedy = (
         "Check that a managed identity is assigned to this machine and that the token endpoint is "
-        "reachable (keyless doctor); with several user-assigned identities, pass --client-id."
+        "reachable (keyless doctor); with several user-assigned identities, select one by its client id."
     )
 
 
@@ -239,16 +248,7 @@ def parse_error_body(body: bytes) -> tuple[str, str]:
 
 def token_identity(token: str) -> dict[str, str]:
     """``oid``, ``appid``, ``xms_mirid``, ``tid`` of a JWT, decoded *without* verification (messages only)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    if not isinstance(claims, dict):
-        return {}
+    claims = decode_claims(token)
     return {k: str(claims[k]) for k in ("oid", "appid", "xms_mirid", "tid", "aud") if k in claims}
 
 
@@ -295,28 +295,45 @@ def permission_remedy(req: RequestInfo) -> str:
     return (
         f"Assign {role_text} to {req.identity or 'the identity'} at scope {scope} (or the account). "
         "A new role assignment takes 5-30 minutes to propagate: if you just assigned it, wait and retry "
-        "(--wait-for-access 30m on the keyless file commands). SMB share roles are not enough for REST "
-        "access."
+        "(or let the client wait for access). SMB share roles are not enough for REST access."
     )
 
 
-def from_response(status: int, headers: dict[str, str], body: bytes, req: RequestInfo) -> FilesError:
-    """The typed error for a failed reply. ``headers`` keys are lower-case."""
+def _classify(status: int, headers: dict[str, str], body: bytes) -> tuple[type[FilesError], str, str]:
+    """``(error class, error code, the service's message)`` for a failed reply."""
     code = headers.get(p.H_ERROR_CODE.lower(), "")
     body_code, body_message = parse_error_body(body)
     code = code or body_code
-    request_id = headers.get(p.H_REQUEST_ID.lower(), "")
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status)
     if cls is None:
         cls = ServiceError if status >= 500 or status in (408, 429) else FilesError
-    what = f"{req.operation or req.method} {req.url}"
-    detail = f": {body_message}" if body_message else ""
-    remedy = ""
     mentions_intent = p.H_INTENT in body.decode("utf-8", errors="replace").lower()
     if status == 400 and code == p.E_MISSING_HEADER and body and not mentions_intent:
         # Some other header is missing: keep the code but do not blame the intent header.
         cls = BadRequest
     if status == 403 and code in ("", p.E_PERMISSION_MISMATCH, "AuthorizationFailure"):
+        cls = PermissionDenied
+    elif status == 403 and code == p.E_AUTH_FAILED:
+        cls = AuthenticationFailed
+    return cls, code, body_message
+
+
+def is_permission_refusal(status: int, headers: dict[str, str], body: bytes) -> bool:
+    """A 403 about permissions (roles), the kind a role assignment still propagating explains."""
+    return status == 403 and issubclass(_classify(status, headers, body)[0], PermissionDenied)
+
+
+def from_response(
+    status: int, headers: dict[str, str], body: bytes, req: RequestInfo, *, token_refreshed: bool = True
+) -> FilesError:
+    """The typed error for a failed reply. ``headers`` keys are lower-case. ``token_refreshed``: whether a
+    401 was answered to a fresh token too (False: the credential had no other token to try)."""
+    cls, code, body_message = _classify(status, headers, body)
+    request_id = headers.get(p.H_REQUEST_ID.lower(), "")
+    what = f"{req.operation or req.method} {req.url}"
+    detail = f": {body_message}" if body_message else ""
+    remedy = ""
+    if cls is PermissionDenied:
         actions = needed_actions(req)
         names = ", ".join(sorted(actions)) or "the data action"
         message = (
@@ -326,15 +343,17 @@ def from_response(status: int, headers: dict[str, str], body: bytes, req: Reques
         return PermissionDenied(
             message, status=status, code=code, request_id=request_id, remedy=remedy, request=req
         )
-    if status == 403 and code == p.E_AUTH_FAILED:
-        cls = AuthenticationFailed
+    if status == 403 and cls is AuthenticationFailed:
         remedy = (
             f"The service refused the credential. With a bearer token, x-ms-version must be "
             f"{p.MIN_OAUTH_VERSION} or later; with Shared Key, check the account key."
         )
     if status == 401:
         message = f"{what}: the token for {req.identity or 'the identity'} was refused{detail}"
-        return AuthenticationFailed(message, status=status, code=code, request_id=request_id, request=req)
+        remedy = AuthenticationFailed.remedy if token_refreshed else AuthenticationFailed.remedy_not_refreshed
+        return AuthenticationFailed(
+            message, status=status, code=code, request_id=request_id, remedy=remedy, request=req
+        )
     return cls(
         f"{what} failed{detail}", status=status, code=code, request_id=request_id, remedy=remedy, request=req
     )

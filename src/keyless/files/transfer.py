@@ -17,29 +17,28 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from keyless.files.errors import IntegrityError, NotFound, UnsafeName
+from keyless.files.models import Entry, Properties
+from keyless.files.parallel import ranges, run_bounded
+from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
 if TYPE_CHECKING:
-    from keyless.files.client import Entry, Properties, ShareClient
+    from keyless.files.client import ShareClient
 
-RANGE_SIZE = 4 * 1024 * 1024
 PART_SUFFIX = ".keyless-part"
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
 
 Progress = Callable[[int], None]
-T = TypeVar("T")
 
 
 def _noop(_: int) -> None:
@@ -64,42 +63,6 @@ class TransferStats:
 
     def to_json(self) -> dict[str, object]:
         return {"files": self.files, "bytes": self.bytes, "skipped": self.skipped, "deleted": self.deleted}
-
-
-def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int) -> None:
-    """Run ``fn`` over ``items`` with at most ``concurrency`` in flight; the first error cancels the rest
-    and is raised. Items are pulled lazily, so a million ranges never become a million futures."""
-    concurrency = max(1, concurrency)
-    rest = iter(items)  # an iterator, so the items taken for ``head`` are not seen twice
-    head = list(itertools.islice(rest, 2))
-    if concurrency == 1 or len(head) < 2:
-        # Zero or one item (a file of one range, the common case inside tree transfers): run it here. A
-        # thread pool per small file cost more than its request (measured: ~2 ms of ~4 ms per 8 KiB file).
-        for item in itertools.chain(head, rest):
-            fn(item)
-        return
-    iterator = itertools.chain(head, rest)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending: set[Future[object]] = set()
-        try:
-            for item in iterator:
-                pending.add(pool.submit(fn, item))
-                if len(pending) >= concurrency * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        fut.result()
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-
-
-def _ranges(size: int, chunk: int = RANGE_SIZE) -> Iterator[tuple[int, int]]:
-    for offset in range(0, size, chunk):
-        yield offset, min(chunk, size - offset)
 
 
 # --- safety of local names ---------------------------------------------------------------------------------
@@ -154,29 +117,10 @@ def upload_file(
                 client.put_range(remote, offset, data, preserve_mtime=preserve_mtime)
             progress(length)
 
-        run_bounded(send, _ranges(size), concurrency)
+        run_bounded(send, ranges(size), concurrency)
     finally:
         os.close(fd)
     return size
-
-
-def upload_bytes(
-    client: ShareClient,
-    remote: str,
-    data: bytes,
-    *,
-    content_type: str | None = None,
-    metadata: dict[str, str] | None = None,
-    concurrency: int | None = None,
-) -> None:
-    client.create_file(remote, len(data), content_type=content_type, metadata=metadata)
-    view = memoryview(data)
-
-    def send(rng: tuple[int, int]) -> None:
-        offset, length = rng
-        client.put_range(remote, offset, view[offset : offset + length])
-
-    run_bounded(send, _ranges(len(data)), concurrency or client.concurrency)
 
 
 def _part_name(target: Path) -> Path:
@@ -197,7 +141,7 @@ def download_file(
     concurrency = concurrency or client.concurrency
     props = props or client.properties(remote)
     if props.is_dir:
-        raise IsADirectoryError(f"{remote} is a directory (use -r)")
+        raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
     part = _part_name(local)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -213,7 +157,7 @@ def download_file(
             os.pwrite(fd, data, offset)
             progress(length)
 
-        run_bounded(fetch, _ranges(size), concurrency)
+        run_bounded(fetch, ranges(size), concurrency)
         if props.content_md5:
             _check_file_md5(fd, size, props.content_md5, remote)
         os.fsync(fd)
@@ -235,15 +179,13 @@ def download_file(
 
 def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
     digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
-    for offset, length in _ranges(size):
+    for offset, length in ranges(size):
         digest.update(os.pread(fd, length, offset))
     if base64.b64encode(digest.digest()).decode() != expected_b64:
         raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
 
 
 def _remote_mtime(props: Properties) -> float | None:
-    from keyless.files.client import parse_time
-
     return parse_time(props.last_write_time) or parse_time(props.last_modified)
 
 
@@ -255,15 +197,17 @@ def copy_file(
     *,
     concurrency: int | None = None,
     progress: Progress = _noop,
+    props: Properties | None = None,
 ) -> int:
     """Copy a file between any two shares (even across accounts) by streaming ranges through this machine.
 
     Server-side copy (``x-ms-copy-source``) needs the source authorized separately; streaming works with
-    the one identity and keeps memory at ``concurrency`` ranges.
+    the one identity and keeps memory at ``concurrency`` ranges. ``props``: the source's properties when
+    the caller has them already (saves a request).
     """
-    props = src.properties(src_path)
+    props = props or src.properties(src_path)
     if props.is_dir:
-        raise IsADirectoryError(f"{src_path} is a directory (use -r)")
+        raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
     dst.create_file(
         dst_path,
         props.size,
@@ -281,7 +225,7 @@ def copy_file(
             dst.put_range(dst_path, offset, data, preserve_mtime=True)
         progress(length)
 
-    run_bounded(move, _ranges(props.size), concurrency or src.concurrency)
+    run_bounded(move, ranges(props.size), concurrency or src.concurrency)
     return props.size
 
 
@@ -339,31 +283,38 @@ def upload_tree(
     return stats
 
 
-def _remote_entries(client: ShareClient, remote_root: str) -> Iterator[Entry]:
-    for _dirpath, _, files in client.walk(remote_root):
-        yield from files
+@dataclass(frozen=True, slots=True)
+class RemoteTree:
+    """Everything under a remote directory, listed once: directories and files, relative to ``root``."""
+
+    root: str
+    dirs: list[str]  # relative paths, parents before children
+    files: list[tuple[str, Entry]]  # (relative path, listing entry)
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size or 0 for _, entry in self.files)
 
 
-def _listing_properties(entry: Entry) -> Properties:
-    from keyless.files.client import Properties
+def list_tree(client: ShareClient, remote_root: str) -> RemoteTree:
+    """One walk of the tree under ``remote_root`` (one listing request per directory and page)."""
+    root = join_path(remote_root)
+    dirs: list[str] = []
+    files: list[tuple[str, Entry]] = []
 
-    return Properties(
-        path=entry.path,
-        is_dir=False,
-        size=entry.size or 0,
-        etag=entry.etag,
-        last_modified=entry.last_modified,
-        last_write_time=entry.last_write_time,
-    )
+    def rel(path: str) -> str:
+        return path[len(root) + 1 :] if root else path
+
+    for _dirpath, ds, fs in client.walk(root):
+        dirs.extend(rel(d.path) for d in ds)
+        files.extend((rel(f.path), f) for f in fs)
+    return RemoteTree(root, dirs, files)
 
 
 def remote_files(client: ShareClient, remote_root: str) -> Iterator[tuple[str, str, int, str]]:
     """``(relative path, full path, size, last write time)`` of every file under ``remote_root``."""
-    remote_root = join_path(remote_root)
-    for _dirpath, _, files in client.walk(remote_root):
-        for f in files:
-            rel = f.path[len(remote_root) + 1 :] if remote_root else f.path
-            yield rel, f.path, f.size or 0, f.last_write_time or f.last_modified
+    for rel, f in list_tree(client, remote_root).files:
+        yield rel, f.path, f.size or 0, f.last_write_time or f.last_modified
 
 
 def download_tree(
@@ -374,19 +325,16 @@ def download_tree(
     workers: int | None = None,
     progress: Progress = _noop,
     skip: Callable[[str, Path, int, str], bool] | None = None,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
-    """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front."""
+    """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front.
+    ``tree``: the listing when the caller has it already (the tree is listed once either way)."""
     stats = TransferStats()
     local_root.mkdir(parents=True, exist_ok=True)
-    remote_root = join_path(remote_root)
-    items = []
-    for _dirpath, dirs, _ in client.walk(remote_root):
-        for d in dirs:
-            rel = d.path[len(remote_root) + 1 :] if remote_root else d.path
-            safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
-    for entry in _remote_entries(client, remote_root):
-        rel = entry.path[len(remote_root) + 1 :] if remote_root else entry.path
-        items.append((rel, entry, safe_local_path(local_root, rel)))
+    tree = tree or list_tree(client, remote_root)
+    for rel in tree.dirs:
+        safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
+    items = [(rel, entry, safe_local_path(local_root, rel)) for rel, entry in tree.files]
 
     def one(item: tuple[str, Entry, Path]) -> None:
         rel, entry, target = item
@@ -403,7 +351,7 @@ def download_tree(
             target,
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
-            props=_listing_properties(entry),
+            props=Properties.from_entry(entry),
         )
         stats.add(files=1, nbytes=n)
 
@@ -419,26 +367,30 @@ def copy_tree(
     *,
     workers: int | None = None,
     progress: Progress = _noop,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
+    """Copy every file under ``src_root`` into ``dst_root`` (any two shares), files in parallel."""
     stats = TransferStats()
-    src_root, dst_root = join_path(src_root), join_path(dst_root)
+    dst_root = join_path(dst_root)
+    tree = tree or list_tree(src, src_root)
     if dst_root:
         dst.mkdir(dst_root, parents=True, exist_ok=True)
-    files: list[Entry] = []
-    for _dirpath, dirs, fs in src.walk(src_root):
-        for d in dirs:
-            rel = d.path[len(src_root) + 1 :] if src_root else d.path
-            dst.mkdir(join_path(dst_root, rel), exist_ok=True)
-        files.extend(fs)
+    for rel in tree.dirs:
+        dst.mkdir(join_path(dst_root, rel), exist_ok=True)
 
-    def one(path: str) -> None:
-        rel = path[len(src_root) + 1 :] if src_root else path
+    def one(item: tuple[str, Entry]) -> None:
+        rel, entry = item
         n = copy_file(
-            src, path, dst, join_path(dst_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+            src,
+            entry.path,
+            dst,
+            join_path(dst_root, rel),
+            concurrency=TREE_RANGE_CONCURRENCY,
+            progress=progress,
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, [f.path for f in files], workers or src.concurrency)
+    run_bounded(one, tree.files, workers or src.concurrency)
     return stats
 
 
@@ -449,8 +401,6 @@ MTIME_TOLERANCE = 2.0  # seconds: SMB keeps 100 ns ticks, but some filesystems k
 
 def same_file(local_size: int, local_mtime: float, remote_size: int, remote_time: str) -> bool:
     """Size and modification time match (the service keeps the local mtime keyless uploads with)."""
-    from keyless.files.client import parse_time
-
     remote_mtime = parse_time(remote_time)
     return (
         local_size == remote_size
@@ -500,8 +450,11 @@ def sync_down(
     delete: bool = False,
     workers: int | None = None,
     progress: Progress = _noop,
+    tree: RemoteTree | None = None,
 ) -> TransferStats:
-    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely."""
+    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely.
+    The remote tree is listed once (``tree``, when the caller has it already)."""
+    tree = tree or list_tree(client, remote_root)
 
     def skip(rel: str, target: Path, size: int, mtime: str) -> bool:
         try:
@@ -510,9 +463,11 @@ def sync_down(
             return False
         return same_file(st.st_size, st.st_mtime, size, mtime)
 
-    stats = download_tree(client, remote_root, local_root, workers=workers, progress=progress, skip=skip)
+    stats = download_tree(
+        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree
+    )
     if delete:
-        remote = {rel for rel, _, _, _ in remote_files(client, remote_root)}
+        remote = {rel for rel, _ in tree.files}
         for rel, path in list(_local_files(local_root)):
             if rel not in remote:
                 path.unlink()

@@ -1,9 +1,8 @@
-"""HTTP(S) transport: one thread-safe urllib3 pool per client, plus the rule of where credentials may go.
+"""HTTP(S) transport: one thread-safe urllib3 pool per client, and nothing but I/O.
 
-Every request passes :meth:`Transport.check_destination` first when it carries a credential: HTTPS only, and
-only to a host under a configured storage suffix or the configured emulator. Redirects are never followed
-(urllib3 ``redirect=False``): a 3xx comes back to the caller as a reply, so a credential never crosses one.
-Retries are the client's job (``retries=False`` here), so each attempt is visible to the retry policy.
+Redirects are never followed (urllib3 ``redirect=False``): a 3xx comes back to the caller as a reply, so a
+credential never crosses one. Retries are the client's job (``retries=False`` here), so each attempt is
+visible to the retry policy. Where a credential may go is :mod:`keyless.files.destinations`' job.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import (
@@ -20,9 +18,6 @@ from urllib3.exceptions import (
     NameResolutionError,
     NewConnectionError,
 )
-
-from keyless.files.errors import ConnectionFailed, UnsafeDestination
-from keyless.files.urls import DEFAULT_SUFFIXES
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
 
@@ -47,8 +42,6 @@ class HttpTransport(Protocol):
         self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
     ) -> Response: ...
 
-    def check_destination(self, url: str) -> None: ...
-
 
 class SendError(Exception):
     """A request got no reply. ``sent`` says whether it may have reached the service."""
@@ -65,13 +58,9 @@ class Transport:
         self,
         *,
         ca_cert: str | None = None,
-        suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
-        emulator_url: str | None = None,
         pool_size: int = 16,
         timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        self.suffixes = tuple(s.lower().strip(".") for s in suffixes)
-        self.emulator_netloc = urlsplit(emulator_url).netloc.lower() if emulator_url else None
         kwargs: dict[str, object] = {}
         if ca_cert:
             # The emulator's own CA: trust it *instead of* the system store for this client only.
@@ -84,24 +73,6 @@ class Transport:
             retries=False,
             timeout=timeout,
             **kwargs,  # type: ignore[arg-type]
-        )
-
-    def check_destination(self, url: str) -> None:
-        """Raise :class:`UnsafeDestination` unless a credential may be sent to ``url``."""
-        split = urlsplit(url)
-        host = (split.hostname or "").lower().rstrip(".")
-        if split.scheme != "https":
-            raise UnsafeDestination(
-                f"refusing to send a credential over {split.scheme or 'plain'}:// "
-                f"to {split.netloc} (HTTPS only)"
-            )
-        if self.emulator_netloc is not None and split.netloc.lower() == self.emulator_netloc:
-            return
-        if any(host.endswith("." + suffix) for suffix in self.suffixes):
-            return
-        raise UnsafeDestination(
-            f"refusing to send a credential to {split.netloc}: not under "
-            f"{', '.join(self.suffixes)} and not the configured emulator"
         )
 
     def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
@@ -125,7 +96,3 @@ def _describe(exc: BaseException) -> str:
     # urllib3 messages include the pool and URL, never headers: safe to show.
     reason = getattr(exc, "reason", None)
     return f"{type(exc).__name__}: {reason or exc}"
-
-
-def connection_error(message: str, url: str) -> ConnectionFailed:
-    return ConnectionFailed(f"no reply from {urlsplit(url).netloc}: {message}")

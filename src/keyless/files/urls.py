@@ -19,19 +19,13 @@ import ipaddress
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
-from keyless.protocol import FILE_ENDPOINT_SUFFIX
+from keyless.protocol import CLOUD_FILE_ENDPOINT_SUFFIXES, FILE_ENDPOINT_SUFFIX, FILE_ENDPOINT_SUFFIXES
 
 #: Endpoint suffixes of the public and sovereign clouds. A bearer token is only ever sent under one of these
 #: (or to an explicitly configured emulator).
 PUBLIC_SUFFIX = FILE_ENDPOINT_SUFFIX
-CHINA_SUFFIX = "file.core.chinacloudapi.cn"
-USGOV_SUFFIX = "file.core.usgovcloudapi.net"
-CLOUD_SUFFIXES: dict[str, str] = {
-    "public": PUBLIC_SUFFIX,
-    "china": CHINA_SUFFIX,
-    "usgov": USGOV_SUFFIX,
-}
-DEFAULT_SUFFIXES: tuple[str, ...] = (PUBLIC_SUFFIX, CHINA_SUFFIX, USGOV_SUFFIX)
+CLOUD_SUFFIXES: dict[str, str] = dict(CLOUD_FILE_ENDPOINT_SUFFIXES)
+DEFAULT_SUFFIXES: tuple[str, ...] = FILE_ENDPOINT_SUFFIXES
 
 AZFILES_SCHEME = "azfiles"
 
@@ -146,13 +140,6 @@ def _account_from_host(hostname: str, suffixes: tuple[str, ...]) -> str | None:
         if host.endswith("." + suffix):
             return host[: -len(suffix) - 1].split(".", 1)[0]
     return None
-
-
-def account_endpoint(account: str, *, suffix: str = PUBLIC_SUFFIX, emulator_url: str | None = None) -> str:
-    """The account URL for ``account``: under the emulator's URL when one is configured."""
-    if emulator_url:
-        return f"{emulator_url.rstrip('/')}/{encode_segment(account)}"
-    return f"https://{account}.{suffix}"
 
 
 def parse(

@@ -1,4 +1,4 @@
-"""keyless.identity: managed-identity tokens, cached and refreshed better than azure-identity.
+"""keyless.identity: managed-identity tokens, cached (in process and between processes) and refreshed early.
 
 Public API::
 
@@ -11,15 +11,16 @@ Public API::
 
 Audiences: ``STORAGE_RESOURCE`` (``https://storage.azure.com/``, REST) and ``STORAGE_RESOURCE_SMB``
 (``https://storage.azure.com``, the SMB ticket exchange) are distinct cache keys; ``…/.default`` scopes
-map to ``…/``. Errors derive from ``IdentityError``. This package imports nothing from keyless but
-``keyless.protocol`` and ``keyless.fsutil``.
+map to ``…/``. Errors derive from ``IdentityError``. This package imports nothing from keyless but the
+standard-library-only shared modules (``keyless.protocol``, ``keyless.fsutil``, ``keyless.clock``,
+``keyless.backoff``, ``keyless.claims``).
 """
 
+from keyless.clock import Clock, FakeClock, SystemClock
 from keyless.identity._azure import AccessToken, AccessTokenInfo
 from keyless.identity.audience import resolve_audience, scope_to_resource
 from keyless.identity.cache import CacheKey, TokenCache
 from keyless.identity.claims import decode_claims, display_claims
-from keyless.identity.clock import Clock, FakeClock, SystemClock
 from keyless.identity.credential import ManagedIdentityCredential, build_source
 from keyless.identity.detect import DETECTION_ORDER, SOURCES, detect_source
 from keyless.identity.errors import (

@@ -1,7 +1,6 @@
 """The in-process token cache: single flight, advisory and mandatory refresh windows, back-off.
 
-Modelled on botocore's ``RefreshableCredentials`` (advisory / mandatory windows) but keyed, and with a
-single flight per key, which neither azure-identity nor msal have on their sync paths:
+Keyed (one entry per identity and audience), with a single flight per key:
 
 - *fresh* (before the token's advisory point): returned at once, without taking a lock.
 - *advisory window* (from the advisory point to 5 minutes before expiry): the first caller refreshes;
@@ -24,13 +23,12 @@ import time
 from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock, SystemClock
+from keyless.backoff import backoff_delay
+from keyless.clock import SYSTEM_CLOCK, Clock, SystemClock
 from keyless.identity.errors import IdentityUnavailable
 from keyless.identity.token import Token
 
 log = logging.getLogger("keyless.identity")
-
-_rng = random.SystemRandom()
 
 
 class CacheKey(NamedTuple):
@@ -78,7 +76,7 @@ class TokenCache:
         self._margin = expiry_margin
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
-        self._rng = rng or _rng
+        self._rng = rng  # None: the back-off helper's own system source
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry] = {}
         # Bumped by every invalidate(): callers that memoise a hit (the credential's hot path) compare it
@@ -168,8 +166,9 @@ class TokenCache:
     def _fail(self, entry: _Entry, flight: _Flight, exc: BaseException) -> None:
         with self._lock:
             entry.failures += 1
-            delay = min(self._backoff_max, self._backoff_initial * 2 ** (entry.failures - 1))
-            entry.retry_at = self._now() + delay * (0.5 + 0.5 * self._rng.random())
+            delay = backoff_delay(entry.failures - 1, backoff_factor=self._backoff_initial,
+                                  backoff_max=self._backoff_max, rng=self._rng)
+            entry.retry_at = self._now() + delay
             entry.flight = None
         flight.error = exc
         flight.done.set()

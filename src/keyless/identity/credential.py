@@ -6,10 +6,10 @@ Named like azure-identity's so users find it, and usable wherever an Azure SDK t
     cred = ManagedIdentityCredential(client_id="...")            # or object_id= / resource_id=
     ShareServiceClient(url, credential=cred, token_intent="backup")
 
-What it adds over azure-identity's: single flight (N threads missing the cache make one request), the
-advisory / mandatory refresh windows with back-off after a failed refresh, an optional cache shared by
-the processes of a user (``shared_cache=True``), IMDS retries as documented (410 for 70 s, 400 never), a
-lock-free cache hit, and errors that say what to do. Token sources are detected from the environment
+It gives single flight (N threads missing the cache make one request), advisory / mandatory refresh
+windows with back-off after a failed refresh, an optional cache shared by the processes of a user
+(``shared_cache=True``), IMDS retries as documented (410 for 70 s, 400 never), a lock-free cache hit, and
+errors that say what to do. Token sources are detected from the environment
 (``keyless.identity.detect``) unless ``source=`` names one (or is a source object, or any object with
 azure-core's ``get_token``).
 """
@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from keyless.clock import SYSTEM_CLOCK, Clock, SystemClock
 from keyless.identity._azure import SafeAccessToken, SafeAccessTokenInfo, options_get
 from keyless.identity.audience import resolve_audience, resource_for_scopes
 from keyless.identity.cache import CacheKey, TokenCache
-from keyless.identity.clock import SYSTEM_CLOCK, Clock, SystemClock
 from keyless.identity.detect import Detection, detect_source
 from keyless.identity.errors import CredentialConfigError
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
@@ -216,11 +216,21 @@ class ManagedIdentityCredential:
         return self._cache.get(key, fetch).to_access_token_info()
 
     def invalidate(self, audience: str | None = None, *, token: str | None = None) -> bool:
-        """The 401 path: drop the cached token (for ``audience``, or all; only if it is still ``token``)."""
+        """The 401 path: drop the cached token (for ``audience``, or all; only if it is still ``token``).
+
+        Dropped here and in the shared cache, so no process of this user is handed the refused token again.
+        """
         if audience is None:
-            return self._cache.invalidate(None, token=token)
-        key, _ = self._lookup((resolve_audience(audience),))
-        return self._cache.invalidate(key, token=token)
+            keys = {key for key, _ in self._keys.values()}
+            dropped = self._cache.invalidate(None, token=token)
+        else:
+            key, _ = self._lookup((resolve_audience(audience),))
+            keys = {key}
+            dropped = self._cache.invalidate(key, token=token)
+        if self._shared is not None:
+            for key in keys:
+                dropped = self._shared.evict(key, token=token) or dropped
+        return dropped
 
     # --- lifetime ----------------------------------------------------------------------------------
 

@@ -1,46 +1,48 @@
 """One immutable retry policy for identity endpoints, as the IMDS documentation prescribes.
 
 - 404 (IMDS updating), 429 (throttled: 20 requests/s, 5 concurrent per VM), 408 and 5xx, connection
-  errors and timeouts: retried with exponential back-off and jitter, at most ``max_retries`` times,
-  never sooner than a ``Retry-After`` the server sent. The schedule starts short (0.25 s, doubling:
-  IMDS's limits are per second, so a throttled caller is usually served a fraction of a second later;
-  azure-identity's first waits are 0.8 s and 1.6 s) and retries six times (about 16 s in all).
+  errors and timeouts: retried with exponential back-off and jitter, at most ``total`` times, never sooner
+  than a ``Retry-After`` the server sent. The schedule starts short (0.25 s, doubling: IMDS's limits are per
+  second, so a throttled caller is usually served a fraction of a second later) and retries six times
+  (about 16 s in all).
 - 410 (IMDS being upgraded): retried for up to ``gone_window`` seconds (70 s by the documentation),
-  whatever ``max_retries`` says.
+  whatever ``total`` says.
 - 400 and every other 4xx: never retried (400 means "identity not found": retrying cannot help).
 
-Like urllib3's ``Retry`` the policy is a value: the loop asks it for the next delay and holds the state
-itself, so one policy can be shared by every thread and every credential.
+Field names follow urllib3's ``Retry`` (``total``, ``connect``, ``backoff_factor``, ``backoff_max``,
+``status_forcelist``, ``respect_retry_after_header``), as does the Files client's policy. The policy is a
+value: the loop asks it for the next delay and holds the state itself, so one policy can be shared by every
+thread and every credential.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 
-_jitter_source = random.SystemRandom()
+from keyless.backoff import backoff_delay
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_retries: int = 6
+    total: int = 6  # retries after the first attempt
     backoff_factor: float = 0.25  # first retry after up to 0.25 s, then 0.5, 1, 2, 4, 8 (jittered)
     backoff_max: float = 30.0
     gone_window: float = 70.0  # 410: keep trying this long after the first attempt
     gone_backoff_max: float = 10.0  # poll a 410 at least every 10 s so the upgrade's end is seen soon
+    respect_retry_after_header: bool = True
     retry_after_max: float = 60.0  # never obey a Retry-After longer than this (a broken proxy, say)
     total_deadline: float = 90.0  # give up once this much time has passed since the first attempt
     # Connection refused / unreachable usually means "not on Azure" or "wrong endpoint": retry once
     # (an agent restarting) rather than keep the caller waiting through the whole schedule.
-    connect_retries: int = 1
+    connect: int = 1
     jitter: bool = True
-    retry_statuses: frozenset[int] = field(
+    status_forcelist: frozenset[int] = field(
         default_factory=lambda: frozenset({404, 408, 429, *range(500, 600)}) - {501, 505}
     )
 
     def is_retryable_status(self, status: int) -> bool:
-        return status == 410 or status in self.retry_statuses
+        return status == 410 or status in self.status_forcelist
 
     def next_delay(self, *, retries_done: int, elapsed: float, status: int | None,
                    retry_after: float | None = None, connect_error: bool = False,
@@ -53,18 +55,15 @@ class RetryPolicy:
         """
         if status is not None and not self.is_retryable_status(status):
             return None
-        if connect_error and retries_done >= self.connect_retries:
+        if connect_error and retries_done >= self.connect:
             return None
         gone = status == 410
-        if not gone and retries_done >= self.max_retries:
+        if not gone and retries_done >= self.total:
             return None
-        cap = self.gone_backoff_max if gone else self.backoff_max
-        delay = min(cap, self.backoff_factor * (2**retries_done))
-        if self.jitter:
-            # "Equal jitter" (between half and the whole delay): spreads a herd of processes apart while
-            # keeping the schedule's growth, so the total wait stays predictable.
-            delay *= 0.5 + 0.5 * (rng or _jitter_source).random()
-        if retry_after is not None:
+        delay = backoff_delay(retries_done, backoff_factor=self.backoff_factor,
+                              backoff_max=self.gone_backoff_max if gone else self.backoff_max,
+                              jitter=self.jitter, rng=rng)
+        if retry_after is not None and self.respect_retry_after_header:
             delay = max(delay, min(retry_after, self.retry_after_max))
         limit = self.gone_window if gone else self.total_deadline
         if elapsed + delay > limit:
@@ -75,20 +74,4 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(max_retries=0, gone_window=0.0, total_deadline=0.0)
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date (relative to ``now``, epoch seconds)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - now
-    return max(0.0, seconds)
+NO_RETRY = RetryPolicy(total=0, gone_window=0.0, total_deadline=0.0)

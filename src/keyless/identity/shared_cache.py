@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.fsutil import atomic_write
 from keyless.identity.cache import CacheKey
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.token import Token
 
 log = logging.getLogger("keyless.identity")
@@ -188,6 +188,28 @@ class SharedTokenCache:
             except OSError as exc:
                 log.warning("shared token cache: cannot write %s: %s", self.directory, exc)
             return token
+
+    def evict(self, key: CacheKey, *, token: str | None = None) -> bool:
+        """Drop the stored token for ``key`` (only if it is still ``token``, when given): the 401 path.
+
+        A token the service refused must go from the file too, or every process (and every later command)
+        would read it back as fresh until it expires. Conditional on ``token`` so that a late report about
+        an older token never drops the newer one another process has stored meanwhile.
+        """
+        try:
+            self._ensure_directory()
+        except (OSError, SharedCacheUnavailable):
+            return False
+        lock_path, data_path = self._paths(key)
+        with self._locked(lock_path):
+            stored = self.read(key)
+            if stored is None or (token is not None and stored.token != token):
+                return False
+            try:
+                data_path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
 
     def clear(self) -> None:
         """Remove every token file of this cache (``keyless token --clear-cache``, tests)."""

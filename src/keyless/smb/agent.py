@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keyless.backoff import backoff_delay
 from keyless.smb import state as st
 from keyless.smb.errors import SmbError
 from keyless.smb.sdnotify import Notifier
@@ -54,8 +55,8 @@ class Policy:
 
     def backoff(self, failures: int, rng: random.Random) -> float:
         """Exponential in the number of consecutive failures, with jitter in [50 %, 100 %]."""
-        delay = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, failures - 1))
-        return float(delay * rng.uniform(0.5, 1.0))
+        return backoff_delay(max(0, failures - 1), backoff_factor=self.backoff_base,
+                             backoff_max=self.backoff_max, rng=rng)
 
 
 @dataclass(frozen=True)

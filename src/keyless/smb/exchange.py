@@ -28,12 +28,14 @@ from xml.etree import ElementTree
 import urllib3
 
 from keyless import __version__
+from keyless.claims import decode_claims
 from keyless.protocol import (
     E_AUTH_FAILED,
     E_INVALID_AUTH,
     E_NO_AUTH,
     E_PERMISSION_MISMATCH,
     FILE_ENDPOINT_SUFFIX,
+    FILE_ENDPOINT_SUFFIXES,
     H_CLIENT_REQUEST_ID,
     H_DATE,
     H_ERROR_CODE,
@@ -59,11 +61,7 @@ from keyless.smb.errors import (
 from keyless.smb.krbcred import Credential, Principal, decode_krb_cred
 
 # Azure's File endpoints in the public and sovereign clouds.
-ENDPOINT_SUFFIXES = (
-    FILE_ENDPOINT_SUFFIX,
-    "file.core.chinacloudapi.cn",
-    "file.core.usgovcloudapi.net",
-)
+ENDPOINT_SUFFIXES = FILE_ENDPOINT_SUFFIXES
 MAX_CLOCK_SKEW = 300.0  # Kerberos' and Entra's default tolerance
 USER_AGENT = f"keyless-smb/{__version__}"
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -145,12 +143,7 @@ class TicketReply:
 
 def token_claims(token: str) -> dict[str, Any]:
     """The token's payload, unverified: only to explain failures (audience, expiry), never to trust."""
-    try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return decode_claims(token)
 
 
 def check_token_audience(token: str) -> None:

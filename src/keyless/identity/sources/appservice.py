@@ -10,7 +10,7 @@ import random
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import IdentityUnavailable
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources._http import map_failure
@@ -35,7 +35,7 @@ class AppServiceSource:
             raise IdentityUnavailable(
                 "App Service managed identity needs IDENTITY_ENDPOINT and IDENTITY_HEADER in the environment "
                 "(App Service sets both when an identity is enabled): enable the app's identity, or choose "
-                "another --source"
+                "another token source"
             )
         self.selector = selector
         self.endpoint = endpoint

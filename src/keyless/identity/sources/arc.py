@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import ArcKeyFileError, CredentialConfigError, IdentityUnavailable
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources._http import map_failure
@@ -95,7 +95,7 @@ class ArcSource:
             raise IdentityUnavailable(
                 "Azure Arc managed identity needs IDENTITY_ENDPOINT (and IMDS_ENDPOINT) in the environment, "
                 "set by the Connected Machine agent: install/connect the agent (azcmagent connect) or choose "
-                "another --source")
+                "another token source")
         self.selector = selector
         self.endpoint = endpoint
         explicit = key_dir or env.get(ENV_KEY_DIR)

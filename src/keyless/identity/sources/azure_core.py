@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import IdentityUnavailable
 from keyless.identity.token import Token
 

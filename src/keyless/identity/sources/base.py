@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from keyless.identity.clock import Clock
+from keyless.backoff import parse_retry_after
+from keyless.clock import Clock
 from keyless.identity.errors import CredentialConfigError, clip_description
-from keyless.identity.retry import RetryPolicy, parse_retry_after
+from keyless.identity.retry import RetryPolicy
 from keyless.identity.token import Token
 from keyless.identity.transport import Response, Transport, TransportError
 

@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import IdentityNotFound, IdentityUnavailable, TokenRequestFailed
 from keyless.identity.retry import DEFAULT_RETRY, RetryPolicy
 from keyless.identity.sources.base import (
@@ -77,7 +77,7 @@ class ImdsSource:
                 return IdentityUnavailable(
                     f"IMDS at {self.host} is not reachable ({err}): this is not an Azure VM, or a firewall "
                     "or container network blocks 169.254.169.254. On Azure, check the VM's network; "
-                    "elsewhere pick another source (--source, or --emulator for the local emulator)."
+                    "elsewhere choose another token source, or point keyless at the local emulator."
                 )
             return TokenRequestFailed(
                 f"IMDS at {self.host} did not answer a token request for {resource} ({err}; {tries}). "
@@ -92,7 +92,7 @@ class ImdsSource:
             if self.selector.is_system:
                 what = ("no system-assigned managed identity is enabled on this VM. Enable one "
                         "(az vm identity assign -g RG -n VM) or select a user-assigned identity the VM has "
-                        "with --client-id / --object-id / --resource-id")
+                        "by its client id, object id or resource id")
             else:
                 what = (f"no user-assigned managed identity with {self.selector.describe()} is attached to "
                         "this VM. Attach it (az vm identity assign -g RG -n VM --identities ID) or check "
@@ -102,7 +102,8 @@ class ImdsSource:
         if resp.status == 403 and "unreachable" in desc.lower():
             return IdentityUnavailable(
                 f"IMDS at {self.host} is not reachable from here (HTTP 403{detail}): a container or VPN "
-                "network intercepts 169.254.169.254; run on the VM's own network or choose another --source."
+                "network intercepts 169.254.169.254; run on the VM's own network or choose another token "
+                "source."
             )
         hint = {
             429: "IMDS throttles at 20 requests/s and 5 concurrent requests per VM: something else on this "

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.claims import decode_claims
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import CredentialConfigError, IdentityUnavailable, TokenRequestFailed
 from keyless.identity.token import Token
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from keyless.identity.clock import SYSTEM_CLOCK, Clock
+from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.identity.errors import (
     CredentialConfigError,
     IdentityNotFound,
@@ -98,7 +98,7 @@ class WorkloadIdentitySource:
             raise IdentityUnavailable(
                 f"workload identity needs {', '.join(missing)} (the AKS workload identity webhook sets "
                 "them on pods labelled azure.workload.identity/use: \"true\"); label the pod, or choose "
-                "another --source")
+                "another token source")
         assert client_id and tenant_id and file
         authority = (authority_host or env.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY).rstrip("/")
         parts = urlsplit(authority)

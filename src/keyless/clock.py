@@ -1,5 +1,7 @@
 """Injectable time: wall-clock reads and sleeps go through one object so tests can run 70 s instantly.
 
+Standard library only: the identity library, the Files client and their retry loops share it.
+
 Wall-clock (epoch) time is used on purpose: token expiry is an epoch instant (``expires_on``), and the
 refresh windows are compared against it. Thread coordination (condition waits) never uses this clock.
 """

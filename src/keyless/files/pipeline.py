@@ -1,0 +1,154 @@
+"""How one Files request is sent, in layers:
+
+1. the retry layer (:meth:`Pipeline.send`): resends after dropped connections and transient statuses as the
+   :class:`~keyless.files.retry.RetryPolicy` says, and polls a 403 while a new role assignment propagates
+   (:class:`~keyless.files.retry.AccessWait`); it sleeps on the injected clock;
+2. the auth flow (:func:`auth_flow`): a generator that yields the headers to send and sees the reply; a 401
+   makes the credential refresh, and the request is resent once with the new token;
+3. a single send (:meth:`Pipeline.send_single`) through the transport, which is pure I/O. The destination
+   check (:mod:`keyless.files.destinations`) comes first, before the credential is asked for anything.
+
+Turning a failed reply into a typed error is the caller's job, in one place (``ShareClient.send``): this
+module returns the last reply and says whether a fresh token was tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+from keyless import protocol as p
+from keyless.backoff import parse_retry_after
+from keyless.clock import Clock
+from keyless.files.auth import Authorizer
+from keyless.files.destinations import Destinations
+from keyless.files.errors import is_permission_refusal
+from keyless.files.retry import AccessWait, RetryPolicy
+from keyless.files.transport import HttpTransport, Response, SendError
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One operation's request; the common headers are added for each attempt (the date moves on)."""
+
+    method: str
+    url: str  # with the query string
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    idempotent: bool = True
+    client_request_id: str = ""  # one id for every attempt, so logs tie them together
+
+
+@dataclass(slots=True)
+class Result:
+    response: Response
+    refreshed: bool  # a 401 made the credential refresh, and the request was resent with the new token
+
+
+class _RefreshBudget:
+    """One token refresh per operation, however many retries it takes."""
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = False
+
+
+def auth_flow(
+    auth: Authorizer, request: Request, prepare: Callable[[], dict[str, str]], budget: _RefreshBudget
+) -> Generator[dict[str, str], Response, None]:
+    """Yield the headers to send; after a 401, refresh the credential and yield the resend (once)."""
+    headers = prepare()
+    auth.authorize(request.method, request.url, headers)
+    response = yield headers
+    if response.status != 401 or budget.used:
+        return
+    if not auth.refresh(headers.get("Authorization", "")):
+        return
+    budget.used = True
+    headers = prepare()
+    auth.authorize(request.method, request.url, headers)
+    yield headers
+
+
+class Pipeline:
+    def __init__(
+        self,
+        transport: HttpTransport,
+        destinations: Destinations,
+        auth: Authorizer,
+        retry: RetryPolicy,
+        access_wait: AccessWait,
+        clock: Clock,
+    ) -> None:
+        self.transport = transport
+        self.destinations = destinations
+        self.auth = auth
+        self.retry = retry
+        self.access_wait = access_wait
+        self.clock = clock
+
+    def send(self, request: Request) -> Result:
+        """The last reply (2xx, or the failure the retries could not cure). Raises :class:`SendError`
+        when the last attempt got no reply."""
+        budget = _RefreshBudget()
+        retries = polls = 0
+        access_deadline: float | None = None
+        while True:
+            try:
+                response = self._send_authenticated(request, budget)
+            except SendError as exc:
+                delay = self.retry.connection_delay(retries, idempotent=request.idempotent, sent=exc.sent)
+                if delay is None:
+                    raise
+                self.clock.sleep(delay)
+                retries += 1
+                continue
+            status = response.status
+            if 200 <= status < 300:
+                return Result(response, budget.used)
+            retry_after = parse_retry_after(response.header("retry-after"), self.clock.now())
+            delay = self.retry.status_delay(
+                status, retries, idempotent=request.idempotent, retry_after=retry_after
+            )
+            if delay is not None:
+                self.clock.sleep(delay)
+                retries += 1
+                continue
+            if self.access_wait.seconds > 0 and is_permission_refusal(
+                status, response.headers, response.data
+            ):
+                now = self.clock.now()
+                if access_deadline is None:
+                    access_deadline = now + self.access_wait.seconds
+                delay = self.access_wait.delay(polls, access_deadline - now)
+                if delay is not None:
+                    self.clock.sleep(delay)
+                    polls += 1
+                    continue
+            return Result(response, budget.used)
+
+    def _send_authenticated(self, request: Request, budget: _RefreshBudget) -> Response:
+        # Before the credential is even asked for a token: it must not go anywhere it could leak.
+        self.destinations.check(request.url)
+        flow = auth_flow(self.auth, request, lambda: self._common_headers(request), budget)
+        headers = next(flow)
+        while True:
+            response = self.send_single(request, headers)
+            try:
+                headers = flow.send(response)
+            except StopIteration:
+                return response
+
+    def _common_headers(self, request: Request) -> dict[str, str]:
+        headers = dict(request.headers)
+        headers[p.H_VERSION] = p.CURRENT_VERSION
+        headers[p.H_DATE] = formatdate(self.clock.now(), usegmt=True)
+        headers[p.H_CLIENT_REQUEST_ID] = request.client_request_id
+        if request.body is not None or request.method in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(request.body or b""))
+        return headers
+
+    def send_single(self, request: Request, headers: dict[str, str]) -> Response:
+        return self.transport.request(request.method, request.url, headers, request.body)
