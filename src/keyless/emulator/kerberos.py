@@ -62,9 +62,10 @@ _HMAC_LEN = 12  # HMAC-SHA1-96
 FLAG_FORWARDABLE = 1
 FLAG_RENEWABLE = 8
 FLAG_PRE_AUTHENT = 10
-# Which flags Azure sets is unverified; forwardable + pre-authent is what an ordinary TGS reply for a
-# pre-authenticated client carries, and nothing in cifs.upcall or the acceptor depends on them.
-DEFAULT_FLAGS = (FLAG_FORWARDABLE, FLAG_PRE_AUTHENT)
+# The service's tickets carry only "renewable" (ticket_flags 8388608 = 0x00800000) with renew-till equal to
+# the end time, as AzFilesAuthenticator's README shows from a real ticket ("List Credentials" example:
+# "Ticket flags: 8388608", "Ticket renew till" = "Ticket end time") and its test/list_cred_op fixture.
+DEFAULT_FLAGS = (FLAG_RENEWABLE,)
 
 
 # --- RFC 3961 / 3962 crypto ----------------------------------------------------------------------------
@@ -434,6 +435,7 @@ class KerberosMinter:
             "authtime": start_t,
             "starttime": start_t,
             "endtime": end_t,
+            "renew-till": end_t,  # renewable up to its end time only (see DEFAULT_FLAGS)
         })
         ticket = Ticket({
             "tkt-vno": PVNO,
@@ -453,6 +455,7 @@ class KerberosMinter:
             "authtime": start_t,
             "starttime": start_t,
             "endtime": end_t,
+            "renew-till": end_t,
             "srealm": SMB_REALM,
             "sname": sname,
         })
