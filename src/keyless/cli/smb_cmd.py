@@ -66,39 +66,9 @@ def _endpoint(uri: str, emu: dict[str, Any] | None) -> Any:
 
 def _register(state_file: str | None, uri: str, endpoint: Any, spec: Any, cache_name: str,
               config_path: str | None, emulator_path: str | None) -> None:
-    """Record how this ticket was made, so the agent can make the next one; a failure only warns."""
-    import time
+    from keyless.smb.registration import register
 
-    from keyless.smb import state
-
-    env = os.environ
-    if spec.kind == "token":
-        source = state.Source(state.MANUAL)  # the token itself is never recorded
-    elif spec.kind == "workload":
-        # Resolve what the identity library would take from the environment: the agent has none of it.
-        token_file = spec.token_file or env.get("AZURE_FEDERATED_TOKEN_FILE")
-        source = state.Source("workload", client_id=spec.client_id or env.get("AZURE_CLIENT_ID"),
-                              tenant_id=spec.tenant_id or env.get("AZURE_TENANT_ID"),
-                              token_file=str(Path(token_file).resolve()) if token_file else None,
-                              authority_host=spec.authority_host or env.get("AZURE_AUTHORITY_HOST"))
-    else:
-        source = state.Source(spec.kind, client_id=spec.client_id)
-    reg = state.Registration(
-        uri=uri, account=endpoint.account, server=str(endpoint.server), ccache=cache_name, source=source,
-        config=str(Path(config_path).resolve()) if config_path else None,
-        emulator=str(Path(emulator_path).resolve()) if emulator_path else None,
-        registered_at=time.time())
-    path = state.state_path(state_file)
-    try:
-        state.register(path, reg)
-    except SmbError as exc:
-        click.echo(f"warning ({exc.cause}): not registered for refresh by keyless agent: {exc.message}"
-                   " (pass --no-register to skip, or --state FILE)", err=True)
-        return
-    if source.kind == state.MANUAL:
-        click.echo("note: a ticket made from a token given directly cannot be refreshed by keyless agent; "
-                   "use an identity option (--system, --imds-client-id, ...) for automatic refresh.",
-                   err=True)
+    register(state_file, uri, endpoint, spec, cache_name, config_path, emulator_path, sys.stderr)
 
 
 def _config(config_path: str | None) -> Any:
@@ -124,6 +94,8 @@ def smb_group() -> None:
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False),
               help="Workload identity: the federated token file.")
 @click.option("--authority-host", default=None, help="Workload identity: authority host.")
+@click.option("--resource", default=None,
+              help="Workload identity: the storage resource (sovereign clouds), without /.default.")
 @click.option("--force", is_flag=True, help="Re-initialise a cache that belongs to another client principal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_emulator_option
@@ -133,7 +105,8 @@ def smb_group() -> None:
 @_no_register_option
 def set_command(uri: str, token: str | None, system: bool, imds_client_id: str | None, client_id: str | None,
                 workload_identity: bool, tenant_id: str | None, token_file: str | None,
-                authority_host: str | None, force: bool, as_json: bool, emulator_path: str | None,
+                authority_host: str | None, resource: str | None, force: bool, as_json: bool,
+                emulator_path: str | None,
                 ccache: str | None, config_path: str | None, state_file: str | None,
                 no_register: bool) -> None:
     """Get a Kerberos ticket for URI's account and store it in the credential cache."""
@@ -151,7 +124,7 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
         spec = IdentitySpec("imds", client_id=imds_client_id)
     elif workload_identity:
         spec = IdentitySpec("workload", client_id=client_id, tenant_id=tenant_id, token_file=token_file,
-                            authority_host=authority_host)
+                            authority_host=authority_host, resource=resource)
     elif client_id:
         spec = IdentitySpec("client-id", client_id=client_id)
     else:
@@ -161,9 +134,7 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
         cfg = _config(config_path)
         endpoint = _endpoint(uri, emu)
         if emu is not None and spec.kind == "workload":
-            spec = IdentitySpec("workload", client_id=spec.client_id,
-                                tenant_id=spec.tenant_id or emu.get("tenant_id"), token_file=spec.token_file,
-                                authority_host=spec.authority_host or emu.get("authority_host"))
+            spec = spec.with_emulator(emu)
         ca = str(emu["ca_cert"]) if emu else None
         tok = acquire_token(spec, imds_host=str(emu["imds_url"]) if emu else None, ca_certs=ca)
         cache_name = cfg.cache_name(ccache)
@@ -191,29 +162,22 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
 def list_command(as_json: bool, emulator_path: str | None, ccache: str | None,
                  config_path: str | None) -> None:
     """List the cifs/ tickets in the credential cache."""
-    from keyless.smb.manager import list_credentials
+    from keyless.smb.ccache import read_tickets
 
     try:
-        tickets = list_credentials(_config(config_path).cache_name(ccache))
+        tickets = read_tickets(_config(config_path).cache_name(ccache))
     except SmbError as exc:
         _fail(exc)
         return
     _print_list(tickets, as_json)
 
 
-def _print_list(tickets: list[Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([t.as_json() for t in tickets], indent=2))
-        return
-    for i, t in enumerate(tickets, 1):
-        click.echo(f"Credential {i}:")
-        click.echo(f"  Server: {t.server}")
-        click.echo(f"  Client: {t.client}")
-        click.echo(f"  Realm: {t.realm}")
-        click.echo(f"  Ticket flags: {t.ticket_flags}")
-        click.echo(f"  Ticket start time: {t.ticket_start_time}")
-        click.echo(f"  Ticket end time: {t.ticket_end_time}")
-        click.echo(f"  Ticket renew till: {t.ticket_renew_till}")
+def _print_list(tickets: list[Any] | None, as_json: bool) -> None:
+    """Byte for byte what azfilesauthmanager 1.0.11 prints (keyless.smb.compat)."""
+    from keyless.smb import compat
+
+    text = compat.format_list_json(tickets) if as_json else compat.format_list_text(tickets or [])
+    click.echo(text, nl=False)
 
 
 @smb_group.command("clear")
@@ -283,46 +247,20 @@ def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, opt
 
 @smb_group.command("version")
 def version_command() -> None:
-    """Print the version."""
-    click.echo(f"keyless-smb {__version__}")
+    """Print the version (and the azfilesauth release whose interface it reproduces)."""
+    from keyless.smb.compat import AZFILESAUTH_VERSION
+
+    click.echo(f"keyless-smb {__version__} (azfilesauth {AZFILESAUTH_VERSION} compatible)")
 
 
 # --- azfilesauthmanager drop-in ----------------------------------------------------------------------
 
-_USAGE = """Usage:
-    azfilesauthmanager list [--json]
-    azfilesauthmanager set <file_endpoint_uri> <oauth_token>
-    azfilesauthmanager set <file_endpoint_uri> --system
-    azfilesauthmanager set <file_endpoint_uri> --imds-client-id <client_id>
-    azfilesauthmanager set <file_endpoint_uri> --workload-identity --tenant-id <tenant_id> --client-id <client_id> --token-file <token_file>
-    azfilesauthmanager clear <file_endpoint_uri>
-    azfilesauthmanager --version"""  # noqa: E501 - printed verbatim
-
 
 def azfilesauthmanager_main(argv: list[str] | None = None) -> None:
-    """Same arguments, output shapes and exit statuses as azfilesauthmanager (0 ok, 1 failure)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        click.echo(_USAGE)
-        sys.exit(1)
-    if args[0] == "--version":
-        click.echo(__version__)
-        sys.exit(0)
-    commands = {"list": list_command, "set": set_command, "clear": clear_command}
-    command = commands.get(args[0])
-    if command is None:
-        click.echo(_USAGE)
-        sys.exit(1)
-    # KRB5_CC_NAME etc. come from /etc/azfilesauth/config.yaml as for the original; --emulator works too.
-    try:
-        command.main(args[1:], prog_name=f"azfilesauthmanager {args[0]}", standalone_mode=False)
-    except click.UsageError as exc:
-        click.echo(f"{exc.format_message()}\n{_USAGE}")
-        sys.exit(1)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        sys.exit(0 if code == 0 else 1)
-    sys.exit(0)
+    """Microsoft's ``azfilesauthmanager`` command line (keyless.smb.azfilesauthmanager)."""
+    from keyless.smb.azfilesauthmanager import main as compat_main
+
+    sys.exit(compat_main(argv))
 
 
 def main() -> None:  # pragma: no cover - convenience for python -m

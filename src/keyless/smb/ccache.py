@@ -234,10 +234,15 @@ def clear(name: str, client: Principal, server: Principal) -> bool:
 
 def list_tickets(name: str) -> list[TicketInfo]:
     """The ``cifs/`` tickets in cache ``name`` (none when the cache does not exist)."""
+    return read_tickets(name) or []
+
+
+def read_tickets(name: str) -> list[TicketInfo] | None:
+    """The ``cifs/`` tickets in cache ``name``; None when the cache does not exist (or has no principal)."""
     ctx = krb5.init_context()
     cc = _open(ctx, name)
     if _default_principal(ctx, cc) is None:
-        return []
+        return None
     out: list[TicketInfo] = []
     try:
         for creds in cc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from keyless.protocol import STORAGE_RESOURCE_SMB
@@ -28,11 +28,12 @@ class IdentitySpec:
     token_file: str | None = None
     authority_host: str | None = None
     identity_endpoint: str | None = None
+    resource: str | None = None  # workload identity in sovereign clouds (azfilesauth 1.0.11 --resource)
 
     def describe(self) -> str:
         if self.kind == "token":
             return "a token given on the command line"
-        if self.kind == "system":
+        if self.kind == "system" or (self.kind == "imds" and not self.client_id):
             return "the system-assigned managed identity"
         if self.kind == "imds":
             return f"the user-assigned identity {self.client_id} (IMDS)"
@@ -42,6 +43,25 @@ class IdentitySpec:
 
     def __repr__(self) -> str:
         return f"IdentitySpec({self.describe()})"
+
+    def ms_name(self) -> str:
+        """How azfilesauthmanager names this source in "Error fetching <name> token: ..." messages."""
+        if self.kind == "workload":
+            return "Workload Identity"
+        return "user-assigned managed identity" if self.client_id else "system-assigned managed identity"
+
+    def with_emulator(self, emu: Mapping[str, Any]) -> IdentitySpec:
+        """A workload identity spec whose missing tenant / authority come from the emulator."""
+        return replace(self, tenant_id=self.tenant_id or emu.get("tenant_id"),
+                       authority_host=self.authority_host or emu.get("authority_host"))
+
+    def token_resource(self) -> str:
+        """The resource to ask for. A ``--resource`` with a trailing slash (AzFilesAuthenticator's README
+        suggests ``https://storage.azure.com/``) is asked for without it: the ticket exchange refuses a
+        token whose audience ends in "/" (AzFilesSmbMIClient AzFilesSmbMI.cpp:1490-1494)."""
+        if self.resource:
+            return self.resource.removesuffix("/.default").rstrip("/")
+        return STORAGE_RESOURCE_SMB
 
 
 def acquire_token(spec: IdentitySpec, *, imds_host: str | None = None, ca_certs: str | None = None,
@@ -66,7 +86,7 @@ def acquire_token(spec: IdentitySpec, *, imds_host: str | None = None, ca_certs:
             kwargs["client_id"] = spec.client_id
     try:
         credential = ManagedIdentityCredential(**kwargs)
-        return credential.token(STORAGE_RESOURCE_SMB).token
+        return credential.token(spec.token_resource()).token
     except IdentityNotFound as exc:
         raise IdentityNotAttached(
             f"{spec.describe()} is not attached to this machine ({exc}).",
