@@ -51,6 +51,7 @@ JSON_FIXTURE = """\
 ]
 """
 
+# Every config here names an existing USER_UID (0), so the azfilesuser bootstrap never creates a real user.
 USAGE_HEAD = "Usage:\n    azfilesauthmanager list [--json]\n"
 
 
@@ -99,7 +100,7 @@ def test_microsoft_refresher_reads_the_end_time(readme_cache: tuple[str, Path], 
 def test_empty_forms(readme_cache: tuple[str, Path], tmp_path: Path) -> None:
     config = readme_cache[1]
     missing = tmp_path / "missing.yaml"
-    missing.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\n")
+    missing.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\nUSER_UID: 0\n")
     assert manager(["list", "--json"], missing, tmp_path).stdout == "[]\n"
     assert manager(["list"], missing, tmp_path).stdout == ""
     cleared = manager(["clear", "https://mystorageaccount.file.core.windows.net"], config, tmp_path)
@@ -110,7 +111,7 @@ def test_empty_forms(readme_cache: tuple[str, Path], tmp_path: Path) -> None:
 
 def test_clear_of_a_missing_cache_fails(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\n")
+    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\nUSER_UID: 0\n")
     done = manager(["clear", "https://acct.file.core.windows.net"], config, tmp_path)
     assert done.returncode == 1
     assert done.stdout == ("Error clearing credential, check /var/log/syslog for more information.\n"
@@ -119,7 +120,7 @@ def test_clear_of_a_missing_cache_fails(tmp_path: Path) -> None:
 
 def test_clear_needs_https(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\n")
+    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'nothing'}\nUSER_UID: 0\n")
     done = manager(["clear", "acct.file.core.windows.net"], config, tmp_path)
     assert done.returncode == 1
     assert "file_endpoint_uri is not prefixed with 'https://'. Provided: acct.file.core.windows.net" \
@@ -132,7 +133,7 @@ def test_clear_needs_https(tmp_path: Path) -> None:
                                   ["set", "https://acct.file.core.windows.net", "--imds-client-id"]])
 def test_usage_errors(args: list[str], tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'cc'}\n")
+    config.write_text(f"KRB5_CC_NAME: FILE:{tmp_path / 'cc'}\nUSER_UID: 0\n")
     done = manager(args, config, tmp_path)
     assert done.returncode == 1
     assert done.stdout.startswith(USAGE_HEAD) and done.stdout.endswith("--version\n\n")
@@ -140,7 +141,7 @@ def test_usage_errors(args: list[str], tmp_path: Path) -> None:
 
 def test_one_identity_option_at_most(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text("")
+    config.write_text("USER_UID: 0\n")  # an existing uid: no account is created on this machine
     done = manager(["set", "https://acct.file.core.windows.net", "--system", "--imds-client-id", "x"],
                    config, tmp_path)
     assert (done.returncode, done.stdout) == (

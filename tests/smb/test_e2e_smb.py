@@ -200,3 +200,41 @@ def test_manual_token_registered_without_the_token(emu: EmulatorProcess, env: di
     cleared = smb(emu, env, "clear", uri("devaccount"), cache=f"FILE:{tmp_path / 'cc'}")
     assert cleared.returncode == 0
     assert json.loads(state.read_text())["endpoints"] == {}
+
+
+def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, str], tmp_path: Path,
+                                           handshake: Any) -> None:
+    """azfilesauthmanager with USER_UID and no KRB5_CC_NAME: the ticket lands in FILE:/tmp/krb5cc_<USER_UID>,
+    the cruid cache of mounts made for the real tool (src/azfilesauth.cpp:566-578); $KRB5CCNAME is ignored,
+    as the real library never reads it. USER_UID 65534 (nobody) exists, so no account is created."""
+    import pwd
+
+    uid = 65534
+    pwd.getpwuid(uid)
+    path = Path(f"/tmp/krb5cc_{uid}")
+    if path.exists():
+        pytest.skip(f"{path} already exists on this machine; not touching another user's cache")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"USER_UID: {uid}\n")
+    elsewhere = tmp_path / "krb5ccname"
+    run_env = dict(env, KRB5CCNAME=f"FILE:{elsewhere}")
+    manager = [str(Path(sys.executable).parent / "azfilesauthmanager")]
+    try:
+        done = subprocess.run([*manager, "set", uri("devaccount"), "--system", "--config", str(config),
+                               *emulator_args(emu)], env=run_env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert (done.returncode, done.stdout) == (0, ""), done.stderr
+        assert not elsewhere.exists()
+        info = path.stat()
+        assert info.st_uid == uid and stat.S_IMODE(info.st_mode) == 0o600
+        listing = klist(f"FILE:{path}", env)
+        assert f"Default principal: {CLIENT}" in listing and server("devaccount") in listing
+        assert handshake(f"FILE:{path}", Path(emu.info["keytab"])) == CLIENT
+        cleared = subprocess.run([*manager, "clear", uri("devaccount"), "--config", str(config),
+                                  *emulator_args(emu)], env=run_env, capture_output=True, text=True,
+                                 timeout=60, check=False)
+        assert (cleared.returncode, cleared.stdout) == (0, "azfilesauthmanager clear: 0\n"), cleared.stderr
+        assert server("devaccount") not in klist(f"FILE:{path}", env)
+    finally:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.keyless.lock").unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from keyless.smb import compat
+from keyless.smb.account import Accounts, SystemAccounts, ensure_user_uid
 from keyless.smb.errors import InvalidEndpoint, SmbError
 
 # The real tool's usage text (src/azfilesauthmanager.py:14-22, 1.0.11 adds the sovereign-cloud options);
@@ -102,17 +103,17 @@ class Console:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
-         env: dict[str, str] | None = None) -> int:
+         env: dict[str, str] | None = None, accounts: Accounts | None = None) -> int:
     """Run one ``azfilesauthmanager`` command; returns the exit status."""
     con = Console(out or sys.stdout, err or sys.stderr)
     opts = split_options(list(sys.argv[1:] if argv is None else argv), env)
     try:
-        return _run(opts, con)
+        return _run(opts, con, accounts or SystemAccounts())
     except Exit as done:
         return done.code
 
 
-def _run(opts: Options, con: Console) -> int:
+def _run(opts: Options, con: Console, accounts: Accounts) -> int:
     args = opts.rest
     if not args:
         raise con.usage()
@@ -126,7 +127,7 @@ def _run(opts: Options, con: Console) -> int:
     if handler is None:
         raise con.usage()
     try:
-        session = Session.open(opts)
+        session = Session.open(opts, accounts)
     except SmbError as exc:
         con.cause(exc)
         return 1
@@ -142,11 +143,16 @@ class Session:
     emulator: dict[str, Any] | None
 
     @classmethod
-    def open(cls, opts: Options) -> Session:
-        from keyless.smb.config import load_config
+    def open(cls, opts: Options, accounts: Accounts) -> Session:
+        from keyless.smb.config import DEFAULT_CONFIG_PATH, load_config
         from keyless.smb.target import read_emulator
 
-        cfg = load_config(Path(opts.config) if opts.config else None)
+        path = Path(opts.config) if opts.config else None
+        cfg = load_config(path)
+        # init_new_user() before every command but --version (src/azfilesauthmanager.py:238).
+        if (cfg.user_uid is None or not accounts.uid_exists(cfg.user_uid)) \
+                and ensure_user_uid(path or DEFAULT_CONFIG_PATH, accounts) is not None:
+            cfg = load_config(path or DEFAULT_CONFIG_PATH)
         emu = read_emulator(opts.emulator) if opts.emulator else None
         # The real library never reads $KRB5CCNAME: KRB5_CC_NAME from the config, else the USER_UID cache
         # (src/azfilesauth.cpp:566-578).
