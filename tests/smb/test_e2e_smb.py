@@ -215,7 +215,7 @@ def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, 
     if path.exists():
         pytest.skip(f"{path} already exists on this machine; not touching another user's cache")
     config = tmp_path / "config.yaml"
-    config.write_text(f"USER_UID: {uid}\n")
+    config.write_text(f"---\nUSER_UID: {uid}\nCURL_TOTAL_TIMEOUT: 30s\n")  # as the real tool reads it
     elsewhere = tmp_path / "krb5ccname"
     run_env = dict(env, KRB5CCNAME=f"FILE:{elsewhere}")
     manager = [str(Path(sys.executable).parent / "azfilesauthmanager")]

@@ -72,9 +72,13 @@ def _register(state_file: str | None, uri: str, endpoint: Any, spec: Any, cache_
 
 
 def _config(config_path: str | None) -> Any:
-    from keyless.smb.config import load_config
+    from keyless.smb import oplog
+    from keyless.smb.config import load_config, report_warnings
 
-    return load_config(Path(config_path) if config_path else None)
+    cfg = load_config(Path(config_path) if config_path else None)
+    report_warnings(cfg, sys.stderr)
+    oplog.configure(cfg, sys.stderr)
+    return cfg
 
 
 @click.group("smb", context_settings={"help_option_names": ["-h", "--help"]})
@@ -162,10 +166,10 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
 def list_command(as_json: bool, emulator_path: str | None, ccache: str | None,
                  config_path: str | None) -> None:
     """List the cifs/ tickets in the credential cache."""
-    from keyless.smb.ccache import read_tickets
+    from keyless.smb.manager import read_credentials
 
     try:
-        tickets = read_tickets(_config(config_path).cache_name(ccache))
+        tickets = read_credentials(_config(config_path).cache_name(ccache))
     except SmbError as exc:
         _fail(exc)
         return

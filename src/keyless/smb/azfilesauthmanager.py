@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from keyless.smb import compat
+from keyless.smb import compat, oplog
 from keyless.smb.account import Accounts, SystemAccounts, ensure_user_uid
+from keyless.smb.config import report_warnings
 from keyless.smb.errors import InvalidEndpoint, SmbError
 
 # The real tool's usage text (src/azfilesauthmanager.py:14-22, 1.0.11 adds the sovereign-cloud options);
@@ -128,6 +129,8 @@ def _run(opts: Options, con: Console, accounts: Accounts) -> int:
         raise con.usage()
     try:
         session = Session.open(opts, accounts)
+        report_warnings(session.config, con.err)
+        oplog.configure(session.config, con.err)
     except SmbError as exc:
         con.cause(exc)
         return 1
@@ -163,14 +166,14 @@ class Session:
 
 
 def _list(opts: Options, con: Console, session: Session) -> int:
-    from keyless.smb.ccache import read_tickets
+    from keyless.smb.manager import read_credentials
 
     # argv is [prog, "list"] or [prog, "list", <anything>] (src/azfilesauthmanager.py:240-249).
     if len(opts.rest) not in (1, 2):
         raise con.usage()
     as_json = "--json" in opts.rest
     try:
-        tickets = read_tickets(session.cache)
+        tickets = read_credentials(session.cache)
     except SmbError as exc:
         # The real library prints nothing (or "[]") and returns 0 here; keyless says why, and fails.
         con.cause(exc)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from keyless.protocol import STORAGE_RESOURCE_SMB
-from keyless.smb import ccache
-from keyless.smb.errors import ClockSkew, IdentityNotAttached, TokenUnavailable
+from keyless.smb import ccache, oplog
+from keyless.smb.errors import ClockSkew, IdentityNotAttached, SmbError, TokenUnavailable
 from keyless.smb.exchange import CLIENT_PRINCIPAL, Endpoint, TicketReply, request_ticket, skew_warning
 
 
@@ -111,21 +111,50 @@ class SetResult:
 def set_credential(endpoint: Endpoint, token: str, *, cache_name: str, force: bool = False,
                    owner_uid: int | None = None, ca_certs: str | None = None,
                    connect_timeout: float = 10.0, total_timeout: float = 30.0) -> SetResult:
-    reply = request_ticket(endpoint, token, ca_certs=ca_certs, connect_timeout=connect_timeout,
-                           total_timeout=total_timeout)
-    skewed = skew_warning(reply)
-    if skewed is not None:
-        # The service issued a ticket, but the SMB server checks this machine's authenticator timestamps
-        # against its own clock and would refuse every mount: store nothing and say why.
-        raise ClockSkew(f"{skewed.message} The ticket was not stored: the SMB server would refuse it.",
-                        remedy=skewed.remedy)
-    ccache.store(cache_name, reply.credential, force=force, owner_uid=owner_uid)
-    return SetResult(endpoint, cache_name, reply)
+    log = oplog.log()
+    log.info("Requesting a Kerberos ticket for %s from %s", endpoint.server, endpoint.exchange_url)
+    try:
+        reply = request_ticket(endpoint, token, ca_certs=ca_certs, connect_timeout=connect_timeout,
+                               total_timeout=total_timeout)
+        skewed = skew_warning(reply)
+        if skewed is not None:
+            # The service issued a ticket, but the SMB server checks this machine's authenticator timestamps
+            # against its own clock and would refuse every mount: store nothing and say why.
+            raise ClockSkew(f"{skewed.message} The ticket was not stored: the SMB server would refuse it.",
+                            remedy=skewed.remedy)
+        ccache.store(cache_name, reply.credential, force=force, owner_uid=owner_uid)
+    except SmbError as exc:
+        log.error("Setting the credential for %s failed (%s): %s", endpoint.server, exc.cause, exc.message)
+        raise
+    result = SetResult(endpoint, cache_name, reply)
+    log.info("Stored the ticket for %s in %s (flags %d, expires in %d s)", reply.credential.server,
+             cache_name, reply.credential.flags, result.expires_in)
+    return result
 
 
 def clear_credential(endpoint: Endpoint, *, cache_name: str) -> bool:
-    return ccache.clear(cache_name, CLIENT_PRINCIPAL, endpoint.server)
+    log = oplog.log()
+    log.info("Clear credential for %s in %s", endpoint.server, cache_name)
+    try:
+        removed = ccache.clear(cache_name, CLIENT_PRINCIPAL, endpoint.server)
+    except SmbError as exc:
+        log.error("Clearing %s failed (%s): %s", endpoint.server, exc.cause, exc.message)
+        raise
+    log.info("Removed creds for %s" if removed else "No ticket for %s to remove", endpoint.server)
+    return removed
 
 
 def list_credentials(cache_name: str) -> list[ccache.TicketInfo]:
+    """The cifs tickets in ``cache_name`` (none when the cache does not exist)."""
     return ccache.list_tickets(cache_name)
+
+
+def read_credentials(cache_name: str) -> list[ccache.TicketInfo] | None:
+    """The cifs tickets in ``cache_name``, logged as ``list``; None when the cache does not exist."""
+    log = oplog.log()
+    log.info("Listing credentials in credential cache %s", cache_name)
+    try:
+        return ccache.read_tickets(cache_name)
+    except SmbError as exc:
+        log.error("Listing %s failed (%s): %s", cache_name, exc.cause, exc.message)
+        raise
