@@ -217,7 +217,9 @@ def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, 
     config = tmp_path / "config.yaml"
     config.write_text(f"---\nUSER_UID: {uid}\nCURL_TOTAL_TIMEOUT: 30s\n")  # as the real tool reads it
     elsewhere = tmp_path / "krb5ccname"
-    run_env = dict(env, KRB5CCNAME=f"FILE:{elsewhere}")
+    # --system means IMDS in the compatible command, whatever other identity the environment offers.
+    run_env = dict(env, KRB5CCNAME=f"FILE:{elsewhere}", KEYLESS_ACCESS_TOKEN="not.a.token",
+                   AZURE_FEDERATED_TOKEN_FILE=str(tmp_path / "absent-token"))
     manager = [str(Path(sys.executable).parent / "azfilesauthmanager")]
     try:
         done = subprocess.run([*manager, "set", uri("devaccount"), "--system", "--config", str(config),

@@ -116,8 +116,8 @@ def test_parse_endpoint_forms() -> None:
 
     with pytest.raises(InvalidEndpoint, match="https"):
         parse_endpoint("http://acct01.file.core.windows.net")
-    with pytest.raises(InvalidEndpoint, match="not an Azure Files endpoint"):
-        parse_endpoint("https://example.com")
+    with pytest.raises(InvalidEndpoint, match="IP address"):
+        parse_endpoint("https://192.0.2.7")
 
 
 # --- CLI ---------------------------------------------------------------------------------------------

@@ -224,8 +224,14 @@ def clear(name: str, client: Principal, server: Principal) -> bool:
     ctx = krb5.init_context()
     cc = _open(ctx, name)
     with _locked(name):
-        if _default_principal(ctx, cc) is None:
+        existing = _default_principal(ctx, cc)
+        if existing is None:
             return False
+        # The server is named in the realm of the cache's principal, as azfilesauth's clear does
+        # (src/azfilesauth.cpp smb_clear_credential), so a sovereign cloud's realm is matched too.
+        realm = existing.realm.decode(errors="replace")
+        server = Principal(server.name_type, server.components, realm)
+        client = Principal(client.name_type, client.components, realm)
         try:
             return _remove_server(ctx, cc, client, server)
         except krb5.Krb5Error as exc:
