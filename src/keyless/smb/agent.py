@@ -66,6 +66,7 @@ class Outcome:
 
 
 Refresher = Callable[[st.Registration], Outcome]
+Discover = Callable[[], dict[str, st.Registration]]
 
 
 class TicketRefresher:
@@ -127,8 +128,13 @@ class Agent:
     def __init__(self, state_path: Path, *, policy: Policy | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  refresher: Refresher | None = None, notifier: Notifier | None = None,
-                 workers: int = 4) -> None:
+                 workers: int = 4, discover: Discover | None = None) -> None:
         self.state_path = state_path
+        # More registrations found at run time (azfilesrefresh: the mounted sec=krb5 shares), looked at
+        # again every poll interval; what keyless smb set registered wins for the same ticket.
+        self.discover = discover
+        self._discovered: dict[str, st.Registration] = {}
+        self._last_discovery = -math.inf
         self.policy = policy or Policy()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
@@ -157,6 +163,13 @@ class Agent:
             log.error("could not reload %s (%s): %s", self.state_path, exc.cause, exc.message)
             return
         now = self.clock()
+        if self.discover is not None:
+            self._last_discovery = now
+            try:
+                self._discovered = self.discover()
+            except SmbError as exc:
+                log.error("could not look for mounts (%s): %s", exc.cause, exc.message)
+            fresh = {**self._discovered, **fresh}
         for key in set(self.registrations) - set(fresh):
             log.info("no longer refreshing %s (unregistered)", key)
             self.due.pop(key, None)
@@ -292,6 +305,8 @@ class Agent:
                     self._reload = False
                     log.info("SIGHUP: reloading %s", self.state_path)
                     self.reload()
+                elif self.discover is not None and self.clock() - self._last_discovery >= self.policy.poll:
+                    self.reload()  # mounts come and go: look again every poll interval
                 self.collect()
                 self.launch_due()
                 self.write_status()
