@@ -249,6 +249,31 @@ def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, opt
         sys.exit(proc.returncode)
 
 
+@smb_group.command("install-lib")
+@click.option("--from", "build_dir", default=None, type=click.Path(file_okay=False),
+              help="Where native/build.sh put the library [default: native/build of this keyless].")
+@click.option("--libdir", default="/usr/local/lib", show_default=True, type=click.Path(file_okay=False),
+              help="One of the directories Microsoft's azfilesauthmanager searches: /usr/lib, /usr/lib64, "
+                   "/usr/local/lib.")
+@click.option("--includedir", default="/usr/local/include", show_default=True,
+              type=click.Path(file_okay=False))
+def install_lib_command(build_dir: str | None, libdir: str, includedir: str) -> None:
+    """Install the drop-in libazfilesauth.so (+ SONAME link, header) where azfilesauth's users look."""
+    from keyless.smb.native_install import MANAGER_SEARCH_PATHS, install_library, native_dir
+
+    try:
+        written = install_library(Path(build_dir) if build_dir else native_dir() / "build", Path(libdir),
+                                  Path(includedir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        click.echo(f"installed {path}")
+    if libdir.rstrip("/") not in MANAGER_SEARCH_PATHS:
+        click.echo(f"note: Microsoft's azfilesauthmanager only looks in {', '.join(MANAGER_SEARCH_PATHS)}",
+                   err=True)
+
+
 @smb_group.command("version")
 def version_command() -> None:
     """Print the version (and the azfilesauth release whose interface it reproduces)."""

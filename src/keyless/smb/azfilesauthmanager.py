@@ -17,13 +17,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from keyless.smb import compat, oplog
-from keyless.smb.account import Accounts, SystemAccounts, ensure_user_uid
+from keyless.smb import compat, library, oplog
+from keyless.smb.account import Accounts, SystemAccounts
 from keyless.smb.config import report_warnings
-from keyless.smb.errors import InvalidEndpoint, SmbError
+from keyless.smb.errors import SmbError
+from keyless.smb.library import Console, Exit, Session
 
 # The real tool's usage text (src/azfilesauthmanager.py:14-22, 1.0.11 adds the sovereign-cloud options);
 # it is printed with print(), so a blank line follows it.
@@ -39,14 +39,6 @@ USAGE = """Usage:
 
 _VALUED = ("--config", "--ccache", "--emulator", "--state")
 _FLAGS = ("--no-register", "--force")
-
-
-class Exit(Exception):
-    """A control-flow signal carrying the exit status."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass
@@ -84,25 +76,6 @@ def split_options(args: Sequence[str], env: dict[str, str] | None = None) -> Opt
     return opts
 
 
-@dataclass
-class Console:
-    out: TextIO
-    err: TextIO
-
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def cause(self, exc: SmbError) -> None:
-        """keyless's addition: what exactly failed and how to fix it, on stderr only."""
-        print(f"error ({exc.cause}): {exc.message}", file=self.err, flush=True)
-        if exc.remedy:
-            print(f"  fix: {exc.remedy}", file=self.err, flush=True)
-
-    def usage(self) -> Exit:
-        self.say(USAGE)
-        return Exit(1)
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
          env: dict[str, str] | None = None, accounts: Accounts | None = None) -> int:
     """Run one ``azfilesauthmanager`` command; returns the exit status."""
@@ -128,7 +101,7 @@ def _run(opts: Options, con: Console, accounts: Accounts) -> int:
     if handler is None:
         raise con.usage()
     try:
-        session = Session.open(opts, accounts)
+        session = Session.open(opts.config, opts.ccache, opts.emulator, accounts)
         report_warnings(session.config, con.err)
         oplog.configure(session.config, con.err)
     except SmbError as exc:
@@ -137,50 +110,18 @@ def _run(opts: Options, con: Console, accounts: Accounts) -> int:
     return handler(opts, con, session)
 
 
-@dataclass
-class Session:
-    """The settings one command runs with: config, cache name, emulator."""
-
-    config: Any
-    cache: str
-    emulator: dict[str, Any] | None
-
-    @classmethod
-    def open(cls, opts: Options, accounts: Accounts) -> Session:
-        from keyless.smb.config import DEFAULT_CONFIG_PATH, load_config
-        from keyless.smb.target import read_emulator
-
-        path = Path(opts.config) if opts.config else None
-        cfg = load_config(path)
-        # init_new_user() before every command but --version (src/azfilesauthmanager.py:238).
-        if (cfg.user_uid is None or not accounts.uid_exists(cfg.user_uid)) \
-                and ensure_user_uid(path or DEFAULT_CONFIG_PATH, accounts) is not None:
-            cfg = load_config(path or DEFAULT_CONFIG_PATH)
-        emu = read_emulator(opts.emulator) if opts.emulator else None
-        # The real library never reads $KRB5CCNAME: KRB5_CC_NAME from the config, else the USER_UID cache
-        # (src/azfilesauth.cpp:566-578).
-        return cls(cfg, cfg.cache_name(opts.ccache, env={}), emu)
-
-
 # --- list ---------------------------------------------------------------------------------------------
 
 
 def _list(opts: Options, con: Console, session: Session) -> int:
-    from keyless.smb.manager import read_credentials
-
     # argv is [prog, "list"] or [prog, "list", <anything>] (src/azfilesauthmanager.py:240-249).
     if len(opts.rest) not in (1, 2):
         raise con.usage()
-    as_json = "--json" in opts.rest
-    try:
-        tickets = read_credentials(session.cache)
-    except SmbError as exc:
-        # The real library prints nothing (or "[]") and returns 0 here; keyless says why, and fails.
-        con.cause(exc)
-        return 1
-    text = compat.format_list_json(tickets) if as_json else compat.format_list_text(tickets or [])
-    con.out.write(text)
-    con.out.flush()
+    rc = library.lib_list(session, con, "--json" in opts.rest)
+    if rc != 0:
+        # azfiles_list: sys.exit(rc), so -1 is status 255 (src/azfilesauthmanager.py:200-208).
+        con.say(compat.LIB_ERROR.format(rc=rc))
+        return rc & 0xFF
     return 0
 
 
@@ -188,32 +129,11 @@ def _list(opts: Options, con: Console, session: Session) -> int:
 
 
 def _clear(opts: Options, con: Console, session: Session) -> int:
-    from keyless.smb.ccache import read_tickets
-    from keyless.smb.manager import clear_credential
-    from keyless.smb.target import endpoint_for
-
     if len(opts.rest) != 2:
         raise con.usage()
-    uri = opts.rest[1]
-    rc = 0
-    if not uri.startswith("https://"):
-        # src/azfilesauth.cpp smb_clear_credential: this one message goes to stderr, and -1 is returned.
-        print(f"file_endpoint_uri is not prefixed with 'https://'. Provided: {uri}", file=con.err, flush=True)
-        rc = -1
-    else:
-        try:
-            endpoint = endpoint_for(uri, session.emulator)
-            if read_tickets(session.cache) is None:
-                # Clearing from a cache that does not exist is an error there (krb5_cc_get_principal fails).
-                con.say(compat.CLEAR_ERROR)
-                rc = -1
-            else:
-                clear_credential(endpoint, cache_name=session.cache)
-                _unregister(opts, endpoint, session.cache, con)
-        except SmbError as exc:
-            con.say(compat.CLEAR_ERROR)
-            con.cause(exc)
-            rc = -1
+    rc, endpoint = library.lib_clear(session, con, opts.rest[1])
+    if rc == 0 and endpoint is not None:
+        _unregister(opts, endpoint, session.cache, con)
     con.say(compat.CLEAR_RESULT.format(rc=rc))
     if rc != 0:
         con.say(compat.LIB_ERROR.format(rc=rc))
@@ -279,8 +199,7 @@ def _set(opts: Options, con: Console, session: Session) -> int:
 
 
 def _set_with(opts: Options, con: Console, session: Session, uri: str, spec: Any) -> int:
-    from keyless.smb.manager import acquire_token, set_credential
-    from keyless.smb.target import endpoint_for
+    from keyless.smb.manager import acquire_token
 
     emu = session.emulator
     ca = str(emu["ca_cert"]) if emu else None
@@ -290,33 +209,14 @@ def _set_with(opts: Options, con: Console, session: Session, uri: str, spec: Any
         token = acquire_token(spec, imds_host=str(emu["imds_url"]) if emu else None, ca_certs=ca)
     except SmbError as exc:
         # The real manager prints its own token error on stdout and exits 1 without calling the library.
-        con.say(f"Error fetching {spec.describe()} token: {exc.message}")
+        con.say(f"Error fetching {spec.ms_name()} token: {exc.message}")
         con.cause(exc)
         return 1
-    cfg = session.config
-    try:
-        if not uri.startswith("https://"):
-            # src/azfilesauth.cpp get_kerberos_service_ticket: http:// or no scheme is EINVAL, -1, no output.
-            raise InvalidEndpoint(f"{uri!r} is not prefixed with 'https://'",
-                                  remedy="Use https://<account>.file.core.windows.net.")
-        endpoint = endpoint_for(uri, emu)
-    except SmbError as exc:
-        con.cause(exc)
-        con.say(compat.LIB_ERROR.format(rc=-1))
+    rc, _expires, endpoint = library.lib_set(session, con, uri, token, force=opts.force)
+    if rc != 0:
+        con.say(compat.LIB_ERROR.format(rc=rc))
         return 1
-    from keyless.smb.errors import CacheError, CacheOtherClient, CachePermissionDenied, CacheTypeUnsupported
-
-    try:
-        set_credential(endpoint, token, cache_name=session.cache, force=opts.force, owner_uid=cfg.user_uid,
-                       ca_certs=ca, connect_timeout=cfg.connect_timeout, total_timeout=cfg.total_timeout)
-    except SmbError as exc:
-        cache_stage = isinstance(exc, CacheError | CacheOtherClient | CachePermissionDenied
-                                 | CacheTypeUnsupported)
-        con.say(compat.INSERT_ERROR if cache_stage else compat.SET_ERROR)
-        con.cause(exc)
-        con.say(compat.LIB_ERROR.format(rc=-1))
-        return 1
-    if not opts.no_register:
+    if not opts.no_register and endpoint is not None:
         from keyless.smb.registration import register
 
         register(opts.state, uri, endpoint, spec, session.cache, opts.config, opts.emulator, con.err)
