@@ -240,3 +240,18 @@ def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, 
     finally:
         path.unlink(missing_ok=True)
         Path(f"{path}.keyless.lock").unlink(missing_ok=True)
+
+
+def test_doctor_smb_through_the_cli(emu: EmulatorProcess, env: dict[str, str], tmp_path: Path) -> None:
+    """keyless doctor --smb against the emulator process: the exchange works, no ticket in the cruid cache."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"USER_UID: 0\nKRB5_CC_NAME: FILE:{tmp_path / 'cruid'}\n")
+    done = keyless(["doctor", "--smb", uri("devaccount"), "--smb-config", str(config), "--json",
+                    *emulator_args(emu)], env)
+    assert done.returncode == 1, done.stderr
+    found = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    assert found["smb-token"]["status"] == "OK" and found["smb-exchange"]["status"] == "OK"
+    assert found["smb-cache"]["status"] == "FAIL" and "no ticket" in found["smb-cache"]["detail"]
+    human = keyless(["doctor", "--smb", uri("nosmbacct"), "--smb-config", str(config), *emulator_args(emu)],
+                    env)
+    assert human.returncode == 1 and "SMB OAuth is off" in human.stdout
