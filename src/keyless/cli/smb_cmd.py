@@ -219,22 +219,39 @@ def clear_command(uri: str, emulator_path: str | None, ccache: str | None, confi
 @click.option("--dry-run", is_flag=True, help="Print the mount command and the checks; mount nothing.")
 @click.option("--uid", type=int, default=None, help="cruid: the user whose cache holds the ticket.")
 @click.option("-o", "options", multiple=True, help="Extra mount options (repeatable).")
+@click.option("--username", default=None, metavar="root|CLIENT_ID",
+              help="username= for azfilesrefresh: root (system-assigned identity) or a client id "
+                   "[--persist: root].")
+@click.option("--persist", is_flag=True,
+              help="Write systemd .mount + .automount units (after azfilesrefresh) instead of mounting.")
+@click.option("--remove", is_flag=True, help="With --persist: remove the units for MOUNTPOINT.")
+@click.option("--unit-dir", default="/etc/systemd/system", show_default=True,
+              type=click.Path(file_okay=False), help="With --persist: where the units go.")
 @_emulator_option
 @_config_option
 def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, options: tuple[str, ...],
+                  username: str | None, persist: bool, remove: bool, unit_dir: str,
                   emulator_path: str | None, config_path: str | None) -> None:
     """Mount //<account>.file.core.windows.net/<share> with the recommended options (sec=krb5)."""
     from keyless.smb.mount import plan_mount
 
+    if remove and not persist:
+        raise click.UsageError("--remove goes with --persist")
+    if persist and remove:
+        _remove_units(mountpoint, unit_dir)
+        return
     try:
         cfg = _config(config_path)
         plan = plan_mount(unc, mountpoint, uid=uid if uid is not None else cfg.cache_uid(),
-                          extra_options=options)
+                          extra_options=options, username=username or ("root" if persist else None))
     except SmbError as exc:
         _fail(exc)
         return
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
+    if persist:
+        _write_units(plan, unit_dir)
+        return
     if dry_run or emulator_path:
         click.echo(plan.command)
         if emulator_path and not dry_run:
@@ -247,6 +264,37 @@ def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, opt
             if proc.returncode == 32 else ""
         click.echo(f"error: mount exited with {proc.returncode}{hint}", err=True)
         sys.exit(proc.returncode)
+
+
+def _write_units(plan: Any, unit_dir: str) -> None:
+    from keyless.smb.units import render_units, write_units
+
+    try:
+        units = render_units(f"//{plan.host}/{plan.share}", plan.mountpoint, plan.argv[-1])
+        paths = write_units(units, Path(unit_dir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    for path in paths:
+        click.echo(f"wrote {path}")
+    click.echo("now: systemctl daemon-reload && "
+               f"systemctl enable --now azfilesrefresh {units.name}.automount")
+
+
+def _remove_units(mountpoint: str, unit_dir: str) -> None:
+    from keyless.smb.units import remove_units
+
+    try:
+        removed = remove_units(mountpoint, Path(unit_dir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    if not removed:
+        click.echo(f"no keyless units for {mountpoint} in {unit_dir}")
+    for path in removed:
+        click.echo(f"removed {path}")
+    if removed:
+        click.echo("now: systemctl daemon-reload (and umount the share if it is mounted)")
 
 
 @smb_group.command("install-lib")
