@@ -7,7 +7,7 @@ helper="${1:?usage: native/build.sh /path/to/keyless-azfilesauth-lib}"
 out="${OUT:-$here/build}"
 mkdir -p "$out"
 cc="${CC:-gcc}"
-"$cc" -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -D_FORTIFY_SOURCE=2 \
+"$cc" -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -pthread -fvisibility=hidden -D_FORTIFY_SOURCE=2 \
     -I"$here/include" -DKEYLESS_HELPER="\"$helper\"" \
     -shared -Wl,-soname,libazfilesauth.so.0 -Wl,-z,relro,-z,now \
     -o "$out/libazfilesauth.so.0.0.0" "$here/azfilesauth.c"

@@ -1,9 +1,10 @@
 """``keyless agent``: keep every registered endpoint's SMB ticket fresh, for as long as it runs.
 
-What it does differently from ``azfilesrefresh`` (protocol.md §3):
+What it does differently from Microsoft's ``azfilesrefresh``:
 - it refreshes what ``keyless smb set`` registered in the state file (``keyless.smb.state``), with the
-  identity recorded there, instead of guessing the identity from ``mount`` output; workload-identity
-  endpoints are refreshed too, and directly supplied tokens are reported as not refreshable;
+  identity recorded there; workload-identity endpoints are refreshed too, and directly supplied tokens are
+  reported as not refreshable. Run as ``azfilesrefresh`` it also takes the mounted ``sec=krb5`` shares
+  (``discover``, ``keyless.smb.mounts``) with the identity their ``username=`` names, as Microsoft's does;
 - it refreshes well before expiry (``Policy.window``), and a failure is retried with exponential back-off
   and jitter (so a fleet does not hammer IMDS in step), never ending the process;
 - each refresh runs in a worker thread, so one endpoint hanging on a timeout delays no other;

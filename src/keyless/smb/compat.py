@@ -65,14 +65,16 @@ def format_list_json(tickets: Sequence[TicketInfo] | None) -> str:
         return "[]\n"
     objects = []
     for t in tickets:
+        # Non-ASCII stays as it is, as the real library writes the bytes; quotes and backslashes are
+        # escaped (the real library would print invalid JSON for them, which no script can want).
         fields = [
-            ("server", json.dumps(t.server)),
-            ("client", json.dumps(t.client)),
-            ("realm", json.dumps(t.realm)),
+            ("server", json.dumps(t.server, ensure_ascii=False)),
+            ("client", json.dumps(t.client, ensure_ascii=False)),
+            ("realm", json.dumps(t.realm, ensure_ascii=False)),
             ("ticket_flags", str(t.ticket_flags)),
-            ("ticket_start_time", json.dumps(format_time(t.ticket_start_time))),
-            ("ticket_end_time", json.dumps(format_time(t.ticket_end_time))),
-            ("ticket_renew_till", json.dumps(format_time(t.ticket_renew_till))),
+            ("ticket_start_time", json.dumps(format_time(t.ticket_start_time), ensure_ascii=False)),
+            ("ticket_end_time", json.dumps(format_time(t.ticket_end_time), ensure_ascii=False)),
+            ("ticket_renew_till", json.dumps(format_time(t.ticket_renew_till), ensure_ascii=False)),
         ]
         body = ",\n".join(f'    "{key}": {value}' for key, value in fields)
         objects.append("  {\n" + body + "\n  }")
