@@ -163,3 +163,35 @@ def test_azfilesauth_python_module(world: dict[str, str], ticket_server: Any,
         azfiles_set_oauth(URI, ticket_server.token("reader"))
     assert done.value.code == 1
     assert capsys.readouterr().out == SET_ERROR + "[-] Error calling AzAuthenticatorLib: -1\n"
+
+
+def test_robust_in_awkward_callers(libdir: Path, world: dict[str, str], capfd: pytest.CaptureFixture[str],
+                                   tmp_path: Path) -> None:
+    """Threads calling at once, and a caller that ignores SIGCHLD (the child is reaped before waitpid):
+    the result comes back on the result pipe either way."""
+    import threading
+
+    lib = ctypes.CDLL(str(libdir / "libazfilesauth.so"))
+    lib.extern_smb_list_credential.argtypes = [ctypes.c_bool]
+    lib.extern_smb_list_credential.restype = ctypes.c_int
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(lib.extern_smb_list_credential(True)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert codes == [0, 0, 0, 0]
+    assert capfd.readouterr().out == "[]\n" * 4  # no cache yet: the real library's missing-cache form
+
+    script = tmp_path / "ignore_sigchld.py"
+    script.write_text(
+        "import ctypes, signal, sys\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        f"lib = ctypes.CDLL({str(libdir / 'libazfilesauth.so')!r})\n"
+        "lib.extern_smb_list_credential.argtypes = [ctypes.c_bool]\n"
+        "rc = lib.extern_smb_list_credential(True)\n"
+        "sys.stdout.write(f'rc={rc}\\n')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          check=False, env={**os.environ, **world})
+    assert (done.returncode, done.stdout) == (0, "[]\nrc=0\n"), done.stderr
