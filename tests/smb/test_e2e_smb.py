@@ -6,6 +6,7 @@ What ``cifs.upcall`` does for the kernel is checked with GSSAPI: an initiator us
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import stat
@@ -232,6 +233,28 @@ def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, 
         listing = klist(f"FILE:{path}", env)
         assert f"Default principal: {CLIENT}" in listing and server("devaccount") in listing
         assert handshake(f"FILE:{path}", Path(emu.info["keytab"])) == CLIENT
+        # azfilesauthmanager list, byte for byte, against what MIT's klist says about the same ticket.
+        utc = dict(run_env, TZ="UTC", LC_ALL="C")
+        flagged = subprocess.run(["klist", "-f", "-c", f"FILE:{path}"], env=utc, capture_output=True,
+                                 text=True, check=True).stdout
+        stamp = r"(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)"
+        found = re.search(stamp + r"\s+" + stamp + r"\s+cifs/.*\n\s+renew until " + stamp + r", Flags: (\w+)",
+                          flagged)
+        assert found is not None, flagged
+        start, end, renew, flags = found.groups()
+        assert flags == "R"  # renewable, and nothing else, as the service's tickets
+
+        def shown(text: str) -> str:
+            epoch = calendar.timegm(time.strptime(text, "%m/%d/%y %H:%M:%S"))
+            return f"{text} UTC (epoch: {epoch})"
+
+        expected = (f"Credential 1:\n  Server: {server('devaccount')}\n  Client: AzureFileClient\n"
+                    "  Realm: FILES.AZURE.STORAGE.MICROSOFT.COM\n  Ticket flags: 8388608\n"
+                    f"  Ticket start time: {shown(start)}\n  Ticket end time:   {shown(end)}\n"
+                    f"  Ticket renew till: {shown(renew)}\n")
+        listed = subprocess.run([*manager, "list", "--config", str(config)], env=utc, capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert (listed.returncode, listed.stdout) == (0, expected), listed.stderr
         cleared = subprocess.run([*manager, "clear", uri("devaccount"), "--config", str(config),
                                   *emulator_args(emu)], env=run_env, capture_output=True, text=True,
                                  timeout=60, check=False)
