@@ -95,7 +95,8 @@ def test_refreshes_the_real_tools_tickets_of_mounted_shares(emu: EmulatorProcess
         "//thirdacct.file.core.windows.net/demo /mnt/c cifs rw,sec=krb5,cruid=0 0 0\n")
     log = tmp_path / "azfilesrefresh.log"
     proc = subprocess.Popen([*REFRESH, "--config", str(config), "--mounts", str(mounts), "--log-file",
-                             str(log), "--poll", "1", "--min-window", "8", *emulator_args(emu)],
+                             str(log), "--poll", "1", "--min-window", "8", "--fstab", "/dev/null",
+                             *emulator_args(emu)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 3 * LIFETIME
@@ -124,6 +125,7 @@ def test_unit_file_matches_microsofts_contract(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     unit = done.stdout
     assert f"ExecStart={REFRESH[0]}\n" in unit and "Restart=on-failure" in unit and "User=root" in unit
+    assert f"ExecStartPre={REFRESH[0]} --provision\n" in unit
     assert "WantedBy=multi-user.target" in unit
     # systemd's own check (Debian's systemd package): syntax, known keys, an executable ExecStart.
     path = tmp_path / "azfilesrefresh.service"
@@ -131,3 +133,26 @@ def test_unit_file_matches_microsofts_contract(tmp_path: Path) -> None:
     verify = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True,
                             timeout=120, check=False)
     assert (verify.returncode, verify.stderr) == (0, ""), verify.stderr
+
+
+def test_provision_creates_the_tickets_of_opted_in_fstab_entries(emu: EmulatorProcess,
+                                                                 tmp_path: Path) -> None:
+    """Microsoft's documented fstab line (README: x-systemd.requires=azfilesrefresh.service, username=)
+    gets its ticket before the mount runs; entries not opted in are left alone."""
+    cache = f"FILE:{tmp_path / 'krb5cc'}"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"USER_UID: 0\nKRB5_CC_NAME: {cache}\n")
+    fstab = tmp_path / "fstab"
+    fstab.write_text(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "//devaccount.file.core.windows.net/demo /mnt/a cifs "
+        "sec=krb5,username=root,x-systemd.requires=azfilesrefresh.service 0 0\n"
+        "//otheracct.file.core.windows.net/demo /mnt/b cifs sec=krb5,username=root 0 0\n")
+    env = krb5_env(tmp_path, KEYLESS_AGENT_STATE=str(tmp_path / "agent.json"))
+    log = tmp_path / "refresh.log"
+    done = subprocess.run([*REFRESH, "--provision", "--fstab", str(fstab), "--config", str(config),
+                           "--log-file", str(log), *emulator_args(emu)], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert set(ticket_ends(cache)) == {server("devaccount")}
+    assert "provisioned cifs/devaccount" in log.read_text()

@@ -275,12 +275,18 @@ def _refresh_log_handler(log_file: str) -> logging.Handler:
 @click.option("--min-window", type=float, default=None,
               help="Refresh when fewer than max(this, 1/4 of the lifetime) seconds remain "
                    "[default AZFILES_REFRESH_BEFORE_EXPIRY_SECONDS (300) + the poll interval].")
+@click.option("--fstab", "fstab_path", default="/etc/fstab", show_default=True, metavar="PATH",
+              help="fstab whose cifs sec=krb5 entries with x-systemd.requires=azfilesrefresh.service and "
+                   "username= are kept fresh too (and created by --provision).")
+@click.option("--provision", is_flag=True,
+              help="Create the tickets of those fstab entries once, then exit (the unit's ExecStartPre).")
 @click.option("--install-unit", "install_unit", is_flag=True,
               help=f"Write /etc/systemd/system/{REFRESH_UNIT_NAME} (ExecStart: this azfilesrefresh).")
 @click.option("--print-unit", is_flag=True, help="Print that unit instead.")
 def azfilesrefresh_command(state_file: str | None, config_path: str | None, mounts_path: str | None,
                            emulator_path: str | None, log_file: str, poll: float | None,
-                           min_window: float | None, install_unit: bool, print_unit: bool) -> None:
+                           min_window: float | None, fstab_path: str, provision: bool, install_unit: bool,
+                           print_unit: bool) -> None:
     """Microsoft's azfilesrefresh, on keyless agent: refresh the ticket of every mounted sec=krb5 share.
 
     The identity comes from the mount's username= (root: system-assigned, else a client id), as in
@@ -293,7 +299,7 @@ def azfilesrefresh_command(state_file: str | None, config_path: str | None, moun
     from keyless.smb.account import SystemAccounts, ensure_user_uid
     from keyless.smb.agent import Agent, Policy
     from keyless.smb.config import DEFAULT_CONFIG_PATH, load_config, report_warnings
-    from keyless.smb.mounts import mount_registrations, read_mounts
+    from keyless.smb.mounts import mount_registrations, read_fstab, read_mounts
     from keyless.smb.state import state_path
 
     handler = _refresh_log_handler(log_file)
@@ -317,14 +323,39 @@ def azfilesrefresh_command(state_file: str | None, config_path: str | None, moun
     emulator_str = str(Path(emulator_path).resolve()) if emulator_path else None
 
     def discover() -> dict[str, Any]:
-        return mount_registrations(read_mounts(mounts_path), ccache=cache, config=config_str,
-                                   emulator=emulator_str)
+        # Mounted shares first (their username= is what is in use), then the opted-in fstab entries.
+        return mount_registrations([*read_mounts(mounts_path), *read_fstab(fstab_path)], ccache=cache,
+                                   config=config_str, emulator=emulator_str)
+
+    if provision:
+        sys.exit(_provision(mount_registrations(read_fstab(fstab_path), ccache=cache, config=config_str,
+                                                emulator=emulator_str)))
 
     sleep = poll if poll is not None else _env_seconds("AZFILES_REFRESH_SLEEP_SECONDS", 60.0, minimum=1.0)
     before = _env_seconds("AZFILES_REFRESH_BEFORE_EXPIRY_SECONDS", 300.0)
     policy = Policy(min_window=min_window if min_window is not None else before + sleep, poll=sleep)
     logging.getLogger("keyless.agent").info("AZ Files Refresh Daemon started (keyless; cache %s)", cache)
     sys.exit(Agent(state_path(state_file), policy=policy, discover=discover).run())
+
+
+def _provision(registrations: dict[str, Any]) -> int:
+    """One ticket per opted-in fstab entry, before the mounts run at boot; failures are logged, not fatal
+    (the daemon retries them), as Microsoft's provisioning step does."""
+    from keyless.smb.agent import Policy, TicketRefresher
+
+    log = logging.getLogger("keyless.agent")
+    if not registrations:
+        log.info("No opted-in fstab entries found for provisioning.")
+    refresher = TicketRefresher(Policy(), time.time)
+    for reg in registrations.values():
+        try:
+            outcome = refresher(reg)
+        except SmbError as exc:
+            log.error("provisioning %s failed (%s): %s", reg.server, exc.cause, exc.message)
+            continue
+        log.info("provisioned %s in %s (%s)", reg.server, reg.ccache,
+                 "new ticket" if outcome.refreshed else "a fresh ticket was already there")
+    return 0
 
 
 def _write_refresh_unit(print_only: bool) -> None:
@@ -336,7 +367,7 @@ def _write_refresh_unit(print_only: bool) -> None:
     running = argv0.absolute() if argv0 and argv0.name == "azfilesrefresh" else None
     exe = str(running) if running else (shutil.which("azfilesrefresh")
                                         or f"{sys.executable} -m keyless.cli.agent_cmd azfilesrefresh")
-    text = text.replace("ExecStart=/usr/bin/azfilesrefresh", f"ExecStart={exe}")
+    text = text.replace("=/usr/bin/azfilesrefresh", f"={exe}")
     if print_only:
         click.echo(text, nl=False)
         return

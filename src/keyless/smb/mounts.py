@@ -66,6 +66,38 @@ def parse_mounts(text: str) -> list[KerberosMount]:
     return found
 
 
+REFRESH_OPT_IN = "x-systemd.requires=azfilesrefresh.service"
+DEFAULT_FSTAB = Path("/etc/fstab")
+
+
+def parse_fstab(text: str) -> list[KerberosMount]:
+    """fstab CIFS entries opted in to azfilesrefresh: ``sec=krb5``, ``username=`` and
+    ``x-systemd.requires=azfilesrefresh.service`` (AzFilesAuthenticator README, "Installation & Usage", and
+    ``get_fstab_options`` in later releases of src/azfilesrefresh.py.in)."""
+    found: list[KerberosMount] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[0].startswith("#") or fields[2] not in CIFS_TYPES \
+                or not fields[0].startswith("//"):
+            continue
+        options = fields[3].split(",")
+        if REFRESH_OPT_IN not in options or not any(o.startswith("sec=krb5") for o in options):
+            continue
+        username = next((o.split("=", 1)[1] for o in options if o.startswith("username=")), "")
+        if username:
+            host, _, share = _unescape(fields[0])[2:].partition("/")
+            found.append(KerberosMount(host.lower(), share, _unescape(fields[1]), username))
+    return found
+
+
+def read_fstab(path: str | Path | None = None) -> list[KerberosMount]:
+    """The opted-in entries of ``path`` (default /etc/fstab); none when it cannot be read."""
+    try:
+        return parse_fstab(Path(path or DEFAULT_FSTAB).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return []
+
+
 def mounts_table(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(MOUNTS_ENV) or DEFAULT_MOUNTS_TABLE)
 
