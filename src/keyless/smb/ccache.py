@@ -20,9 +20,8 @@ import fcntl
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import krb5
 
@@ -40,7 +39,8 @@ _FILE_TYPES = {"FILE", "DIR"}
 
 @dataclass(frozen=True)
 class TicketInfo:
-    """One cached ``cifs/`` ticket, with the fields of ``azfilesauthmanager list --json``."""
+    """One cached ``cifs/`` ticket: the fields of ``azfilesauthmanager list --json``, times as epochs
+    (``keyless.smb.compat`` renders them as the real tool prints them)."""
 
     server: str
     client: str
@@ -49,9 +49,6 @@ class TicketInfo:
     ticket_start_time: int
     ticket_end_time: int
     ticket_renew_till: int
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --- serialization (MIT ccache v4 credential format, big-endian) ---------------------------------------
