@@ -43,7 +43,8 @@
 extern char **environ;
 
 static const char *helper_path(void) {
-    const char *path = getenv("KEYLESS_AZFILESAUTH_HELPER");
+    /* secure_getenv: in a setuid/setgid program the caller's environment must not pick the executable. */
+    const char *path = secure_getenv("KEYLESS_AZFILESAUTH_HELPER");
     return (path && *path) ? path : KEYLESS_HELPER;
 }
 
