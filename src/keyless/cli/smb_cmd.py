@@ -88,7 +88,7 @@ def smb_group() -> None:
 
 @smb_group.command("set")
 @click.argument("uri")
-@click.argument("token", required=False)
+@click.argument("token", required=False)  # "-": read it from stdin
 @click.option("--system", is_flag=True, help="Use the system-assigned managed identity.")
 @click.option("--imds-client-id", default=None, metavar="ID", help="User-assigned identity, from IMDS.")
 @click.option("--client-id", default=None, metavar="ID",
@@ -122,6 +122,9 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
                                     ("--client-id", client_id is not None and not workload_identity)) if on]
     if len(chosen) > 1:
         raise click.UsageError(f"choose one identity source, not {' and '.join(chosen)}")
+    if token == "-":  # noqa: S105 - "-" is the stdin marker, not a password
+        # The token from stdin: an argument is readable by every local user in /proc/<pid>/cmdline.
+        token = sys.stdin.read().strip()
     if token is not None:
         spec = IdentitySpec("token", token=token)
     elif imds_client_id:

@@ -194,7 +194,8 @@ def _set(opts: Options, con: Console, session: Session) -> int:
     else:
         if len(argv) != 4:
             raise con.usage()
-        spec = IdentitySpec("token", token=argv[3])
+        # keyless's addition: "-" reads the token from stdin, out of every local user's sight in /proc.
+        spec = IdentitySpec("token", token=sys.stdin.read().strip() if argv[3] == "-" else argv[3])
     return _set_with(opts, con, session, uri, spec)
 
 
