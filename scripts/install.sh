@@ -44,3 +44,27 @@ if [ "$want_test" = "1" ] && ! ls .cache/azcopy/node_modules/@azure-tools/azcopy
         echo "note: npm is missing, so AzCopy cannot be installed; its tests will fail" >&2
     fi
 fi
+
+# The drop-in libazfilesauth.so (native/): a C compiler to build it; systemd-analyze (Debian's systemd
+# package) checks the systemd units keyless ships in the tests. Then build it into native/build/;
+# `keyless smb install-lib` copies it to where Microsoft's azfilesauthmanager looks for it.
+native_packages=(gcc libc6-dev)
+[ "$want_test" = "1" ] && native_packages+=(systemd binutils)
+native_missing=()
+for pkg in "${native_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || native_missing+=("$pkg")
+done
+if [ "${#native_missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ]; then
+        echo "installing Debian packages: ${native_missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${native_missing[@]}" >/dev/null
+    else
+        echo "note: Debian packages missing (${native_missing[*]}); run as root or: sudo apt-get install ${native_missing[*]}" >&2
+    fi
+fi
+if command -v "${CC:-gcc}" >/dev/null 2>&1; then
+    native/build.sh "$PWD/.venv/bin/keyless-azfilesauth-lib" >/dev/null
+else
+    echo "note: no C compiler, so libazfilesauth.so is not built" >&2
+fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,16 +30,43 @@ def test_cache_name_precedence() -> None:
     assert SmbConfig(user_uid=1234).cache_name(None, env={}) == "FILE:/tmp/krb5cc_1234"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("USER_UID: bob\n", "USER_UID must be a numeric uid"),
-    ("CURL_TOTAL_TIMEOUT: soon\n", "CURL_TOTAL_TIMEOUT must be a number"),
-    ("LOG_DESTINATION: journald\n", "LOG_DESTINATION is 'syslog' or 'file'"),
-    ("LOG_DESTINATION: file\n", "LOG_FILE_PATH is not set"),
-    ("just words\n", "expected 'KEY: value'"),
+# What AzFilesAuthenticator's read_config_value / get_timeout_from_config accept (src/azfilesauth.cpp:22-52,
+# 151-161, 99-108): every one of these files works there, so it must work here, with a warning on stderr
+# for what was ignored or read differently from how it is written.
+@pytest.mark.parametrize(("text", "check", "warning"), [
+    ("---\nUSER_UID: 7\n...\n", lambda c: c.user_uid == 7, None),
+    ("LOG_DESTINATION: journald\n", lambda c: c.log_destination == "syslog", "LOG_DESTINATION"),
+    ("LOG_DESTINATION: FILE\n",
+     lambda c: (c.log_destination, c.log_file_path) == ("file", "/var/log/azfilesauth.log"), None),
+    ("CURL_TOTAL_TIMEOUT: 30s\nCURL_CONNECT_TIMEOUT: 5 seconds\n",
+     lambda c: (c.total_timeout, c.connect_timeout) == (30.0, 5.0), "CURL_TOTAL_TIMEOUT"),
+    ("CURL_TOTAL_TIMEOUT: soon\nCURL_CONNECT_TIMEOUT: -3\n",
+     lambda c: (c.total_timeout, c.connect_timeout) == (30.0, 10.0), "CURL_CONNECT_TIMEOUT"),
+    ("KRB5_CC_NAME: FILE:/first\nKRB5_CC_NAME: FILE:/second\n", lambda c: c.krb5_cc_name == "FILE:/first",
+     "KRB5_CC_NAME"),
+    ("just words\nUSER_UID: 8\n", lambda c: c.user_uid == 8, "just words"),
+    ("USER_UID: bob\n", lambda c: c.user_uid is None, "USER_UID"),
+    ("ENVIRONMENT:\n  MSI_ENDPOINT: http://localhost:40342\n", lambda c: True, "MSI_ENDPOINT"),
 ])
-def test_bad_values_named(text: str, message: str) -> None:
-    with pytest.raises(ConfigFileError, match=message):
-        parse_config(text)
+def test_accepts_what_azfilesauth_accepts(text: str, check: Any, warning: str | None) -> None:
+    cfg = parse_config(text)
+    assert check(cfg), cfg
+    if warning is None:
+        assert cfg.warnings == ()
+    else:
+        assert any(warning in w for w in cfg.warnings), cfg.warnings
+
+
+def test_warnings_reach_stderr(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from keyless.cli.smb_cmd import smb_group
+
+    config = tmp_path / "c.yaml"
+    config.write_text("---\nLOG_DESTINATION: journald\nKRB5_CC_NAME: FILE:" + str(tmp_path / "cc") + "\n")
+    result = CliRunner().invoke(smb_group, ["list", "--config", str(config)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "LOG_DESTINATION" in result.stderr and "syslog" in result.stderr
 
 
 def test_explicit_path_must_exist(tmp_path: Path) -> None:

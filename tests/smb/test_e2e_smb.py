@@ -6,6 +6,7 @@ What ``cifs.upcall`` does for the kernel is checked with GSSAPI: an initiator us
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import stat
@@ -200,3 +201,102 @@ def test_manual_token_registered_without_the_token(emu: EmulatorProcess, env: di
     cleared = smb(emu, env, "clear", uri("devaccount"), cache=f"FILE:{tmp_path / 'cc'}")
     assert cleared.returncode == 0
     assert json.loads(state.read_text())["endpoints"] == {}
+
+
+def test_drop_in_writes_the_user_uid_cache(emu: EmulatorProcess, env: dict[str, str], tmp_path: Path,
+                                           handshake: Any) -> None:
+    """azfilesauthmanager with USER_UID and no KRB5_CC_NAME: the ticket lands in FILE:/tmp/krb5cc_<USER_UID>,
+    the cruid cache of mounts made for the real tool (src/azfilesauth.cpp:566-578); $KRB5CCNAME is ignored,
+    as the real library never reads it. USER_UID 65534 (nobody) exists, so no account is created."""
+    import pwd
+
+    uid = 65534
+    pwd.getpwuid(uid)
+    path = Path(f"/tmp/krb5cc_{uid}")
+    if path.exists():
+        pytest.skip(f"{path} already exists on this machine; not touching another user's cache")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"---\nUSER_UID: {uid}\nCURL_TOTAL_TIMEOUT: 30s\n")  # as the real tool reads it
+    elsewhere = tmp_path / "krb5ccname"
+    # --system means IMDS in the compatible command, whatever other identity the environment offers.
+    run_env = dict(env, KRB5CCNAME=f"FILE:{elsewhere}", KEYLESS_ACCESS_TOKEN="not.a.token",
+                   AZURE_FEDERATED_TOKEN_FILE=str(tmp_path / "absent-token"))
+    manager = [str(Path(sys.executable).parent / "azfilesauthmanager")]
+    try:
+        done = subprocess.run([*manager, "set", uri("devaccount"), "--system", "--config", str(config),
+                               *emulator_args(emu)], env=run_env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert (done.returncode, done.stdout) == (0, ""), done.stderr
+        assert not elsewhere.exists()
+        info = path.stat()
+        assert info.st_uid == uid and stat.S_IMODE(info.st_mode) == 0o600
+        listing = klist(f"FILE:{path}", env)
+        assert f"Default principal: {CLIENT}" in listing and server("devaccount") in listing
+        assert handshake(f"FILE:{path}", Path(emu.info["keytab"])) == CLIENT
+        # azfilesauthmanager list, byte for byte, against what MIT's klist says about the same ticket.
+        utc = dict(run_env, TZ="UTC", LC_ALL="C")
+        flagged = subprocess.run(["klist", "-f", "-c", f"FILE:{path}"], env=utc, capture_output=True,
+                                 text=True, check=True).stdout
+        stamp = r"(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)"
+        found = re.search(stamp + r"\s+" + stamp + r"\s+cifs/.*\n\s+renew until " + stamp + r", Flags: (\w+)",
+                          flagged)
+        assert found is not None, flagged
+        start, end, renew, flags = found.groups()
+        assert flags == "R"  # renewable, and nothing else, as the service's tickets
+
+        def shown(text: str) -> str:
+            epoch = calendar.timegm(time.strptime(text, "%m/%d/%y %H:%M:%S"))
+            return f"{text} UTC (epoch: {epoch})"
+
+        expected = (f"Credential 1:\n  Server: {server('devaccount')}\n  Client: AzureFileClient\n"
+                    "  Realm: FILES.AZURE.STORAGE.MICROSOFT.COM\n  Ticket flags: 8388608\n"
+                    f"  Ticket start time: {shown(start)}\n  Ticket end time:   {shown(end)}\n"
+                    f"  Ticket renew till: {shown(renew)}\n")
+        listed = subprocess.run([*manager, "list", "--config", str(config)], env=utc, capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert (listed.returncode, listed.stdout) == (0, expected), listed.stderr
+        cleared = subprocess.run([*manager, "clear", uri("devaccount"), "--config", str(config),
+                                  *emulator_args(emu)], env=run_env, capture_output=True, text=True,
+                                 timeout=60, check=False)
+        assert (cleared.returncode, cleared.stdout) == (0, "azfilesauthmanager clear: 0\n"), cleared.stderr
+        assert server("devaccount") not in klist(f"FILE:{path}", env)
+    finally:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.keyless.lock").unlink(missing_ok=True)
+
+
+def test_doctor_smb_through_the_cli(emu: EmulatorProcess, env: dict[str, str], tmp_path: Path) -> None:
+    """keyless doctor --smb against the emulator process: the exchange works, no ticket in the cruid cache."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"USER_UID: 0\nKRB5_CC_NAME: FILE:{tmp_path / 'cruid'}\n")
+    done = keyless(["doctor", "--smb", uri("devaccount"), "--smb-config", str(config), "--json",
+                    *emulator_args(emu)], env)
+    assert done.returncode == 1, done.stderr
+    found = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    assert found["smb-token"]["status"] == "OK" and found["smb-exchange"]["status"] == "OK"
+    assert found["smb-cache"]["status"] == "FAIL" and "no ticket" in found["smb-cache"]["detail"]
+    human = keyless(["doctor", "--smb", uri("nosmbacct"), "--smb-config", str(config), *emulator_args(emu)],
+                    env)
+    assert human.returncode == 1 and "SMB OAuth is off" in human.stdout
+
+
+@pytest.mark.parametrize("command", ["keyless", "azfilesauthmanager"])
+def test_workload_identity_with_resource(emu: EmulatorProcess, env: dict[str, str], tmp_path: Path,
+                                         command: str) -> None:
+    """set --resource (azfilesauth 1.0.11, sovereign clouds), given as its README suggests it: with the
+    trailing slash, which keyless drops because the exchange refuses that audience."""
+    client_id = emu.identity("vm")["client_id"]
+    args = [uri("devaccount"), "--workload-identity", "--tenant-id", emu.info["tenant_id"],
+            "--client-id", client_id, "--token-file", emu.info["workload"][client_id],
+            "--authority-host", emu.info["authority_host"], "--resource", "https://storage.azure.com/"]
+    cache = tmp_path / "cc"
+    if command == "keyless":
+        done = smb(emu, env, "set", *args, "--no-register", cache=f"FILE:{cache}")
+    else:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"USER_UID: 0\nKRB5_CC_NAME: FILE:{cache}\n")
+        done = subprocess.run([str(Path(sys.executable).parent / "azfilesauthmanager"), "set", *args,
+                               "--config", str(config), "--no-register", *emulator_args(emu)], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server("devaccount") in klist(f"FILE:{cache}", env)

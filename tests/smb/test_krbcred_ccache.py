@@ -42,7 +42,7 @@ def test_krb_cred_round_trip(minter: KerberosMinter) -> None:
     assert cred.server.name_type == 2 and cred.client.name_type == 1
     assert cred.enctype == 18 and cred.session_key == minted.session_key and len(cred.session_key) == 32
     assert cred.starttime == int(now) and cred.endtime == int(now + 600)
-    assert cred.flags == 0x40200000  # forwardable | pre-authent, as MIT numbers them
+    assert cred.flags == 0x00800000  # renewable, as the service's tickets (AzFilesAuthenticator README)
     assert cred.ticket[0] == 0x61  # [APPLICATION 1] Ticket
     assert "session_key" not in repr(cred) and minted.session_key.hex() not in repr(cred)
 
@@ -86,7 +86,7 @@ def test_store_list_replace_clear(minter: KerberosMinter, tmp_path: Path, handsh
     assert [t.server for t in tickets] == [f"cifs/devaccount.file.core.windows.net@{REALM}",
                                            f"cifs/second.file.core.windows.net@{REALM}"]
     assert tickets[0].ticket_end_time == second.endtime and tickets[0].client == "AzureFileClient"
-    assert tickets[0].realm == REALM and tickets[0].ticket_flags == 0x40200000
+    assert tickets[0].realm == REALM and tickets[0].ticket_flags == 0x00800000
     assert stat.S_IMODE((tmp_path / "cc").stat().st_mode) == 0o600
     assert handshake(cache, minter.path) == f"AzureFileClient@{REALM}"
     assert ccache.clear(cache, CLIENT_PRINCIPAL, server_principal("devaccount")) is True

@@ -227,5 +227,166 @@ def install_unit_command(print_only: bool, unit_path: str) -> None:
     click.echo(f"wrote {unit_path}; now: systemctl daemon-reload && systemctl enable --now {UNIT_NAME}")
 
 
+
+
+# --- azfilesrefresh ---------------------------------------------------------------------------------
+
+REFRESH_UNIT_NAME = "azfilesrefresh.service"
+REFRESH_LOG = "/var/log/azfilesrefresh.log"  # AzFilesAuthenticator src/azfilesrefresh.py.in:26-31
+
+
+def _env_seconds(name: str, default: float, minimum: float = 0.0) -> float:
+    """Microsoft's test overrides (AZFILES_REFRESH_SLEEP_SECONDS, AZFILES_REFRESH_BEFORE_EXPIRY_SECONDS)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= minimum else default
+
+
+def _refresh_log_handler(log_file: str) -> logging.Handler:
+    """azfilesrefresh's log: the file and line format of Microsoft's daemon; stderr if it is unwritable."""
+    fmt = logging.Formatter("%(asctime)s [%(levelname)s] %(message)s")
+    handler: logging.Handler
+    if log_file != "-":
+        try:
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.close(fd)
+            handler = logging.handlers.WatchedFileHandler(log_file)
+            handler.setFormatter(fmt)
+            return handler
+        except OSError as exc:
+            click.echo(f"warning: cannot write {log_file} ({exc.strerror}); logging to stderr", err=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(fmt)
+    return handler
+
+
+@click.command("azfilesrefresh", context_settings={"help_option_names": ["-h", "--help"]})
+@_state_option
+@_config_option
+@click.option("--mounts", "mounts_path", default=None, metavar="PATH",
+              help="Mounts table to scan [env KEYLESS_MOUNTS_TABLE; default /proc/self/mounts].")
+@click.option("--emulator", "emulator_path", envvar="KEYLESS_EMULATOR", default=None, metavar="PATH",
+              help="emulator.json of a keyless emulator [env KEYLESS_EMULATOR].")
+@click.option("--log-file", default=REFRESH_LOG, show_default=True, metavar="PATH", help="'-': stderr.")
+@click.option("--poll", type=float, default=None,
+              help="Seconds between checks [env AZFILES_REFRESH_SLEEP_SECONDS; default 60].")
+@click.option("--min-window", type=float, default=None,
+              help="Refresh when fewer than max(this, 1/4 of the lifetime) seconds remain "
+                   "[default AZFILES_REFRESH_BEFORE_EXPIRY_SECONDS (300) + the poll interval].")
+@click.option("--fstab", "fstab_path", default="/etc/fstab", show_default=True, metavar="PATH",
+              help="fstab whose cifs sec=krb5 entries with x-systemd.requires=azfilesrefresh.service and "
+                   "username= are kept fresh too (and created by --provision).")
+@click.option("--provision", is_flag=True,
+              help="Create the tickets of those fstab entries once, then exit (the unit's ExecStartPre).")
+@click.option("--install-unit", "install_unit", is_flag=True,
+              help=f"Write /etc/systemd/system/{REFRESH_UNIT_NAME} (ExecStart: this azfilesrefresh).")
+@click.option("--print-unit", is_flag=True, help="Print that unit instead.")
+def azfilesrefresh_command(state_file: str | None, config_path: str | None, mounts_path: str | None,
+                           emulator_path: str | None, log_file: str, poll: float | None,
+                           min_window: float | None, fstab_path: str, provision: bool, install_unit: bool,
+                           print_unit: bool) -> None:
+    """Microsoft's azfilesrefresh, on keyless agent: refresh the ticket of every mounted sec=krb5 share.
+
+    The identity comes from the mount's username= (root: system-assigned, else a client id), as in
+    AzFilesAuthenticator; endpoints registered by `keyless smb set` are refreshed with the identity
+    recorded there. Failures are retried with back-off; the daemon never exits on one.
+    """
+    if install_unit or print_unit:
+        _write_refresh_unit(print_unit)
+        return
+    from keyless.smb.account import SystemAccounts, ensure_user_uid
+    from keyless.smb.agent import Agent, Policy
+    from keyless.smb.config import DEFAULT_CONFIG_PATH, load_config, report_warnings
+    from keyless.smb.mounts import mount_registrations, read_fstab, read_mounts
+    from keyless.smb.state import state_path
+
+    handler = _refresh_log_handler(log_file)
+    root = logging.getLogger("keyless")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    path = Path(config_path) if config_path else None
+    try:
+        cfg = load_config(path)
+        # init_new_user() at start-up, as the real daemon does (src/azfilesrefresh.py.in:164-178).
+        if (cfg.user_uid is None or not SystemAccounts().uid_exists(cfg.user_uid)) \
+                and ensure_user_uid(path or DEFAULT_CONFIG_PATH, SystemAccounts()) is not None:
+            cfg = load_config(path or DEFAULT_CONFIG_PATH)
+    except SmbError as exc:
+        _fail(exc)
+        return
+    report_warnings(cfg, sys.stderr)
+    cache = cfg.cache_name(None, env={})  # the azfilesauth cache: the mounts' cruid
+    config_str = str(Path(config_path).resolve()) if config_path else None
+    emulator_str = str(Path(emulator_path).resolve()) if emulator_path else None
+
+    def discover() -> dict[str, Any]:
+        # Mounted shares first (their username= is what is in use), then the opted-in fstab entries.
+        return mount_registrations([*read_mounts(mounts_path), *read_fstab(fstab_path)], ccache=cache,
+                                   config=config_str, emulator=emulator_str)
+
+    if provision:
+        sys.exit(_provision(mount_registrations(read_fstab(fstab_path), ccache=cache, config=config_str,
+                                                emulator=emulator_str)))
+
+    sleep = poll if poll is not None else _env_seconds("AZFILES_REFRESH_SLEEP_SECONDS", 60.0, minimum=1.0)
+    before = _env_seconds("AZFILES_REFRESH_BEFORE_EXPIRY_SECONDS", 300.0)
+    policy = Policy(min_window=min_window if min_window is not None else before + sleep, poll=sleep)
+    logging.getLogger("keyless.agent").info("AZ Files Refresh Daemon started (keyless; cache %s)", cache)
+    sys.exit(Agent(state_path(state_file), policy=policy, discover=discover).run())
+
+
+def _provision(registrations: dict[str, Any]) -> int:
+    """One ticket per opted-in fstab entry, before the mounts run at boot; failures are logged, not fatal
+    (the daemon retries them), as Microsoft's provisioning step does."""
+    from keyless.smb.agent import Policy, TicketRefresher
+
+    log = logging.getLogger("keyless.agent")
+    if not registrations:
+        log.info("No opted-in fstab entries found for provisioning.")
+    refresher = TicketRefresher(Policy(), time.time)
+    for reg in registrations.values():
+        try:
+            outcome = refresher(reg)
+        except SmbError as exc:
+            log.error("provisioning %s failed (%s): %s", reg.server, exc.cause, exc.message)
+            continue
+        log.info("provisioned %s in %s (%s)", reg.server, reg.ccache,
+                 "new ticket" if outcome.refreshed else "a fresh ticket was already there")
+    return 0
+
+
+def _write_refresh_unit(print_only: bool) -> None:
+    from keyless.fsutil import atomic_write
+
+    text = resources.files("keyless.smb").joinpath(REFRESH_UNIT_NAME).read_text(encoding="utf-8")
+    # This azfilesrefresh (the one running), else the one on PATH, else this interpreter running the module.
+    argv0 = Path(sys.argv[0]) if sys.argv else None
+    running = argv0.absolute() if argv0 and argv0.name == "azfilesrefresh" else None
+    exe = str(running) if running else (shutil.which("azfilesrefresh")
+                                        or f"{sys.executable} -m keyless.cli.agent_cmd azfilesrefresh")
+    text = text.replace("=/usr/bin/azfilesrefresh", f"={exe}")
+    if print_only:
+        click.echo(text, nl=False)
+        return
+    unit_path = f"/etc/systemd/system/{REFRESH_UNIT_NAME}"
+    try:
+        atomic_write(Path(unit_path), text.encode(), mode=0o644)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write {unit_path}: {exc.strerror} (run as root, or --print-unit)") from None
+    click.echo(f"wrote {unit_path}; now: systemctl daemon-reload && systemctl enable --now azfilesrefresh")
+
+
+def azfilesrefresh_main() -> None:
+    """Console-script entry point of ``azfilesrefresh``."""
+    azfilesrefresh_command(prog_name="azfilesrefresh")
+
+
 if __name__ == "__main__":  # ``python -m keyless.cli.agent_cmd``: the agent without the top-level CLI
-    agent_command(prog_name="keyless agent")
+    if sys.argv[1:2] == ["azfilesrefresh"]:
+        azfilesrefresh_command(sys.argv[2:], prog_name="azfilesrefresh")
+    else:
+        agent_command(prog_name="keyless agent")

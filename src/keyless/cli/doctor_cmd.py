@@ -57,6 +57,11 @@ def render_row(result: CheckResult, width: int = 110) -> str:
     help="emulator.json (or its directory) [env KEYLESS_EMULATOR]; account and share default to its first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--smb", "smb_uri", default=None, metavar="URI",
+              help="Check an SMB mount's preconditions for https://<account>.file.core.windows.net instead.")
+@click.option("--smb-config", default=None, type=click.Path(dir_okay=False),
+              help="With --smb: the azfilesauth config (KRB5_CC_NAME, USER_UID) "
+                   "[/etc/azfilesauth/config.yaml].")
 def doctor_command(
     account: str | None,
     share: str | None,
@@ -66,8 +71,13 @@ def doctor_command(
     cloud: str,
     emulator_path: str | None,
     as_json: bool,
+    smb_uri: str | None = None,
+    smb_config: str | None = None,
 ) -> None:
     """Check identity, IMDS, token, DNS, TLS, clock, intent header and RBAC; print each problem's fix."""
+    if smb_uri:
+        _doctor_smb(smb_uri, smb_config, client_id, emulator_path, as_json)
+        return
     emu = common.load_emulator(emulator_path)
     if emu is not None and not account and emu.accounts:
         account = emu.accounts[0].name
@@ -102,4 +112,28 @@ def doctor_command(
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         verdict = click.style("FAILED", fg="red") if code else click.style("healthy", fg="green")
         click.echo(f"\n{summary}: {verdict}")
+    sys.exit(code)
+
+
+def _doctor_smb(uri: str, config: str | None, client_id: str | None, emulator_path: str | None,
+                as_json: bool) -> None:
+    """``--smb``: the checks of keyless.doctor.smb, rendered like the others."""
+    from keyless.doctor.smb import SmbTarget, run_smb_checks
+    from keyless.smb.errors import SmbError
+    from keyless.smb.target import read_emulator
+
+    try:
+        emu = read_emulator(emulator_path) if emulator_path else None
+    except SmbError as exc:
+        raise click.UsageError(exc.message) from None
+    target = SmbTarget(uri, client_id=client_id, config_path=config, emulator=emu)
+    if as_json:
+        results = run_smb_checks(target)
+    else:
+        click.echo(f"keyless doctor --smb {uri}\n")
+        click.echo(f"{'CHECK':<{_NAME_WIDTH}} {'STATUS':<{_STATUS_WIDTH}} DETAIL")
+        results = run_smb_checks(target, on_result=lambda r: click.echo(render_row(r)))
+    code = exit_code(results)
+    if as_json:
+        click.echo(json.dumps({"checks": [r.to_json() for r in results], "exit_code": code}, indent=2))
     sys.exit(code)

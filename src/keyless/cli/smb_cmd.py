@@ -66,45 +66,19 @@ def _endpoint(uri: str, emu: dict[str, Any] | None) -> Any:
 
 def _register(state_file: str | None, uri: str, endpoint: Any, spec: Any, cache_name: str,
               config_path: str | None, emulator_path: str | None) -> None:
-    """Record how this ticket was made, so the agent can make the next one; a failure only warns."""
-    import time
+    from keyless.smb.registration import register
 
-    from keyless.smb import state
-
-    env = os.environ
-    if spec.kind == "token":
-        source = state.Source(state.MANUAL)  # the token itself is never recorded
-    elif spec.kind == "workload":
-        # Resolve what the identity library would take from the environment: the agent has none of it.
-        token_file = spec.token_file or env.get("AZURE_FEDERATED_TOKEN_FILE")
-        source = state.Source("workload", client_id=spec.client_id or env.get("AZURE_CLIENT_ID"),
-                              tenant_id=spec.tenant_id or env.get("AZURE_TENANT_ID"),
-                              token_file=str(Path(token_file).resolve()) if token_file else None,
-                              authority_host=spec.authority_host or env.get("AZURE_AUTHORITY_HOST"))
-    else:
-        source = state.Source(spec.kind, client_id=spec.client_id)
-    reg = state.Registration(
-        uri=uri, account=endpoint.account, server=str(endpoint.server), ccache=cache_name, source=source,
-        config=str(Path(config_path).resolve()) if config_path else None,
-        emulator=str(Path(emulator_path).resolve()) if emulator_path else None,
-        registered_at=time.time())
-    path = state.state_path(state_file)
-    try:
-        state.register(path, reg)
-    except SmbError as exc:
-        click.echo(f"warning ({exc.cause}): not registered for refresh by keyless agent: {exc.message}"
-                   " (pass --no-register to skip, or --state FILE)", err=True)
-        return
-    if source.kind == state.MANUAL:
-        click.echo("note: a ticket made from a token given directly cannot be refreshed by keyless agent; "
-                   "use an identity option (--system, --imds-client-id, ...) for automatic refresh.",
-                   err=True)
+    register(state_file, uri, endpoint, spec, cache_name, config_path, emulator_path, sys.stderr)
 
 
 def _config(config_path: str | None) -> Any:
-    from keyless.smb.config import load_config
+    from keyless.smb import oplog
+    from keyless.smb.config import load_config, report_warnings
 
-    return load_config(Path(config_path) if config_path else None)
+    cfg = load_config(Path(config_path) if config_path else None)
+    report_warnings(cfg, sys.stderr)
+    oplog.configure(cfg, sys.stderr)
+    return cfg
 
 
 @click.group("smb", context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +88,7 @@ def smb_group() -> None:
 
 @smb_group.command("set")
 @click.argument("uri")
-@click.argument("token", required=False)
+@click.argument("token", required=False)  # "-": read it from stdin
 @click.option("--system", is_flag=True, help="Use the system-assigned managed identity.")
 @click.option("--imds-client-id", default=None, metavar="ID", help="User-assigned identity, from IMDS.")
 @click.option("--client-id", default=None, metavar="ID",
@@ -124,6 +98,8 @@ def smb_group() -> None:
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False),
               help="Workload identity: the federated token file.")
 @click.option("--authority-host", default=None, help="Workload identity: authority host.")
+@click.option("--resource", default=None,
+              help="Workload identity: the storage resource (sovereign clouds), without /.default.")
 @click.option("--force", is_flag=True, help="Re-initialise a cache that belongs to another client principal.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_emulator_option
@@ -133,7 +109,8 @@ def smb_group() -> None:
 @_no_register_option
 def set_command(uri: str, token: str | None, system: bool, imds_client_id: str | None, client_id: str | None,
                 workload_identity: bool, tenant_id: str | None, token_file: str | None,
-                authority_host: str | None, force: bool, as_json: bool, emulator_path: str | None,
+                authority_host: str | None, resource: str | None, force: bool, as_json: bool,
+                emulator_path: str | None,
                 ccache: str | None, config_path: str | None, state_file: str | None,
                 no_register: bool) -> None:
     """Get a Kerberos ticket for URI's account and store it in the credential cache."""
@@ -145,13 +122,16 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
                                     ("--client-id", client_id is not None and not workload_identity)) if on]
     if len(chosen) > 1:
         raise click.UsageError(f"choose one identity source, not {' and '.join(chosen)}")
+    if token == "-":  # noqa: S105 - "-" is the stdin marker, not a password
+        # The token from stdin: an argument is readable by every local user in /proc/<pid>/cmdline.
+        token = sys.stdin.read().strip()
     if token is not None:
         spec = IdentitySpec("token", token=token)
     elif imds_client_id:
         spec = IdentitySpec("imds", client_id=imds_client_id)
     elif workload_identity:
         spec = IdentitySpec("workload", client_id=client_id, tenant_id=tenant_id, token_file=token_file,
-                            authority_host=authority_host)
+                            authority_host=authority_host, resource=resource)
     elif client_id:
         spec = IdentitySpec("client-id", client_id=client_id)
     else:
@@ -161,9 +141,7 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
         cfg = _config(config_path)
         endpoint = _endpoint(uri, emu)
         if emu is not None and spec.kind == "workload":
-            spec = IdentitySpec("workload", client_id=spec.client_id,
-                                tenant_id=spec.tenant_id or emu.get("tenant_id"), token_file=spec.token_file,
-                                authority_host=spec.authority_host or emu.get("authority_host"))
+            spec = spec.with_emulator(emu)
         ca = str(emu["ca_cert"]) if emu else None
         tok = acquire_token(spec, imds_host=str(emu["imds_url"]) if emu else None, ca_certs=ca)
         cache_name = cfg.cache_name(ccache)
@@ -191,29 +169,22 @@ def set_command(uri: str, token: str | None, system: bool, imds_client_id: str |
 def list_command(as_json: bool, emulator_path: str | None, ccache: str | None,
                  config_path: str | None) -> None:
     """List the cifs/ tickets in the credential cache."""
-    from keyless.smb.manager import list_credentials
+    from keyless.smb.manager import read_credentials
 
     try:
-        tickets = list_credentials(_config(config_path).cache_name(ccache))
+        tickets = read_credentials(_config(config_path).cache_name(ccache))
     except SmbError as exc:
         _fail(exc)
         return
     _print_list(tickets, as_json)
 
 
-def _print_list(tickets: list[Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([t.as_json() for t in tickets], indent=2))
-        return
-    for i, t in enumerate(tickets, 1):
-        click.echo(f"Credential {i}:")
-        click.echo(f"  Server: {t.server}")
-        click.echo(f"  Client: {t.client}")
-        click.echo(f"  Realm: {t.realm}")
-        click.echo(f"  Ticket flags: {t.ticket_flags}")
-        click.echo(f"  Ticket start time: {t.ticket_start_time}")
-        click.echo(f"  Ticket end time: {t.ticket_end_time}")
-        click.echo(f"  Ticket renew till: {t.ticket_renew_till}")
+def _print_list(tickets: list[Any] | None, as_json: bool) -> None:
+    """Byte for byte what azfilesauthmanager 1.0.11 prints (keyless.smb.compat)."""
+    from keyless.smb import compat
+
+    text = compat.format_list_json(tickets) if as_json else compat.format_list_text(tickets or [])
+    click.echo(text, nl=False)
 
 
 @smb_group.command("clear")
@@ -251,22 +222,39 @@ def clear_command(uri: str, emulator_path: str | None, ccache: str | None, confi
 @click.option("--dry-run", is_flag=True, help="Print the mount command and the checks; mount nothing.")
 @click.option("--uid", type=int, default=None, help="cruid: the user whose cache holds the ticket.")
 @click.option("-o", "options", multiple=True, help="Extra mount options (repeatable).")
+@click.option("--username", default=None, metavar="root|CLIENT_ID",
+              help="username= for azfilesrefresh: root (system-assigned identity) or a client id "
+                   "[--persist: root].")
+@click.option("--persist", is_flag=True,
+              help="Write systemd .mount + .automount units (after azfilesrefresh) instead of mounting.")
+@click.option("--remove", is_flag=True, help="With --persist: remove the units for MOUNTPOINT.")
+@click.option("--unit-dir", default="/etc/systemd/system", show_default=True,
+              type=click.Path(file_okay=False), help="With --persist: where the units go.")
 @_emulator_option
 @_config_option
 def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, options: tuple[str, ...],
+                  username: str | None, persist: bool, remove: bool, unit_dir: str,
                   emulator_path: str | None, config_path: str | None) -> None:
     """Mount //<account>.file.core.windows.net/<share> with the recommended options (sec=krb5)."""
     from keyless.smb.mount import plan_mount
 
+    if remove and not persist:
+        raise click.UsageError("--remove goes with --persist")
+    if persist and remove:
+        _remove_units(mountpoint, unit_dir)
+        return
     try:
         cfg = _config(config_path)
         plan = plan_mount(unc, mountpoint, uid=uid if uid is not None else cfg.cache_uid(),
-                          extra_options=options)
+                          extra_options=options, username=username or ("root" if persist else None))
     except SmbError as exc:
         _fail(exc)
         return
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
+    if persist:
+        _write_units(plan, unit_dir)
+        return
     if dry_run or emulator_path:
         click.echo(plan.command)
         if emulator_path and not dry_run:
@@ -281,48 +269,78 @@ def mount_command(unc: str, mountpoint: str, dry_run: bool, uid: int | None, opt
         sys.exit(proc.returncode)
 
 
+def _write_units(plan: Any, unit_dir: str) -> None:
+    from keyless.smb.units import render_units, write_units
+
+    try:
+        units = render_units(f"//{plan.host}/{plan.share}", plan.mountpoint, plan.argv[-1])
+        paths = write_units(units, Path(unit_dir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    for path in paths:
+        click.echo(f"wrote {path}")
+    click.echo("now: systemctl daemon-reload && "
+               f"systemctl enable --now azfilesrefresh {units.name}.automount")
+
+
+def _remove_units(mountpoint: str, unit_dir: str) -> None:
+    from keyless.smb.units import remove_units
+
+    try:
+        removed = remove_units(mountpoint, Path(unit_dir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    if not removed:
+        click.echo(f"no keyless units for {mountpoint} in {unit_dir}")
+    for path in removed:
+        click.echo(f"removed {path}")
+    if removed:
+        click.echo("now: systemctl daemon-reload (and umount the share if it is mounted)")
+
+
+@smb_group.command("install-lib")
+@click.option("--from", "build_dir", default=None, type=click.Path(file_okay=False),
+              help="Where native/build.sh put the library [default: native/build of this keyless].")
+@click.option("--libdir", default="/usr/local/lib", show_default=True, type=click.Path(file_okay=False),
+              help="One of the directories Microsoft's azfilesauthmanager searches: /usr/lib, /usr/lib64, "
+                   "/usr/local/lib.")
+@click.option("--includedir", default="/usr/local/include", show_default=True,
+              type=click.Path(file_okay=False))
+def install_lib_command(build_dir: str | None, libdir: str, includedir: str) -> None:
+    """Install the drop-in libazfilesauth.so (+ SONAME link, header) where azfilesauth's users look."""
+    from keyless.smb.native_install import MANAGER_SEARCH_PATHS, install_library, native_dir
+
+    try:
+        written = install_library(Path(build_dir) if build_dir else native_dir() / "build", Path(libdir),
+                                  Path(includedir))
+    except SmbError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        click.echo(f"installed {path}")
+    if libdir.rstrip("/") not in MANAGER_SEARCH_PATHS:
+        click.echo(f"note: Microsoft's azfilesauthmanager only looks in {', '.join(MANAGER_SEARCH_PATHS)}",
+                   err=True)
+
+
 @smb_group.command("version")
 def version_command() -> None:
-    """Print the version."""
-    click.echo(f"keyless-smb {__version__}")
+    """Print the version (and the azfilesauth release whose interface it reproduces)."""
+    from keyless.smb.compat import AZFILESAUTH_VERSION
+
+    click.echo(f"keyless-smb {__version__} (azfilesauth {AZFILESAUTH_VERSION} compatible)")
 
 
 # --- azfilesauthmanager drop-in ----------------------------------------------------------------------
 
-_USAGE = """Usage:
-    azfilesauthmanager list [--json]
-    azfilesauthmanager set <file_endpoint_uri> <oauth_token>
-    azfilesauthmanager set <file_endpoint_uri> --system
-    azfilesauthmanager set <file_endpoint_uri> --imds-client-id <client_id>
-    azfilesauthmanager set <file_endpoint_uri> --workload-identity --tenant-id <tenant_id> --client-id <client_id> --token-file <token_file>
-    azfilesauthmanager clear <file_endpoint_uri>
-    azfilesauthmanager --version"""  # noqa: E501 - printed verbatim
-
 
 def azfilesauthmanager_main(argv: list[str] | None = None) -> None:
-    """Same arguments, output shapes and exit statuses as azfilesauthmanager (0 ok, 1 failure)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        click.echo(_USAGE)
-        sys.exit(1)
-    if args[0] == "--version":
-        click.echo(__version__)
-        sys.exit(0)
-    commands = {"list": list_command, "set": set_command, "clear": clear_command}
-    command = commands.get(args[0])
-    if command is None:
-        click.echo(_USAGE)
-        sys.exit(1)
-    # KRB5_CC_NAME etc. come from /etc/azfilesauth/config.yaml as for the original; --emulator works too.
-    try:
-        command.main(args[1:], prog_name=f"azfilesauthmanager {args[0]}", standalone_mode=False)
-    except click.UsageError as exc:
-        click.echo(f"{exc.format_message()}\n{_USAGE}")
-        sys.exit(1)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        sys.exit(0 if code == 0 else 1)
-    sys.exit(0)
+    """Microsoft's ``azfilesauthmanager`` command line (keyless.smb.azfilesauthmanager)."""
+    from keyless.smb.azfilesauthmanager import main as compat_main
+
+    sys.exit(compat_main(argv))
 
 
 def main() -> None:  # pragma: no cover - convenience for python -m

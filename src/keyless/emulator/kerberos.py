@@ -62,9 +62,10 @@ _HMAC_LEN = 12  # HMAC-SHA1-96
 FLAG_FORWARDABLE = 1
 FLAG_RENEWABLE = 8
 FLAG_PRE_AUTHENT = 10
-# Which flags Azure sets is unverified; forwardable + pre-authent is what an ordinary TGS reply for a
-# pre-authenticated client carries, and nothing in cifs.upcall or the acceptor depends on them.
-DEFAULT_FLAGS = (FLAG_FORWARDABLE, FLAG_PRE_AUTHENT)
+# The service's tickets carry only "renewable" (ticket_flags 8388608 = 0x00800000) with renew-till equal to
+# the end time, as AzFilesAuthenticator's README shows from a real ticket ("List Credentials" example:
+# "Ticket flags: 8388608", "Ticket renew till" = "Ticket end time") and its test/list_cred_op fixture.
+DEFAULT_FLAGS = (FLAG_RENEWABLE,)
 
 
 # --- RFC 3961 / 3962 crypto ----------------------------------------------------------------------------
@@ -415,29 +416,34 @@ class KerberosMinter:
             entry = self._keys[host]
         return entry
 
-    def mint(self, account: str, *, now: float, end: float,
-             flags: Iterable[int] = DEFAULT_FLAGS) -> MintedCredential:
-        """A service ticket for ``AzureFileClient`` to ``cifs/<account>...`` valid from ``now`` to ``end``."""
+    def mint(self, account: str, *, now: float, end: float, flags: Iterable[int] = DEFAULT_FLAGS,
+             server_host: str | None = None, realm: str = SMB_REALM) -> MintedCredential:
+        """A service ticket for ``AzureFileClient`` to ``cifs/<account>...`` valid from ``now`` to ``end``.
+
+        ``server_host`` / ``realm`` name another server (a sovereign cloud's host) in the same key's ticket.
+        """
         service = self.service_key(account)
         session_key = secrets.token_bytes(32)
         bits = flag_bits(flags)
         start_t, end_t = _kerberos_time(now), _kerberos_time(end)
         cname = PrincipalName({"name-type": NT_PRINCIPAL, "name-string": [SMB_CLIENT_PRINCIPAL]})
-        sname = PrincipalName({"name-type": NT_SRV_INST, "name-string": list(service.components)})
+        components = ["cifs", server_host] if server_host else list(service.components)
+        sname = PrincipalName({"name-type": NT_SRV_INST, "name-string": components})
         key = EncryptionKey({"keytype": ENCTYPE_AES256, "keyvalue": session_key})
         enc_part = EncTicketPart({
             "flags": bits,
             "key": key,
-            "crealm": SMB_REALM,
+            "crealm": realm,
             "cname": cname,
             "transited": {"tr-type": TR_DOMAIN_X500_COMPRESS, "contents": b""},
             "authtime": start_t,
             "starttime": start_t,
             "endtime": end_t,
+            "renew-till": end_t,  # renewable up to its end time only (see DEFAULT_FLAGS)
         })
         ticket = Ticket({
             "tkt-vno": PVNO,
-            "realm": SMB_REALM,
+            "realm": realm,
             "sname": sname,
             "enc-part": {
                 "etype": ENCTYPE_AES256,
@@ -447,13 +453,14 @@ class KerberosMinter:
         })
         info = KrbCredInfo({
             "key": key,
-            "prealm": SMB_REALM,
+            "prealm": realm,
             "pname": cname,
             "flags": bits,
             "authtime": start_t,
             "starttime": start_t,
             "endtime": end_t,
-            "srealm": SMB_REALM,
+            "renew-till": end_t,
+            "srealm": realm,
             "sname": sname,
         })
         cred_part = EncKrbCredPart({"ticket-info": [info]})

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
@@ -148,8 +149,12 @@ async def _kerbticket(ctx: Emulator, request: web.Request, account: str) -> web.
 
     end = min(float(exp), now + min(ctx.config.token_lifetime, MAX_TICKET_LIFETIME))
     minted = minter_for(ctx).mint(account, now=now, end=end)
-    return web.json_response({
+    body = {
         "kerberosServiceTicket": base64.b64encode(minted.krb_cred).decode("ascii"),
         "sessionKey": base64.b64encode(minted.session_key).decode("ascii"),
         "expirationTime": _format_time(minted.end),
-    })
+    }
+    # Compact JSON, as the service sends it: both of Microsoft's clients find each value by searching for
+    # the literal '"<key>":"' with no whitespace (AzFilesAuthenticator src/azfilesauth.cpp:255-266,
+    # AzFilesSmbMIClient Windows/dll/src/AzFilesSmbMI.cpp:197); json.dumps' default ": " breaks both.
+    return web.Response(text=json.dumps(body, separators=(",", ":")), content_type="application/json")

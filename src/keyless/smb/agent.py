@@ -1,9 +1,10 @@
 """``keyless agent``: keep every registered endpoint's SMB ticket fresh, for as long as it runs.
 
-What it does differently from ``azfilesrefresh`` (protocol.md §3):
+What it does differently from Microsoft's ``azfilesrefresh``:
 - it refreshes what ``keyless smb set`` registered in the state file (``keyless.smb.state``), with the
-  identity recorded there, instead of guessing the identity from ``mount`` output; workload-identity
-  endpoints are refreshed too, and directly supplied tokens are reported as not refreshable;
+  identity recorded there; workload-identity endpoints are refreshed too, and directly supplied tokens are
+  reported as not refreshable. Run as ``azfilesrefresh`` it also takes the mounted ``sec=krb5`` shares
+  (``discover``, ``keyless.smb.mounts``) with the identity their ``username=`` names, as Microsoft's does;
 - it refreshes well before expiry (``Policy.window``), and a failure is retried with exponential back-off
   and jitter (so a fleet does not hammer IMDS in step), never ending the process;
 - each refresh runs in a worker thread, so one endpoint hanging on a timeout delays no other;
@@ -67,6 +68,7 @@ class Outcome:
 
 
 Refresher = Callable[[st.Registration], Outcome]
+Discover = Callable[[], dict[str, st.Registration]]
 
 
 class TicketRefresher:
@@ -128,8 +130,13 @@ class Agent:
     def __init__(self, state_path: Path, *, policy: Policy | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  refresher: Refresher | None = None, notifier: Notifier | None = None,
-                 workers: int = 4) -> None:
+                 workers: int = 4, discover: Discover | None = None) -> None:
         self.state_path = state_path
+        # More registrations found at run time (azfilesrefresh: the mounted sec=krb5 shares), looked at
+        # again every poll interval; what keyless smb set registered wins for the same ticket.
+        self.discover = discover
+        self._discovered: dict[str, st.Registration] = {}
+        self._last_discovery = -math.inf
         self.policy = policy or Policy()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
@@ -158,6 +165,13 @@ class Agent:
             log.error("could not reload %s (%s): %s", self.state_path, exc.cause, exc.message)
             return
         now = self.clock()
+        if self.discover is not None:
+            self._last_discovery = now
+            try:
+                self._discovered = self.discover()
+            except SmbError as exc:
+                log.error("could not look for mounts (%s): %s", exc.cause, exc.message)
+            fresh = {**self._discovered, **fresh}
         for key in set(self.registrations) - set(fresh):
             log.info("no longer refreshing %s (unregistered)", key)
             self.due.pop(key, None)
@@ -293,6 +307,8 @@ class Agent:
                     self._reload = False
                     log.info("SIGHUP: reloading %s", self.state_path)
                     self.reload()
+                elif self.discover is not None and self.clock() - self._last_discovery >= self.policy.poll:
+                    self.reload()  # mounts come and go: look again every poll interval
                 self.collect()
                 self.launch_due()
                 self.write_status()

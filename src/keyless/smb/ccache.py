@@ -20,9 +20,8 @@ import fcntl
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import krb5
 
@@ -40,7 +39,8 @@ _FILE_TYPES = {"FILE", "DIR"}
 
 @dataclass(frozen=True)
 class TicketInfo:
-    """One cached ``cifs/`` ticket, with the fields of ``azfilesauthmanager list --json``."""
+    """One cached ``cifs/`` ticket: the fields of ``azfilesauthmanager list --json``, times as epochs
+    (``keyless.smb.compat`` renders them as the real tool prints them)."""
 
     server: str
     client: str
@@ -49,9 +49,6 @@ class TicketInfo:
     ticket_start_time: int
     ticket_end_time: int
     ticket_renew_till: int
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --- serialization (MIT ccache v4 credential format, big-endian) ---------------------------------------
@@ -136,16 +133,27 @@ def _locked(name: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    lock_path = (path / ".keyless.lock") if cache_type(name) == "DIR" and path.is_dir() \
+    is_dir = cache_type(name) == "DIR"
+    lock_path = (path / ".keyless.lock") if is_dir and path.is_dir() \
         else path.with_name(path.name + ".keyless.lock")
+    if not is_dir and not lock_path.parent.is_dir():
+        # Never create directories for a FILE cache: a typo in KRB5_CC_NAME must not grow a tree as root.
+        raise CacheError(
+            f"the directory of the credential cache {name!r} ({lock_path.parent}) does not exist.",
+            remedy="Name a cache in an existing directory, e.g. FILE:/tmp/krb5cc_<uid>.")
     try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)  # a DIR collection is a directory itself
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except PermissionError:
         raise CachePermissionDenied(
             f"not permitted to lock the credential cache {name!r} (no write access to {lock_path.parent}).",
             remedy="Run as root or as the cache's owner, or name a cache you own with --ccache.",
         ) from None
+    except OSError as exc:
+        raise CacheError(
+            f"cannot use {name!r} as a credential cache: {exc.strerror} ({lock_path}).",
+            remedy="Name a cache on a normal file system, e.g. FILE:/tmp/krb5cc_<uid>.") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -179,8 +187,17 @@ def _default_principal(ctx: krb5.Context, cc: krb5.CCache) -> krb5.Principal | N
         return None  # absent or empty cache: libkrb5 reports both as "no credentials cache found"
 
 
+# Cache types that live inside one process: the kernel's cifs.upcall can never read a ticket put there.
+_PROCESS_LOCAL_TYPES = {"MEMORY", "MSLSA", "API"}
+
+
 def store(name: str, cred: Credential, *, force: bool = False, owner_uid: int | None = None) -> None:
     """Put ``cred`` into the cache ``name``, replacing an older ticket for the same server."""
+    if cache_type(name) in _PROCESS_LOCAL_TYPES:
+        raise CacheTypeUnsupported(
+            f"{name!r} is a credential cache inside this process only: the ticket would vanish when the "
+            "command ends, and the kernel's cifs.upcall could never read it.",
+            remedy="Use FILE:, DIR:, KEYRING: or KCM:.")
     ctx = krb5.init_context()
     cc = _open(ctx, name)
     try:
@@ -224,8 +241,14 @@ def clear(name: str, client: Principal, server: Principal) -> bool:
     ctx = krb5.init_context()
     cc = _open(ctx, name)
     with _locked(name):
-        if _default_principal(ctx, cc) is None:
+        existing = _default_principal(ctx, cc)
+        if existing is None:
             return False
+        # The server is named in the realm of the cache's principal, as azfilesauth's clear does
+        # (src/azfilesauth.cpp smb_clear_credential), so a sovereign cloud's realm is matched too.
+        realm = existing.realm.decode(errors="replace")
+        server = Principal(server.name_type, server.components, realm)
+        client = Principal(client.name_type, client.components, realm)
         try:
             return _remove_server(ctx, cc, client, server)
         except krb5.Krb5Error as exc:
@@ -234,10 +257,15 @@ def clear(name: str, client: Principal, server: Principal) -> bool:
 
 def list_tickets(name: str) -> list[TicketInfo]:
     """The ``cifs/`` tickets in cache ``name`` (none when the cache does not exist)."""
+    return read_tickets(name) or []
+
+
+def read_tickets(name: str) -> list[TicketInfo] | None:
+    """The ``cifs/`` tickets in cache ``name``; None when the cache does not exist (or has no principal)."""
     ctx = krb5.init_context()
     cc = _open(ctx, name)
     if _default_principal(ctx, cc) is None:
-        return []
+        return None
     out: list[TicketInfo] = []
     try:
         for creds in cc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import json
 import re
 import time
@@ -75,16 +76,17 @@ def server_principal(account: str) -> Principal:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the exchange goes, and which account the ticket names."""
+    """Where the exchange goes, and which host the ticket names."""
 
     account: str
     url: str  # the account's File service root, e.g. https://acct.file.core.windows.net/
     private_link: bool = False  # the URI used a privatelink name (tickets still name the canonical host)
     emulator: bool = False
+    host: str = ""  # the host the ticket names; empty means <account>.file.core.windows.net
 
     @property
     def canonical_host(self) -> str:
-        return f"{self.account}.{FILE_ENDPOINT_SUFFIX}"
+        return self.host or f"{self.account}.{FILE_ENDPOINT_SUFFIX}"
 
     @property
     def exchange_url(self) -> str:
@@ -92,11 +94,19 @@ class Endpoint:
 
     @property
     def server(self) -> Principal:
-        return server_principal(self.account)
+        """``cifs/<canonical host>``: the service follows the endpoint's host, so a sovereign cloud's
+        ticket names ``<account>.file.core.chinacloudapi.cn`` (or ``.usgovcloudapi.net``)."""
+        return Principal(2, ("cifs", self.canonical_host), SMB_REALM)
 
 
 def parse_endpoint(uri: str) -> Endpoint:
-    """``https://acct.file.core.windows.net[/...]``, ``acct.file.core.windows.net`` or ``//acct.../share``."""
+    """Any ``https://`` File endpoint, as azfilesauth accepts any (src/azfilesauth.cpp:376-389).
+
+    Also ``acct.file.core.windows.net`` and ``//acct.../share``. Still refused, with the reason:
+    ``http://`` (the bearer token would cross the network in clear), a user name or password in the URL (a
+    credential that would be sent and logged), and an IP address (the service issues tickets for names
+    only, so no ticket could ever match it). A ``privatelink`` name asks for the canonical name's ticket.
+    """
     raw = uri.strip()
     if raw.startswith("//"):
         raw = "https:" + raw
@@ -107,18 +117,36 @@ def parse_endpoint(uri: str) -> Endpoint:
         raise InvalidEndpoint(
             f"{uri!r} is not an https:// address; the ticket exchange sends a bearer token and only ever "
             "over HTTPS.", remedy="Use https://<account>.file.core.windows.net.")
-    host = (parts.hostname or "").lower()
+    if parts.username is not None or parts.password is not None:
+        raise InvalidEndpoint(
+            "the endpoint URL carries a user name or password; the exchange authenticates with the token "
+            "only, and a credential in a URL ends up in logs.",
+            remedy="Remove the user:password@ part: https://<account>.file.core.windows.net.")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise InvalidEndpoint(f"{uri!r} has no host name.",
+                              remedy="Use https://<account>.file.core.windows.net.")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise InvalidEndpoint(
+            f"{uri!r} is an IP address; Kerberos tickets name the storage account's host, never an address.",
+            remedy="Use the account's name (https://<account>.file.core.windows.net); for a private "
+                   "endpoint make that name resolve to the private IP.")
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
     for suffix in ENDPOINT_SUFFIXES:
         if host.endswith("." + suffix):
             label = host[: -len(suffix) - 1]
             private = label.endswith(".privatelink")
             account = label.removesuffix(".privatelink")
             if _ACCOUNT.match(account):
-                return Endpoint(account, f"https://{host}/", private_link=private)
-    raise InvalidEndpoint(
-        f"{uri!r} is not an Azure Files endpoint (expected https://<account>.file.core.windows.net).",
-        remedy="Copy the File service endpoint from the portal (Settings > Endpoints), "
-               "or pass --emulator to talk to a keyless emulator.")
+                return Endpoint(account, f"https://{netloc}/", private_link=private,
+                                host=f"{account}.{suffix}")
+    # Another https host (Azure Stack Hub, a new cloud, a custom name): the real tool sends the token there
+    # as given; so does keyless, since the caller named the host explicitly.
+    return Endpoint(host.split(".", 1)[0], f"https://{netloc}/", host=host)
 
 
 def emulator_endpoint(account: str, files_url: str) -> Endpoint:
@@ -277,25 +305,38 @@ def request_ticket(endpoint: Endpoint, token: str, *, ca_certs: str | None = Non
         code_header = response.headers.get(H_ERROR_CODE, "")
         code, message, detail = _detail(response.data)
         raise _refusal(response.status, code_header or code, message, detail, token, endpoint, skew)
+    # Only what makes a ticket unusable is refused: no KRB-CRED, or one for another host. sessionKey is
+    # never read by AzFilesAuthenticator on Linux (the key inside the KRB-CRED is the one used) and
+    # expirationTime is optional there, a parse failure only logged (src/azfilesauth.cpp:758-781); the
+    # ticket's own end time stands in for it. The realm is whatever the service names (sovereign clouds').
     try:
         body = json.loads(response.data)
         krb_cred = base64.b64decode(body["kerberosServiceTicket"], validate=True)
-        session_key = base64.b64decode(body["sessionKey"], validate=True)
-        expiration = _parse_expiration(str(body["expirationTime"]))
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise BadReply("the ticket exchange answered 200 but not with kerberosServiceTicket, sessionKey and "
-                       "expirationTime") from None
+        raise BadReply("the ticket exchange answered 200 but without a base64 kerberosServiceTicket") \
+            from None
     creds = decode_krb_cred(krb_cred)
     cred = creds[0]
-    if cred.session_key != session_key:
-        raise BadReply("the reply's sessionKey differs from the key inside the KRB-CRED")
-    if str(cred.server) != str(endpoint.server):
-        raise BadReply(f"the ticket names {cred.server}, not {endpoint.server}")
+    if cred.server.components[:1] != ("cifs",) or \
+            tuple(c.lower() for c in cred.server.components[1:]) != (endpoint.canonical_host,):
+        raise BadReply(f"the ticket names {cred.server}, not cifs/{endpoint.canonical_host}")
+    session_key = _optional_base64(body.get("sessionKey")) or cred.session_key
+    try:
+        expiration = _parse_expiration(str(body["expirationTime"]))
+    except (KeyError, ValueError):
+        expiration = float(cred.endtime)
     if server_time is None and cred.authtime:
         # No Date header: the ticket's authtime is the service's clock at issue, as good a witness.
         skew = local_now - cred.authtime
     return TicketReply(credential=cred, expiration=expiration, session_key=session_key,
                        server_time=server_time, clock_skew=skew, request_id=request_id)
+
+
+def _optional_base64(value: Any) -> bytes | None:
+    try:
+        return base64.b64decode(str(value), validate=True) if value else None
+    except (ValueError, binascii.Error):
+        return None
 
 
 def _parse_expiration(text: str) -> float:

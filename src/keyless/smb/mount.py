@@ -9,8 +9,11 @@ to the same private endpoint.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import shutil
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -82,16 +85,42 @@ def request_key_rule_present(paths: tuple[Path, ...] = REQUEST_KEY_PATHS) -> boo
     return False
 
 
+def resolve_private(name: str) -> list[str]:
+    """The private (RFC 1918 / ULA) addresses ``name`` resolves to; none when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(name, 445, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return []
+    addresses = []
+    for info in infos:
+        address = str(info[4][0])
+        if ipaddress.ip_address(address).is_private and address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
 def plan_mount(unc: str, mountpoint: str, *, uid: int, extra_options: tuple[str, ...] = (),
-               request_key_paths: tuple[Path, ...] = REQUEST_KEY_PATHS) -> MountPlan:
+               request_key_paths: tuple[Path, ...] = REQUEST_KEY_PATHS, username: str | None = None,
+               resolver: Callable[[str], list[str]] = resolve_private) -> MountPlan:
     account, share, host, private = parse_unc(unc)
     notes: list[str] = []
+    address_option: tuple[str, ...] = ()
     if private:
+        # The UNC keeps the canonical name: cifs.upcall asks for cifs/<UNC host>, the only name tickets
+        # exist for. The connection goes to the private endpoint's address (mount.cifs ip=), so the mount
+        # works even where the canonical name does not resolve to it (no privatelink DNS zone link).
+        private_name = f"{account}.privatelink.{host.split('.', 1)[1]}"
+        addresses = resolver(private_name)
+        if addresses:
+            address_option = (f"ip={addresses[0]}",)
+            where = f"connecting to {addresses[0]}, the address {private_name} resolves to"
+        else:
+            where = (f"{private_name} does not resolve to a private address here, so the connection goes "
+                     f"wherever {host} resolves")
         notes.append(
-            f"'{account}.privatelink.{FILE_ENDPOINT_SUFFIX}' is a private endpoint name; Kerberos "
-            f"tickets exist only for the canonical name, so the line below mounts //{host}/{share} (with "
-            "the private endpoint that name resolves to the private IP through the privatelink DNS zone). "
-            "Mounting the privatelink name itself fails with mount error 126 (Required key not available).")
+            f"'{private_name}' is a private endpoint name; Kerberos tickets exist only for the canonical "
+            f"name, so the line below mounts //{host}/{share} ({where}). Mounting the privatelink name "
+            "itself fails with mount error 126 (Required key not available).")
     if shutil.which("mount.cifs") is None:
         notes.append("mount.cifs is not installed: install cifs-utils (apt-get install cifs-utils / "
                      "tdnf install cifs-utils).")
@@ -101,6 +130,9 @@ def plan_mount(unc: str, mountpoint: str, *, uid: int, extra_options: tuple[str,
     if not request_key_rule_present(request_key_paths):
         notes.append(f"no request-key rule for cifs.spnego: add '{REQUEST_KEY_RULE}' to "
                      "/etc/request-key.d/cifs.spnego.conf, or the mount fails with error 126.")
-    options = ",".join(("sec=krb5", f"cruid={uid}", *RECOMMENDED_OPTIONS, *extra_options))
+    # username= is what azfilesrefresh reads to pick the identity (root: system-assigned, else a client id).
+    user = (f"username={username}",) if username else ()
+    options = ",".join(("sec=krb5", f"cruid={uid}", *user, *address_option, *RECOMMENDED_OPTIONS,
+                        *extra_options))
     argv = ("mount", "-t", "cifs", f"//{host}/{share}", mountpoint, "-o", options)
     return MountPlan(account, share, host, mountpoint, uid, argv, tuple(notes))

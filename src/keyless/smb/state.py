@@ -68,6 +68,8 @@ class Source:
         if self.kind == "system":
             return "system-assigned managed identity"
         if self.kind == "imds":
+            if not self.client_id:
+                return "system-assigned managed identity (IMDS)"
             return f"user-assigned identity {self.client_id} (IMDS)"
         if self.kind == "client-id":
             return f"user-assigned identity {self.client_id}"
