@@ -27,15 +27,6 @@ from keyless.smb.library import Console, Exit, Session
 
 # The real tool's usage text (src/azfilesauthmanager.py:14-22, 1.0.11 adds the sovereign-cloud options);
 # it is printed with print(), so a blank line follows it.
-USAGE = """Usage:
-    azfilesauthmanager list [--json]
-    azfilesauthmanager set <file_endpoint_uri> <oauth_token>
-    azfilesauthmanager set <file_endpoint_uri> --system
-    azfilesauthmanager set <file_endpoint_uri> --imds-client-id <client_id>
-    azfilesauthmanager set <file_endpoint_uri> --workload-identity --tenant-id <tenant_id> --client-id <client_id> --token-file <token_file> [--authority-host <authority_host>] [--resource <resource>]
-    azfilesauthmanager clear <file_endpoint_uri>
-    azfilesauthmanager --version
-"""  # noqa: E501 - printed verbatim
 
 _VALUED = ("--config", "--ccache", "--emulator", "--state")
 _FLAGS = ("--no-register", "--force")

@@ -79,3 +79,15 @@ def format_list_json(tickets: Sequence[TicketInfo] | None) -> str:
         body = ",\n".join(f'    "{key}": {value}' for key, value in fields)
         objects.append("  {\n" + body + "\n  }")
     return "[\n" + ",\n".join(objects) + "\n]\n"
+
+
+# The manager's usage text, printed verbatim by the manager and by the library's argument checks.
+USAGE = """Usage:
+    azfilesauthmanager list [--json]
+    azfilesauthmanager set <file_endpoint_uri> <oauth_token>
+    azfilesauthmanager set <file_endpoint_uri> --system
+    azfilesauthmanager set <file_endpoint_uri> --imds-client-id <client_id>
+    azfilesauthmanager set <file_endpoint_uri> --workload-identity --tenant-id <tenant_id> --client-id <client_id> --token-file <token_file> [--authority-host <authority_host>] [--resource <resource>]
+    azfilesauthmanager clear <file_endpoint_uri>
+    azfilesauthmanager --version
+"""  # noqa: E501 - printed verbatim

@@ -52,9 +52,7 @@ class Console:
             print(f"  fix: {exc.remedy}", file=self.err, flush=True)
 
     def usage(self) -> Exit:
-        from keyless.smb.azfilesauthmanager import USAGE
-
-        self.say(USAGE)
+        self.say(compat.USAGE)
         return Exit(1)
 
 
