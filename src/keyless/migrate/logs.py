@@ -34,8 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 from urllib.parse import urlsplit
+
+import msgspec
 
 CHUNK = 1 << 20
 # One JSON array element larger than this is not a log row: the file is abandoned as malformed there.
@@ -43,23 +45,22 @@ MAX_ELEMENT = 16 << 20
 MAX_EXAMPLES = 20
 
 
-@dataclass(slots=True)
-class Request:
-    """One storage request, whatever file shape it came from."""
-
-    time: datetime
-    account: str
-    share: str
-    auth_type: str  # canonical: AccountKey, SAS, DelegationSas, OAuth, Kerberos, Anonymous, or as logged
-    auth_hash: str
-    caller_ip: str
-    user_agent: str
-    operation: str
-    status: str
-    object_id: str
-    tenant_id: str
-    app_id: str
-    upn: str
+# What a report needs of one request, as a plain tuple (built once per record, so kept cheap):
+# (account, share, AuthenticationType, SAS-by-delegation flag, caller host, user agent, operation,
+#  requester object id, tenant id, app id, UPN). Requests with equal keys are counted together.
+Key = tuple[str, str, str, bool, str, str, str, str, str, str, str]
+ACCOUNT: Final = 0
+SHARE: Final = 1
+AUTH: Final = 2
+DELEGATED: Final = 3
+IP: Final = 4
+AGENT: Final = 5
+OPERATION: Final = 6
+OBJECT_ID: Final = 7
+TENANT: Final = 8
+APP: Final = 9
+UPN: Final = 10
+Request = tuple[datetime, Key]
 
 
 @dataclass
@@ -90,6 +91,22 @@ _AUTH_TYPES = {
     "delegationsas": "DelegationSas", "userdelegationsas": "DelegationSas",
     "user delegation sas": "DelegationSas",
     "oauth": "OAuth", "kerberos": "Kerberos", "anonymous": "Anonymous", "anonymouspreflight": "Anonymous",
+}
+
+
+_REQUEST_TABLES = frozenset({"StorageFileLogs", "StorageBlobLogs", "StorageQueueLogs", "StorageTableLogs"})
+# attribute -> JSON key: the table's PascalCase columns, and the diagnostic layout's camelCase ``d_`` fields
+_ROW_NAMES = {
+    "time_generated": "TimeGenerated", "type": "Type", "account_name": "AccountName",
+    "authentication_type": "AuthenticationType", "authentication_hash": "AuthenticationHash",
+    "caller_ip_address": "CallerIpAddress", "user_agent_header": "UserAgentHeader",
+    "operation_name": "OperationName", "status_code": "StatusCode",
+    "requester_object_id": "RequesterObjectId",
+    "requester_tenant_id": "RequesterTenantId", "requester_app_id": "RequesterAppId",
+    "requester_upn": "RequesterUpn", "object_key": "ObjectKey", "uri": "Uri",
+    "d_time": "time", "d_resource_id": "resourceId", "d_operation_name": "operationName",
+    "d_status_code": "statusCode", "d_caller_ip_address": "callerIpAddress", "d_uri": "uri",
+    "d_identity": "identity", "d_properties": "properties",
 }
 
 
@@ -159,64 +176,141 @@ def share_of(object_key: str, uri: str, account: str) -> str:
 # --- one object -> Request -------------------------------------------------------------------------------
 
 
+class _Requester(msgspec.Struct, rename="camel"):
+    app_id: Any = None
+    object_id: Any = None
+    tenant_id: Any = None
+    upn: Any = None
+
+
+class _Identity(msgspec.Struct, rename="camel"):
+    type: Any = None
+    token_hash: Any = None
+    requester: _Requester | None = None
+
+
+class _Properties(msgspec.Struct, rename="camel"):
+    account_name: Any = None
+    user_agent_header: Any = None
+    object_key: Any = None
+    request_url: Any = None
+
+
+class _Row(msgspec.Struct, rename=_ROW_NAMES):
+    """The fields a report needs, in either layout; everything else in a line is never materialised."""
+
+    # Log Analytics columns
+    time_generated: Any = None
+    type: str | None = None
+    account_name: str | None = None
+    authentication_type: str | None = None
+    authentication_hash: str | None = None
+    caller_ip_address: str | None = None
+    user_agent_header: str | None = None
+    operation_name: str | None = None
+    status_code: Any = None
+    requester_object_id: str | None = None
+    requester_tenant_id: str | None = None
+    requester_app_id: str | None = None
+    requester_upn: str | None = None
+    object_key: str | None = None
+    uri: str | None = None
+    # diagnostic-settings fields
+    d_time: Any = None
+    d_resource_id: str | None = None
+    d_operation_name: str | None = None
+    d_status_code: Any = None
+    d_caller_ip_address: str | None = None
+    d_uri: str | None = None
+    d_identity: _Identity | None = None
+    d_properties: _Properties | None = None
+
+
+_ROW_DECODER = msgspec.json.Decoder(_Row)
+
+
+def _s(value: Any) -> str:
+    if type(value) is str:
+        return value
+    return "" if value is None else str(value)
+
+
 def from_row(row: dict[str, Any]) -> Request | None:
-    """A Log Analytics row or a diagnostic-settings record; None when it is not a storage request."""
-    if "identity" in row or "operationName" in row:
+    """A Log Analytics row or a diagnostic-settings record (as a dict); None when it is not a request."""
+    try:
+        parsed = msgspec.convert(row, _Row, strict=False)
+    except msgspec.ValidationError as err:
+        raise Malformed(str(err)) from None
+    return _from_struct(parsed)
+
+
+def _from_struct(row: _Row) -> Request | None:
+    """The hot path: one call per record, so string fields are used as decoded, without helpers."""
+    if row.d_identity is not None or row.d_operation_name is not None:
         return _from_diagnostic(row)
-    kind = row.get("Type")
-    if kind is not None and kind not in ("StorageFileLogs", "StorageBlobLogs", "StorageQueueLogs",
-                                         "StorageTableLogs"):
+    kind = row.type
+    if kind is not None and kind not in _REQUEST_TABLES:
         return None
-    if "TimeGenerated" not in row and "AuthenticationType" not in row:
-        return None
-    auth = str(row.get("AuthenticationType") or "")
+    auth = row.authentication_type
     if not auth:
+        if row.time_generated is None:
+            return None
         raise Malformed("no AuthenticationType")
-    account = str(row.get("AccountName") or "")
-    return Request(
-        time=parse_time(row.get("TimeGenerated", "")),
-        account=account,
-        share=share_of(str(row.get("ObjectKey") or ""), str(row.get("Uri") or ""), account),
-        auth_type=canonical_auth(auth),
-        auth_hash=str(row.get("AuthenticationHash") or ""),
-        caller_ip=caller_host(str(row.get("CallerIpAddress") or "")),
-        user_agent=str(row.get("UserAgentHeader") or "").strip('"'),
-        operation=str(row.get("OperationName") or ""),
-        status=str(row.get("StatusCode") or ""),
-        object_id=str(row.get("RequesterObjectId") or ""),
-        tenant_id=str(row.get("RequesterTenantId") or ""),
-        app_id=str(row.get("RequesterAppId") or ""),
-        upn=str(row.get("RequesterUpn") or ""),
+    auth = _AUTH_TYPES.get(auth.lower(), auth)
+    account = row.account_name or ""
+    agent = row.user_agent_header or ""
+    ip = row.caller_ip_address or ""
+    host = _HOSTS.get(ip)
+    if host is None:
+        host = _remember_host(ip)
+    return parse_time(row.time_generated), (
+        account,
+        share_of(row.object_key or "", row.uri or "", account),
+        auth,
+        auth == "SAS" and "delegation" in (row.authentication_hash or "").lower(),
+        host,
+        agent.strip('"') if agent[:1] == '"' else agent,
+        row.operation_name or "",
+        row.requester_object_id or "",
+        row.requester_tenant_id or "",
+        row.requester_app_id or "",
+        row.requester_upn or "",
     )
 
 
-def _from_diagnostic(row: dict[str, Any]) -> Request:
-    identity = row.get("identity") or {}
-    props = row.get("properties") or {}
-    if not isinstance(identity, dict) or not isinstance(props, dict):
-        raise Malformed("identity or properties is not an object")
-    requester = identity.get("requester") or {}
-    if not isinstance(requester, dict):
-        requester = {}
-    auth = str(identity.get("type") or "")
+_HOSTS: dict[str, str] = {}
+
+
+def _remember_host(address: str) -> str:
+    """``caller_host`` memoised: a connection's address:port repeats for every request on it."""
+    if len(_HOSTS) > 100_000:
+        _HOSTS.clear()
+    host = _HOSTS[address] = caller_host(address)
+    return host
+
+
+def _from_diagnostic(row: _Row) -> Request:
+    identity = row.d_identity or _Identity()
+    props = row.d_properties or _Properties()
+    requester = identity.requester or _Requester()
+    auth = _s(identity.type)
     if not auth:
         raise Malformed("no identity.type")
-    uri = str(row.get("uri") or props.get("requestUrl") or "")
-    account = str(props.get("accountName") or _account_from_resource(str(row.get("resourceId") or "")))
-    return Request(
-        time=parse_time(row.get("time", "")),
-        account=account,
-        share=share_of(str(props.get("objectKey") or ""), uri, account),
-        auth_type=canonical_auth(auth),
-        auth_hash=str(identity.get("tokenHash") or ""),
-        caller_ip=caller_host(str(row.get("callerIpAddress") or "")),
-        user_agent=str(props.get("userAgentHeader") or "").strip('"'),
-        operation=str(row.get("operationName") or ""),
-        status=str(row.get("statusCode") or ""),
-        object_id=str(requester.get("objectId") or ""),
-        tenant_id=str(requester.get("tenantId") or ""),
-        app_id=str(requester.get("appId") or ""),
-        upn=str(requester.get("upn") or ""),
+    auth = canonical_auth(auth)
+    uri = _s(row.d_uri) or _s(props.request_url)
+    account = _s(props.account_name) or _account_from_resource(_s(row.d_resource_id))
+    return parse_time(row.d_time), (
+        account,
+        share_of(_s(props.object_key), uri, account),
+        auth,
+        auth == "SAS" and "delegation" in _s(identity.token_hash).lower(),
+        caller_host(_s(row.d_caller_ip_address)),
+        _s(props.user_agent_header).strip('"'),
+        _s(row.d_operation_name),
+        _s(requester.object_id),
+        _s(requester.tenant_id),
+        _s(requester.app_id),
+        _s(requester.upn),
     )
 
 
@@ -303,18 +397,30 @@ def _count(stats: ReadStats, where: str, obj: Any) -> Request | None:
 
 
 def _read_lines(path: Path, lines: Iterator[str], stats: ReadStats) -> Iterator[Request]:
-    loads = json.loads
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = loads(line)
-        except ValueError:
-            stats.bad(f"{path}:{number}", "not JSON")
-            continue
-        request = _count(stats, f"{path}:{number}", obj)
-        if request is not None:
+    decode = _ROW_DECODER.decode
+    records = skipped = 0
+    try:
+        for number, line in enumerate(lines, 1):
+            try:
+                request = _from_struct(decode(line))
+            except msgspec.ValidationError as err:
+                stats.bad(f"{path}:{number}", str(err))
+                continue
+            except msgspec.DecodeError:
+                if line.strip():
+                    stats.bad(f"{path}:{number}", "not JSON")
+                continue
+            except (Malformed, ValueError, TypeError) as err:
+                stats.bad(f"{path}:{number}", str(err) or type(err).__name__)
+                continue
+            if request is None:
+                skipped += 1
+                continue
+            records += 1
             yield request
+    finally:
+        stats.records += records
+        stats.skipped += skipped
 
 
 def _read_array(path: Path, buf: str, handle: IO[str], stats: ReadStats) -> Iterator[Request]:

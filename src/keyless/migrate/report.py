@@ -19,20 +19,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keyless.migrate.logs import ReadStats, Request
+from keyless.migrate.logs import (
+    ACCOUNT,
+    AGENT,
+    APP,
+    AUTH,
+    DELEGATED,
+    IP,
+    OBJECT_ID,
+    OPERATION,
+    SHARE,
+    TENANT,
+    UPN,
+    Key,
+    ReadStats,
+    Request,
+)
 
 IDENTITY_TYPES = frozenset({"OAuth", "Kerberos", "DelegationSas"})
-AUTH_COLUMNS = ("AccountKey", "SAS", "DelegationSas", "OAuth", "Kerberos", "Anonymous")
 MAX_OPERATIONS = 50  # distinct operation names kept per caller; a caller never needs more to be found
 
 
-def key_signed(request: Request) -> bool:
-    if request.auth_type == "AccountKey":
-        return True
-    if request.auth_type == "SAS":
-        digest = request.auth_hash.lower()
-        return not (digest and "delegation" in digest)
-    return False
+def key_signed(key: Key) -> bool:
+    """Would this request fail once Shared Key is disallowed? AccountKey, and any SAS not shown delegated."""
+    auth = key[AUTH]
+    return auth == "AccountKey" or (auth == "SAS" and not key[DELEGATED])
 
 
 @dataclass
@@ -48,18 +59,19 @@ class Caller:
     operations: Counter[str] = field(default_factory=Counter)
     shares: set[str] = field(default_factory=set)
 
-    def add(self, request: Request, signed: bool) -> None:
-        self.count += 1
-        self.key_signed += signed
-        if self.first is None or request.time < self.first:
-            self.first = request.time
-        if self.last is None or request.time > self.last:
-            self.last = request.time
-        self.auth_types[request.auth_type] += 1
-        if request.operation in self.operations or len(self.operations) < MAX_OPERATIONS:
-            self.operations[request.operation] += 1
+    def add(self, key: Key, count: int, first: datetime, last: datetime) -> None:
+        self.count += count
+        if key_signed(key):
+            self.key_signed += count
+        if self.first is None or first < self.first:
+            self.first = first
+        if self.last is None or last > self.last:
+            self.last = last
+        self.auth_types[key[AUTH]] += count
+        if key[OPERATION] in self.operations or len(self.operations) < MAX_OPERATIONS:
+            self.operations[key[OPERATION]] += count
         if len(self.shares) < MAX_OPERATIONS:
-            self.shares.add(request.share)
+            self.shares.add(key[SHARE])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -80,110 +92,115 @@ def _iso(when: datetime | None) -> str | None:
 
 @dataclass
 class Report:
+    """Requests folded into one counter per distinct key: memory follows callers, not records."""
+
     since: datetime | None = None
     until: datetime | None = None
     outside_window: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    by_share: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
-    callers: dict[tuple[str, str, str], Caller] = field(default_factory=dict)
-    identities: dict[tuple[str, str], Caller] = field(default_factory=dict)
-    identity_details: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    groups: dict[Key, list[Any]] = field(default_factory=dict)  # key -> [count, first, last]
 
     def add_all(self, requests: Iterable[Request]) -> None:
-        since, until = self.since, self.until
-        for request in requests:
-            when = request.time
+        since, until, groups = self.since, self.until, self.groups
+        outside = 0
+        for when, key in requests:
             if (since is not None and when < since) or (until is not None and when >= until):
-                self.outside_window += 1
+                outside += 1
                 continue
-            self.add(request)
-
-    def add(self, request: Request) -> None:
-        if self.first is None or request.time < self.first:
-            self.first = request.time
-        if self.last is None or request.time > self.last:
-            self.last = request.time
-        counts = self.by_share.get((request.account, request.share))
-        if counts is None:
-            counts = self.by_share[(request.account, request.share)] = Counter()
-        counts[request.auth_type] += 1
-        signed = key_signed(request)
-        if request.auth_type in IDENTITY_TYPES and request.object_id:
-            key = (request.account, request.object_id)
-            caller = self.identities.get(key)
-            if caller is None:
-                caller = self.identities[key] = Caller(request.account)
-                self.identity_details[key] = {"tenant_id": request.tenant_id, "app_id": request.app_id,
-                                              "upn": request.upn}
-        else:
-            ckey = (request.account, request.caller_ip, request.user_agent)
-            caller = self.callers.get(ckey)
-            if caller is None:
-                caller = self.callers[ckey] = Caller(request.account)
-        caller.add(request, signed)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [1, when, when]
+            else:
+                group[0] += 1
+                if when < group[1]:
+                    group[1] = when
+                elif when > group[2]:
+                    group[2] = when
+        self.outside_window += outside
 
     # --- results --------------------------------------------------------------------------------------
 
-    def accounts(self) -> list[str]:
-        return sorted({account for account, _ in self.by_share})
-
-    def key_users(self, account: str) -> list[tuple[str, str, Caller]]:
-        return sorted(((ip, agent, c) for (acct, ip, agent), c in self.callers.items()
-                       if acct == account and c.key_signed), key=lambda item: -item[2].key_signed)
+    def fold(self) -> tuple[dict[tuple[str, str], Counter[str]], dict[tuple[str, str, str], Caller],
+                            dict[tuple[str, str], Caller], dict[tuple[str, str], dict[str, str]]]:
+        """Per share counts, non-identity callers, identity callers (and their tenant/app/UPN)."""
+        by_share: dict[tuple[str, str], Counter[str]] = {}
+        callers: dict[tuple[str, str, str], Caller] = {}
+        identities: dict[tuple[str, str], Caller] = {}
+        details: dict[tuple[str, str], dict[str, str]] = {}
+        for key, (count, first, last) in self.groups.items():
+            by_share.setdefault((key[ACCOUNT], key[SHARE]), Counter())[key[AUTH]] += count
+            if key[AUTH] in IDENTITY_TYPES and key[OBJECT_ID]:
+                ident = (key[ACCOUNT], key[OBJECT_ID])
+                if ident not in identities:
+                    identities[ident] = Caller(key[ACCOUNT])
+                    details[ident] = {"tenant_id": key[TENANT], "app_id": key[APP], "upn": key[UPN]}
+                identities[ident].add(key, count, first, last)
+            else:
+                ckey = (key[ACCOUNT], key[IP], key[AGENT])
+                if ckey not in callers:
+                    callers[ckey] = Caller(key[ACCOUNT])
+                callers[ckey].add(key, count, first, last)
+        return by_share, callers, identities, details
 
     def to_dict(self, stats: ReadStats) -> dict[str, Any]:
+        by_share, callers, identities, details = self.fold()
         accounts: dict[str, Any] = {}
-        for account in self.accounts():
+        for account in sorted({acct for acct, _ in by_share}):
             shares = {share or "(account)": dict(counts.most_common())
-                      for (acct, share), counts in sorted(self.by_share.items()) if acct == account}
+                      for (acct, share), counts in sorted(by_share.items()) if acct == account}
             totals: Counter[str] = Counter()
-            for (acct, _), counts in self.by_share.items():
+            for (acct, _), counts in by_share.items():
                 if acct == account:
                     totals.update(counts)
-            callers = [{"caller_ip": ip, "user_agent": agent, **c.summary()}
-                       for (acct, ip, agent), c in sorted(self.callers.items(), key=lambda kv: -kv[1].count)
-                       if acct == account]
-            identities = [{"object_id": oid, **self.identity_details[(acct, oid)], **c.summary()}
-                          for (acct, oid), c in sorted(self.identities.items(), key=lambda kv: -kv[1].count)
-                          if acct == account]
-            signed = sum(c.key_signed for (acct, _, _), c in self.callers.items() if acct == account)
+            mine = [{"caller_ip": ip, "user_agent": agent, **c.summary()}
+                    for (acct, ip, agent), c in sorted(callers.items(), key=lambda kv: -kv[1].count)
+                    if acct == account]
+            ids = [{"object_id": oid, **details[(acct, oid)], **c.summary()}
+                   for (acct, oid), c in sorted(identities.items(), key=lambda kv: -kv[1].count)
+                   if acct == account]
+            signed = sum(c["key_signed_requests"] for c in mine)
             accounts[account] = {
                 "ready": signed == 0,
                 "key_signed_requests": signed,
                 "requests_by_authentication_type": dict(totals.most_common()),
                 "shares": shares,
-                "non_identity_callers": callers,
-                "identity_callers": identities,
+                "non_identity_callers": mine,
+                "identity_callers": ids,
             }
-        ready, verdict = self.verdict(stats)
+        firsts = [g[1] for g in self.groups.values()]
+        lasts = [g[2] for g in self.groups.values()]
+        in_window = sum(g[0] for g in self.groups.values())
+        ready, verdict = _verdict(accounts, stats)
         return {
             "ready": ready,
             "verdict": verdict,
             "window": {"since": _iso(self.since), "until": _iso(self.until),
-                       "first_request": _iso(self.first), "last_request": _iso(self.last)},
-            "input": {"files": stats.files, "records": stats.records, "in_window": stats.records
-                      - self.outside_window, "outside_window": self.outside_window,
-                      "skipped_non_request_lines": stats.skipped, "malformed": stats.malformed,
-                      "malformed_examples": stats.examples, "unreadable": stats.unreadable},
+                       "first_request": _iso(min(firsts, default=None)),
+                       "last_request": _iso(max(lasts, default=None))},
+            "input": {"files": stats.files, "records": stats.records, "in_window": in_window,
+                      "outside_window": self.outside_window, "skipped_non_request_lines": stats.skipped,
+                      "malformed": stats.malformed, "malformed_examples": stats.examples,
+                      "unreadable": stats.unreadable},
             "accounts": accounts,
         }
 
-    def verdict(self, stats: ReadStats) -> tuple[bool, str]:
-        if stats.unreadable:
-            return False, (f"not ready: {len(stats.unreadable)} log file(s) could not be read, so the window "
-                           "is not fully seen")
-        if not self.by_share:
-            return False, ("unknown: no storage requests in the window; collect logs over a period of "
-                           "normal use")
-        offenders = [(account, len(self.key_users(account))) for account in self.accounts()
-                     if self.key_users(account)]
-        if offenders:
-            parts = ", ".join(f"{account} ({n} caller{'s' if n != 1 else ''})" for account, n in offenders)
-            return False, f"not ready: key-signed requests in the window on {parts}; move those callers first"
-        note = f" ({stats.malformed} malformed line(s) were skipped)" if stats.malformed else ""
-        return True, ("ready: no key-signed request (Shared Key or SAS signed with a key) in the window"
-                      + note)
+
+def _verdict(accounts: dict[str, Any], stats: ReadStats) -> tuple[bool, str]:
+    if stats.unreadable:
+        return False, (f"not ready: {len(stats.unreadable)} log file(s) could not be read, so the window "
+                       "is not fully seen")
+    if not accounts:
+        return False, ("unknown: no storage requests in the window; collect logs over a period of "
+                       "normal use")
+    offenders = []
+    for account, info in accounts.items():
+        users = sum(1 for c in info["non_identity_callers"] if c["key_signed_requests"])
+        if users:
+            offenders.append(f"{account} ({users} caller{'s' if users != 1 else ''})")
+    if offenders:
+        return False, (f"not ready: key-signed requests in the window on {', '.join(offenders)}; "
+                       "move those callers first")
+    note = f" ({stats.malformed} malformed line(s) were skipped)" if stats.malformed else ""
+    return True, "ready: no key-signed request (Shared Key or SAS signed with a key) in the window" + note
 
 
 def render_text(data: dict[str, Any]) -> str:
