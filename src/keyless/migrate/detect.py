@@ -46,6 +46,12 @@ _NAMED_KEY = re.compile(
 )
 _SIG = re.compile(r"(?i)(?:^|[?&\"'\s;])sig=([A-Za-z0-9%+/=]{16,})")
 _SAS_COMPANION = re.compile(r"(?i)[?&\"'\s;](?:sv|se|sp|srt|ss|skoid)=")
+# An account named elsewhere in the same file: AccountName=x, "AccountName": "x", account = x,
+# AZURE_STORAGE_ACCOUNT=x (checked after the finding's own line and a storage URL in the file).
+_ACCOUNT_SETTING = re.compile(
+    r"""(?im)(?:\bAZURE_STORAGE_ACCOUNT(?:_NAME)?|\b(?:storage_?)?account_?name|^\s*["']?(?:storage_?)?account)"""
+    r"""["']?\s*[:=]\s*["']?([a-z0-9]{3,24})["']?\s*(?:[,;]|$)"""
+)
 _ACCOUNT_HOST = re.compile(r"(?i)\b([a-z0-9]{3,24})\.(?:file|blob|queue|table|dfs)\.core\.")
 _CIFS_MOUNT = re.compile(r"(?i)(?:^|\s)(?://|\\\\)([a-z0-9]{3,24})\.file\.core\.[^\s/\\]+[/\\]([^\s/\\]+)")
 _CIFS_LINE = re.compile(r"(?i)\b(?:cifs|smb3|smbfs)\b|mount\.cifs|-t\s+cifs")
@@ -97,6 +103,15 @@ def _line_text(text: str, offset: int) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
+def _account_in(text: str) -> str:
+    """The account a file is about, when it says: a setting naming it, else a storage URL."""
+    setting = _ACCOUNT_SETTING.search(text)
+    if setting:
+        return setting.group(1)
+    host = _ACCOUNT_HOST.search(text)
+    return host.group(1) if host else ""
+
+
 def _replacement_for_key(account: str, via: str) -> str:
     acct = account or "<account>"
     return (f"remove {via}; give the machine a managed identity with a Storage File Data role on {acct} "
@@ -138,9 +153,7 @@ def detect(text: str) -> list[Hit]:
             continue  # its AccountKey= (or SharedAccessSignature=) part is reported on its own
         if var.endswith("SAS_TOKEN"):
             continue  # reported by the sig= detector with the token's account
-        host = _ACCOUNT_HOST.search(text)
-        account_var = re.search(r"(?i)AZURE_STORAGE_ACCOUNT(?:_NAME)?\s*[=:]\s*[\"']?([a-z0-9]{3,24})", text)
-        account = account_var.group(1) if account_var else (host.group(1) if host else "")
+        account = _account_in(text)
         kind = "systemd-environment" if unit and _ENVIRONMENT_LINE.match(line) else "account-key"
         add(m.start(), kind, account, value, _replacement_for_key(account, f"the environment variable {var}"))
     for m in _NAMED_KEY.finditer(text):
@@ -149,8 +162,7 @@ def detect(text: str) -> list[Hit]:
             continue
         line = _line_text(text, m.start())
         name = _ACCOUNT_NAME.search(line)
-        host = _ACCOUNT_HOST.search(text)
-        account = name.group(1) if name else (host.group(1) if host else "")
+        account = name.group(1) if name else _account_in(text)
         add(m.start(), "account-key", account, value,
             _replacement_for_key(account, f"the {m.group(1)} setting"))
     for m in _SIG.finditer(text):
