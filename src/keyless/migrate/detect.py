@@ -28,11 +28,20 @@ from dataclasses import dataclass
 # add(offset, kind, account, secret, replacement, reference="")
 _Add = Callable[..., None]
 
-# Files without any of these (case-insensitive) are skipped after one regex search.
-PREFILTER = re.compile(
-    rb"(?i)accountkey|account_key|storagekey|storage_key|access_?key|azure_storage|sig=|password=|"
-    rb"credentials=|cred=|environmentfile|sas_?token|connection_?string|shared_?key"
+# Files without any of these (lower-cased) byte strings cannot match a detector below and are skipped.
+# Plain substring tests (C speed) instead of one case-insensitive regex: most files are dismissed here.
+PREFILTER_TOKENS = (
+    b"accountkey", b"account_key", b"storagekey", b"storage_key", b"accesskey", b"access_key",
+    b"primarykey", b"primary_key", b"secondarykey", b"secondary_key", b"sharedkey", b"shared_key",
+    b"key1", b"key2", b"azure_storage_", b"sig=", b"password", b"pass=", b"credentials=", b"cred=",
+    b"environmentfile",
 )
+
+
+def might_hold_secret(data: bytes) -> bool:
+    low = data.lower()
+    return any(token in low for token in PREFILTER_TOKENS)
+
 
 _ACCOUNT_KEY = re.compile(r"(?i)AccountKey\s*=\s*([A-Za-z0-9+/]{20,}={0,2})")
 _ACCOUNT_NAME = re.compile(r"(?i)AccountName\s*=\s*([a-z0-9]{3,24})\b")

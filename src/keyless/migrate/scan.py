@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keyless.migrate.detect import PREFILTER, detect, environment_files, fingerprint
+from keyless.migrate.detect import detect, environment_files, fingerprint, might_hold_secret
 
 DEFAULT_ROOTS = ("/etc", "/root", "/home", "/opt", "/srv", "/usr/local/etc")
 DEFAULT_MAX_BYTES = 4 << 20
@@ -167,7 +167,7 @@ class _Walker:
             self.result.skip("binary", path)
             return None
         self.result.files_scanned += 1
-        if not PREFILTER.search(data):
+        if not might_hold_secret(data):
             return ""
         return data.decode("utf-8", "replace")
 
