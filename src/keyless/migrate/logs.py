@@ -30,6 +30,7 @@ import gzip
 import io
 import itertools
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -249,11 +250,11 @@ def _from_struct(row: _Row) -> Request | None:
     if row.d_identity is not None or row.d_operation_name is not None:
         return _from_diagnostic(row)
     kind = row.type
-    if kind is not None and kind not in _REQUEST_TABLES:
+    if kind and kind not in _REQUEST_TABLES:
         return None
     auth = row.authentication_type
     if not auth:
-        if row.time_generated is None:
+        if not row.time_generated:
             return None
         raise Malformed("no AuthenticationType")
     auth = _AUTH_TYPES.get(auth.lower(), auth)
@@ -497,20 +498,34 @@ def _read_csv(path: Path, lines: Iterator[str], stats: ReadStats) -> Iterator[Re
         stats.bad(f"{path}:1", "not a StorageFileLogs export (no TimeGenerated or AuthenticationType column)")
         return
     width = len(header)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            stats.bad(f"{path}:{reader.line_num}", f"CSV: {err}")
-            continue
-        if not row:
-            continue
-        where = f"{path}:{reader.line_num}"
-        if len(row) != width:
-            stats.bad(where, f"{len(row)} fields, the header has {width}")
-            continue
-        request = _count(stats, where, dict(zip(header, row, strict=True)))
-        if request is not None:
+    # Each row becomes a _Row positionally: column index per field, or the None appended to every row.
+    index = {_ROW_NAMES[f]: header.index(_ROW_NAMES[f]) if _ROW_NAMES[f] in header else width
+             for f in _Row.__struct_fields__}
+    pick = operator.itemgetter(*(index[_ROW_NAMES[f]] for f in _Row.__struct_fields__))
+    records = 0
+    try:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                stats.bad(f"{path}:{reader.line_num}", f"CSV: {err}")
+                continue
+            if len(row) != width:
+                if row:
+                    stats.bad(f"{path}:{reader.line_num}", f"{len(row)} fields, the header has {width}")
+                continue
+            row.append(None)  # type: ignore[arg-type]  # the value of every column the export lacks
+            try:
+                request = _from_struct(_Row(*pick(row)))
+            except (Malformed, ValueError, TypeError) as err:
+                stats.bad(f"{path}:{reader.line_num}", str(err) or type(err).__name__)
+                continue
+            if request is None:
+                stats.skipped += 1
+                continue
+            records += 1
             yield request
+    finally:
+        stats.records += records
