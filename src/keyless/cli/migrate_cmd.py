@@ -67,19 +67,20 @@ def scan_command(paths: tuple[Path, ...], as_json: bool, max_size: int) -> None:
 @click.option("--since", help="Only requests at or after this time (ISO 8601, or 30m / 24h / 7d ago).")
 @click.option("--until", help="Only requests before this time (ISO 8601, or a duration ago).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: counts, callers, verdict.")
-def report_command(logs: tuple[Path, ...], since: str | None, until: str | None, as_json: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes reading in parallel (default: one per CPU; small inputs use one).")
+def report_command(logs: tuple[Path, ...], since: str | None, until: str | None, as_json: bool,
+                   workers: int | None) -> None:
     """Who still uses a key, from StorageFileLogs exports (LOGS: files or directories).
 
     Reads Log Analytics CSV and JSON exports and diagnostic-settings JSON lines (PT1H.json, also .gz).
     Exit status 0 when ready to disallow Shared Key (no key-signed request in the window), 1 otherwise.
     """
-    from keyless.migrate.logs import ReadStats, read_logs
-    from keyless.migrate.report import Report, render_text
+    from keyless.migrate.parallel import build_report
+    from keyless.migrate.report import render_text
 
-    report = Report(since=parse_when(since, "--since") if since else None,
-                    until=parse_when(until, "--until") if until else None)
-    stats = ReadStats()
-    report.add_all(read_logs(list(logs), stats))
+    report, stats = build_report(list(logs), since=parse_when(since, "--since") if since else None,
+                                 until=parse_when(until, "--until") if until else None, workers=workers)
     data = report.to_dict(stats)
     if as_json:
         click.echo(json.dumps(data, indent=2))

@@ -78,6 +78,14 @@ class ReadStats:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(f"{where}: {reason}")
 
+    def merge(self, other: ReadStats) -> None:
+        self.files += other.files
+        self.records += other.records
+        self.skipped += other.skipped
+        self.malformed += other.malformed
+        self.examples.extend(other.examples[:MAX_EXAMPLES - len(self.examples)])
+        self.unreadable.extend(other.unreadable)
+
 
 class Malformed(ValueError):
     """A record that looks like a log row but lacks what a report needs."""
@@ -342,6 +350,71 @@ def read_logs(paths: list[Path], stats: ReadStats) -> Iterator[Request]:
                 yield from _read_one(path, handle, stats)
         except (OSError, EOFError, UnicodeDecodeError) as err:
             stats.unreadable.append(f"{path}: {err}")
+
+
+def expand(paths: list[Path], stats: ReadStats) -> Iterator[Path]:
+    """The log files named by ``paths``: files as given, directories walked; missing ones noted."""
+    return _expand(paths, stats)
+
+
+def is_json_lines(path: Path) -> bool:
+    """Does the (uncompressed) file hold one JSON object per line? Decides whether it may be split."""
+    if path.suffix.lower() == ".gz":
+        return False
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(CHUNK).lstrip(b"\xef\xbb\xbf")
+    except OSError:
+        return False
+    try:
+        return isinstance(msgspec.json.decode(first), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+def read_range(path: Path, start: int, end: int, stats: ReadStats) -> Iterator[Request]:
+    """The JSON-lines records of ``path`` whose line starts in bytes [start, end): one slice of a big file.
+
+    Lines are decoded from bytes (no text decoding step); a malformed line is reported by its byte offset.
+    """
+    decode = _ROW_DECODER.decode
+    records = skipped = 0
+    try:
+        with open(path, "rb") as handle:
+            if start:
+                handle.seek(start - 1)
+                if handle.read(1) != b"\n":
+                    handle.readline()  # the line under way belongs to the slice before
+            pos = handle.tell()
+            while pos < end:
+                line = handle.readline()
+                if not line:
+                    break
+                where, pos = pos, pos + len(line)
+                if where == 0 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                try:
+                    request = _from_struct(decode(line))
+                except msgspec.ValidationError as err:
+                    stats.bad(f"{path}@byte {where}", str(err))
+                    continue
+                except msgspec.DecodeError:
+                    if line.strip():
+                        stats.bad(f"{path}@byte {where}", "not JSON")
+                    continue
+                except (Malformed, ValueError, TypeError) as err:
+                    stats.bad(f"{path}@byte {where}", str(err) or type(err).__name__)
+                    continue
+                if request is None:
+                    skipped += 1
+                    continue
+                records += 1
+                yield request
+    except OSError as err:
+        stats.unreadable.append(f"{path}: {err.strerror or err}")
+    finally:
+        stats.records += records
+        stats.skipped += skipped
 
 
 def _expand(paths: list[Path], stats: ReadStats) -> Iterator[Path]:

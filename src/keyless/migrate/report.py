@@ -117,6 +117,19 @@ class Report:
                     group[2] = when
         self.outside_window += outside
 
+    def merge(self, groups: dict[Key, list[Any]], outside: int) -> None:
+        """Fold another reader's counters into these (parallel reading)."""
+        self.outside_window += outside
+        mine = self.groups
+        for key, (count, first, last) in groups.items():
+            group = mine.get(key)
+            if group is None:
+                mine[key] = [count, first, last]
+            else:
+                group[0] += count
+                group[1] = min(group[1], first)
+                group[2] = max(group[2], last)
+
     # --- results --------------------------------------------------------------------------------------
 
     def fold(self) -> tuple[dict[tuple[str, str], Counter[str]], dict[tuple[str, str, str], Caller],
