@@ -37,6 +37,7 @@ def plant(root: Path) -> dict[str, Path]:
         "toml": root / "srv/app/pyproject.toml",
         "sas": root / "srv/app/links.txt",
         "clean": root / "srv/app/clean.yaml",
+        "mount": root / "etc/systemd/system/mnt-data.mount",
     }
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,9 @@ def plant(root: Path) -> dict[str, Path]:
     files["toml"].write_text(f'[tool.app]\nshared_key = "{KEY}"\nurl = "https://acct9.blob.core.windows.net"\n')
     files["sas"].write_text(
         f"https://acct10.file.core.windows.net/share/report.pdf?sv=2022-11-02&sr=f&sp=r&se=2030-01-01&sig={SIG}\n")
+    files["mount"].write_text("[Unit]\nDescription=data share\n[Mount]\n"
+                              "What=//acct11.file.core.windows.net/data\nWhere=/mnt/data\nType=cifs\n"
+                              f"Options=vers=3.1.1,username=acct11,password={PASSWORD},serverino\n")
     files["clean"].write_text("storage:\n  account_key: ${STORAGE_KEY}\n  sas_token: <your SAS here>\n"
                               "  password: ''\n")
     return files
@@ -89,16 +93,18 @@ def test_finds_every_kind_with_file_line_account_and_replacement(tmp_path: Path)
         ("settings.ini", 2, "account-key", "acct8"),
         ("pyproject.toml", 2, "account-key", "acct9"),
         ("links.txt", 1, "sas-token", "acct10"),
+        ("mnt-data.mount", 7, "cifs-password", "acct11"),
     }
     by_kind = {f["kind"]: f for f in data["findings"]}
-    assert "keyless smb mount //acct1.file.core.windows.net/share1" in by_kind["cifs-password"]["replacement"]
+    fstab = next(f for f in data["findings"] if f["kind"] == "cifs-password" and f["account"] == "acct1")
+    assert "keyless smb mount //acct1.file.core.windows.net/share1" in fstab["replacement"]
     assert "AZURE_STORAGE_KEY" in by_kind["systemd-environment"]["replacement"]
     assert "user delegation SAS" in by_kind["sas-token"]["replacement"]
     # the fingerprint names kind and account and hashes the secret: the same key matches across files
     assert by_kind["connection-string"]["fingerprint"] == fingerprint("connection-string", "acct4", KEY)
     assert by_kind["connection-string"]["fingerprint"].split(":")[2] == \
         by_kind["smb-credentials"]["fingerprint"].split(":")[2]
-    assert data["files_scanned"] == 11
+    assert data["files_scanned"] == 12
 
 
 def test_no_secret_in_any_output_of_a_real_process(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ _ACCOUNT_SETTING = re.compile(
     r"""["']?\s*[:=]\s*["']?([a-z0-9]{3,24})["']?\s*(?:[,;]|$)"""
 )
 _ACCOUNT_HOST = re.compile(r"(?i)\b([a-z0-9]{3,24})\.(?:file|blob|queue|table|dfs)\.core\.")
-_CIFS_MOUNT = re.compile(r"(?i)(?:^|\s)(?://|\\\\)([a-z0-9]{3,24})\.file\.core\.[^\s/\\]+[/\\]([^\s/\\]+)")
+_CIFS_MOUNT = re.compile(r"(?i)(?:^|[\s=])(?://|\\\\)([a-z0-9]{3,24})\.file\.core\.[^\s/\\]+[/\\]([^\s/\\]+)")
 _CIFS_LINE = re.compile(r"(?i)\b(?:cifs|smb3|smbfs)\b|mount\.cifs|-t\s+cifs")
 _PASSWORD_OPT = re.compile(r"(?i)(?:^|[,\s])(?:password|pass)=([^,\s]+)")
 _CREDENTIALS_OPT = re.compile(r"(?i)(?:^|[,\s])(?:credentials|cred)=([^,\s]+)")
@@ -189,10 +189,14 @@ def detect(text: str) -> list[Hit]:
 
 
 def _detect_cifs(text: str, add: _Add) -> None:
+    # A systemd .mount unit spreads a mount over lines: What=//acct.file.core…/share, Type=cifs, Options=….
+    unit_mount = "[Mount]" in text and _CIFS_LINE.search(text) is not None
+    unit_what = _CIFS_MOUNT.search(text) if unit_mount else None
     offset = 0
     for line in text.splitlines(keepends=True):
-        if "=" in line and _CIFS_LINE.search(line) and not line.lstrip().startswith("#"):
-            mount = _CIFS_MOUNT.search(line)
+        options_line = unit_mount and line.lstrip().startswith("Options=")
+        if "=" in line and (options_line or _CIFS_LINE.search(line)) and not line.lstrip().startswith("#"):
+            mount = _CIFS_MOUNT.search(line) or unit_what
             account = mount.group(1) if mount else ""
             share = mount.group(2) if mount else "<share>"
             fix = (f"mount with a Kerberos ticket from the managed identity: `keyless smb mount "
