@@ -129,14 +129,24 @@ _SLOW_FORMATS = ("%Y/%m/%d %H:%M:%S", "%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y %I:%M:%
 
 def parse_time(value: Any) -> datetime:
     """ISO 8601 (7 fraction digits too), ``2018/11/08 21:09:36.69`` or ``12/1/2026, 9:07:56.123 PM``."""
+    if type(value) is str:
+        try:  # the common case first: an ISO time ending in Z is already in UTC
+            parsed = _fromisoformat(value)
+            if parsed.tzinfo is UTC:
+                return parsed
+        except ValueError:
+            pass
     text = str(value).strip()
     if not text:
         raise Malformed("no time")
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = _fromisoformat(text)
     except ValueError:
         parsed = _parse_time_slow(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def _parse_time_slow(text: str) -> datetime:
