@@ -138,7 +138,7 @@ class EmulatorProcess:
     def audit(self, category: str | None = None) -> list[dict[str, Any]]:
         path = Path(self.emulator_info.audit_log)
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [r for r in lines if category is None or r.get("category") == category]
+        return [r for r in lines if category is None or r.get("Type") == category]
 
 
 def start_emulator(tmp_path: Path, config_toml: str | None = None, *, name: str = "emu",

@@ -76,9 +76,9 @@ def test_azcopy_upload_is_read_back_by_the_sdk(world: EmulatorProcess, tmp_path:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     got = sdk_share(world).get_file_client("from-azcopy.bin").download_file().readall()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-    oauth = [r for r in world.audit("StorageFileLogs") if r.get("operation") == "PutRange"
-             and r.get("auth_type") == "OAuth"]
-    assert oauth and all(r["app_id"] == CLIENT_ID for r in oauth)
+    oauth = [r for r in world.audit("StorageFileLogs") if r.get("OperationName") == "PutRange"
+             and r.get("AuthenticationType") == "OAuth"]
+    assert oauth and all(r["RequesterAppId"] == CLIENT_ID for r in oauth)
 
 
 def test_azcopy_downloads_a_tree_the_sdk_wrote(world: EmulatorProcess, tmp_path: Path) -> None:
@@ -103,5 +103,5 @@ def test_azcopy_is_refused_where_the_role_does_not_reach(world: EmulatorProcess,
     done = azcopy(world, tmp_path, "copy", str(local), f"{world.files_url}/azcopyacct/locked/x.txt",
                   "--from-to", "LocalFile")
     assert done.returncode != 0
-    denied = [r for r in world.audit("StorageFileLogs") if "/azcopyacct/locked/" in r.get("uri", "")]
-    assert denied and {r["error_code"] for r in denied} == {"AuthorizationPermissionMismatch"}
+    denied = [r for r in world.audit("StorageFileLogs") if "/azcopyacct/locked/" in r.get("Uri", "")]
+    assert denied and {r["StatusText"] for r in denied} == {"AuthorizationPermissionMismatch"}

@@ -6,6 +6,7 @@ RBAC and key-not-permitted paths as a client would meet them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -239,12 +240,18 @@ def test_audit_log_attributes_identity_and_holds_no_token(world: EmulatorProcess
     files_request(world, "GET", "/rbacacct/alpha", {**bearer(token), "x-ms-client-request-id": request_id},
                   query="restype=directory&comp=list")
     lines = world.audit("StorageFileLogs")
-    mine = [r for r in lines if r.get("client_request_id") == request_id]
+    mine = [r for r in lines if r.get("ClientRequestId") == request_id]
     assert len(mine) == 1
     vm = world.identity("vm")
-    assert mine[0]["auth_type"] == "OAuth" and mine[0]["object_id"] == vm["object_id"]
-    assert mine[0]["app_id"] == vm["client_id"] and mine[0]["operation"] == "ListFilesAndDirectories"
-    assert mine[0]["status"] == 200
+    assert mine[0]["AuthenticationType"] == "OAuth" and mine[0]["RequesterObjectId"] == vm["object_id"]
+    assert mine[0]["RequesterAppId"] == vm["client_id"]
+    assert mine[0]["OperationName"] == "ListFilesAndDirectories"
+    assert mine[0]["StatusCode"] == "200" and mine[0]["StatusText"] == "Success"
+    assert mine[0]["Category"] == "StorageRead" and mine[0]["AccountName"] == "rbacacct"
+    # what Azure logs about an OAuth caller: tenant from the token, the token's hash, never the token
+    assert mine[0]["RequesterTenantId"] == world.info["tenant_id"]
+    assert mine[0]["AuthenticationHash"] == hashlib.sha256(token.encode()).hexdigest().upper()
+    assert mine[0]["CallerIpAddress"].startswith("127.0.0.1:") and mine[0]["UserAgentHeader"]
     issued = world.audit("TokenIssuance")
     assert any(r.get("source") == "imds" and r.get("object_id") == vm["object_id"] for r in issued)
     raw = Path(world.info["audit_log"]).read_text(encoding="utf-8")

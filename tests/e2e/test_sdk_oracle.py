@@ -211,8 +211,9 @@ def test_sdk_rides_out_injected_server_busy(emulator: EmulatorProcess, imds_env:
     finally:
         emulator.set_faults([])
     fc.delete_file()
-    busy = [r for r in emulator.audit("StorageFileLogs") if r.get("fault") == "status" and r["status"] == 503]
-    assert len(busy) >= 2 and all(r["error_code"] == "ServerBusy" for r in busy)
+    busy = [r for r in emulator.audit("StorageFileLogs")
+            if r.get("EmulatorFault") == "status" and r["StatusCode"] == "503"]
+    assert len(busy) >= 2 and all(r["StatusText"] == "ServerBusy" for r in busy)
     assert fired == set()  # the rules were replaced; the audit log is the record of what fired
 
 

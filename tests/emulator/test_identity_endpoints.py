@@ -76,7 +76,7 @@ def test_imds_reply_shape(emulator_ctx: Emulator) -> None:
 
     run(emulator_ctx, body)
     line = audit_lines(emulator_ctx)[-1]
-    assert line["category"] == "TokenIssuance" and line["source"] == "imds" and line["status"] == 200
+    assert line["Type"] == "TokenIssuance" and line["source"] == "imds" and line["status"] == 200
     assert line["object_id"] == vm.object_id and line["resource"] == STORAGE
 
 

@@ -23,13 +23,17 @@ from keyless.fsutil import atomic_write
 
 def test_audit_lines_are_json_and_private(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.log")
-    log.write("StorageFileLogs", operation="GetFile", status=200, object_id="oid-1", skipped=None)
+    log.write("StorageFileLogs", operation="GetFile", status=200, auth_type="OAuth", object_id="oid-1",
+              skipped=None)
     log.write("TokenIssuance", source="imds", status=200)
     log.close()
     lines = [json.loads(x) for x in (tmp_path / "audit.log").read_text().splitlines()]
-    assert [r["category"] for r in lines] == ["StorageFileLogs", "TokenIssuance"]
-    assert lines[0]["operation"] == "GetFile" and "skipped" not in lines[0]
-    assert lines[0]["time"].endswith("Z")
+    assert [r["Type"] for r in lines] == ["StorageFileLogs", "TokenIssuance"]
+    assert lines[0]["OperationName"] == "GetFile" and "skipped" not in lines[0]
+    assert lines[0]["StatusCode"] == "200" and lines[0]["StatusText"] == "Success"
+    assert lines[0]["Category"] == "StorageRead" and lines[0]["RequesterObjectId"] == "oid-1"
+    assert lines[1]["source"] == "imds" and lines[1]["status"] == 200
+    assert lines[0]["TimeGenerated"].endswith("Z")
     assert stat.S_IMODE(os.stat(tmp_path / "audit.log").st_mode) == 0o600
 
 

@@ -75,8 +75,8 @@ def test_token_expiring_mid_transfer_is_refreshed_and_bytes_match(
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert not [p for p in out.parent.iterdir() if p.name.endswith(PART_SUFFIX)]
     records = emu.audit()
-    refused = [r for r in records if r.get("status") == 401 and r.get("category") != "TokenIssuance"]
-    issued = [r for r in records if r.get("category") == "TokenIssuance" and r.get("status") == 200]
+    refused = [r for r in records if r.get("Type") == "StorageFileLogs" and r.get("StatusCode") == "401"]
+    issued = [r for r in records if r.get("Type") == "TokenIssuance" and r.get("status") == 200]
     assert refused, "the service never refused an expired token: the refresh path did not run"
     assert len(issued) >= 3  # the first token, then one fresh token per expiry
     # the remote file holds exactly the bytes (the SDK-free check: keyless reads it back whole)
@@ -277,7 +277,7 @@ def test_wait_for_access_succeeds_once_the_role_arrives(
         FILE_COMMANDS["cat"], ["azfiles://acct1/data/hello.txt", "--emulator", str(emu.data_dir)]
     )
     assert out.stdout == "hello after the role arrived"
-    denied = [r for r in emu.audit() if r.get("status") == 403]
+    denied = [r for r in emu.audit("StorageFileLogs") if r.get("StatusCode") == "403"]
     assert denied  # it really was refused first
 
 

@@ -37,7 +37,7 @@ def test_exchange_success(ticket_server: Any) -> None:
     assert abs(reply.expiration - reply.credential.endtime) < 1
     assert abs(reply.clock_skew) < 5
     lines = [json.loads(x) for x in (ticket_server.ctx.data_dir / "audit.log").read_text().splitlines()]
-    assert lines[-1]["operation"] == "GetKerberosTicket"
+    assert lines[-1]["OperationName"] == "GetKerberosTicket" and lines[-1]["Type"] == "StorageFileLogs"
 
 
 def test_share_scoped_role_is_enough(ticket_server: Any) -> None:

@@ -120,7 +120,7 @@ def _files_middleware(ctx: Emulator) -> Any:
         finally:
             caller = request.get(keys.CALLER)
             ctx.audit.write(
-                "StorageFileLogs",
+                "StorageFileLogs", request=request,
                 operation=request.get(keys.OPERATION, "Unknown"),
                 method=request.method,
                 uri=request.raw_path,

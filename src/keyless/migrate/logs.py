@@ -1,0 +1,625 @@
+"""Read ``StorageFileLogs`` as people export it, one normalised request at a time, in bounded memory.
+
+Accepted inputs (detected per file from its first bytes; ``.gz`` files are read through gzip):
+
+* JSON lines, each object either a Log Analytics row (``TimeGenerated``, ``AuthenticationType``,
+  ``CallerIpAddress``, ``UserAgentHeader``, ``RequesterObjectId``, ...) or a diagnostic-settings record
+  (``time``, ``category``, ``operationName``, ``callerIpAddress``, ``identity.type``,
+  ``identity.requester.objectId``, ``properties.userAgentHeader``, ...): the ``PT1H.json`` blobs under
+  ``insights-logs-storageread|storagewrite|storagedelete``, and the emulator's ``audit.log``.
+* a JSON array of row objects (``az monitor log-analytics query`` output, the portal's JSON export),
+  streamed element by element; and the query API's ``{"tables": [{"columns": [...], "rows": [...]}]}``.
+* CSV with a header row (the portal's "Export to CSV"; a ``TimeGenerated [UTC]`` header is understood).
+
+Column names and vocabularies follow Microsoft's documentation:
+  https://learn.microsoft.com/azure/azure-monitor/reference/tables/storagefilelogs
+  https://learn.microsoft.com/azure/storage/common/monitor-storage-reference (diagnostic-settings schema)
+  MicrosoftDocs/azure-docs includes/azure-storage-logs-properties-authentication.md (``identity.type`` is
+  written ``Account Key`` / ``SAS Key`` there and ``AccountKey`` / ``SAS`` in the table: both are read;
+  ``tokenHash`` is ``key1(<hash>)`` for Shared Key and ``key1(<hash>),SasSignature(<hash>)`` for a SAS
+  signed with an account key).
+
+A line that is not a request record (the emulator's ``TokenIssuance`` lines, other tables) is counted as
+skipped; a line that cannot be read is counted as malformed with its place, and reading goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import json
+import operator
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+CHUNK = 1 << 20
+# One JSON array element larger than this is not a log row: the file is abandoned as malformed there.
+MAX_ELEMENT = 16 << 20
+MAX_EXAMPLES = 20
+
+
+# What a report needs of one request, as a plain tuple (built once per record, so kept cheap):
+# (account, share, AuthenticationType, SAS-by-delegation flag, caller host, user agent, operation,
+#  requester object id, tenant id, app id, UPN). Requests with equal keys are counted together.
+Key = tuple[str, str, str, bool, str, str, str, str, str, str, str]
+ACCOUNT: Final = 0
+SHARE: Final = 1
+AUTH: Final = 2
+DELEGATED: Final = 3
+IP: Final = 4
+AGENT: Final = 5
+OPERATION: Final = 6
+OBJECT_ID: Final = 7
+TENANT: Final = 8
+APP: Final = 9
+UPN: Final = 10
+Request = tuple[datetime, Key]
+
+
+@dataclass
+class ReadStats:
+    files: int = 0
+    records: int = 0
+    skipped: int = 0  # well-formed lines that are not storage requests (token issuance, other tables)
+    malformed: int = 0
+    examples: list[str] = field(default_factory=list)  # "file:line: reason", the first few
+    unreadable: list[str] = field(default_factory=list)  # "file: reason"
+
+    def bad(self, where: str, reason: str) -> None:
+        self.malformed += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(f"{where}: {reason}")
+
+    def merge(self, other: ReadStats) -> None:
+        self.files += other.files
+        self.records += other.records
+        self.skipped += other.skipped
+        self.malformed += other.malformed
+        self.examples.extend(other.examples[:MAX_EXAMPLES - len(self.examples)])
+        self.unreadable.extend(other.unreadable)
+
+
+class Malformed(ValueError):
+    """A record that looks like a log row but lacks what a report needs."""
+
+
+# --- vocabularies ----------------------------------------------------------------------------------------
+
+_AUTH_TYPES = {
+    "accountkey": "AccountKey", "account key": "AccountKey",
+    "sharedkey": "AccountKey", "shared key": "AccountKey",
+    "sas": "SAS", "sas key": "SAS", "saskey": "SAS",
+    "delegationsas": "DelegationSas", "userdelegationsas": "DelegationSas",
+    "user delegation sas": "DelegationSas",
+    "oauth": "OAuth", "kerberos": "Kerberos", "anonymous": "Anonymous", "anonymouspreflight": "Anonymous",
+}
+
+
+_REQUEST_TABLES = frozenset({"StorageFileLogs", "StorageBlobLogs", "StorageQueueLogs", "StorageTableLogs"})
+# attribute -> JSON key: the table's PascalCase columns, and the diagnostic layout's camelCase ``d_`` fields
+_ROW_NAMES = {
+    "time_generated": "TimeGenerated", "type": "Type", "account_name": "AccountName",
+    "authentication_type": "AuthenticationType", "authentication_hash": "AuthenticationHash",
+    "caller_ip_address": "CallerIpAddress", "user_agent_header": "UserAgentHeader",
+    "operation_name": "OperationName", "status_code": "StatusCode",
+    "requester_object_id": "RequesterObjectId",
+    "requester_tenant_id": "RequesterTenantId", "requester_app_id": "RequesterAppId",
+    "requester_upn": "RequesterUpn", "object_key": "ObjectKey", "uri": "Uri",
+    "d_time": "time", "d_resource_id": "resourceId", "d_operation_name": "operationName",
+    "d_status_code": "statusCode", "d_caller_ip_address": "callerIpAddress", "d_uri": "uri",
+    "d_identity": "identity", "d_properties": "properties",
+}
+
+
+def canonical_auth(value: str) -> str:
+    return _AUTH_TYPES.get(value.strip().lower(), value.strip())
+
+
+_SLOW_FORMATS = ("%Y/%m/%d %H:%M:%S", "%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y %I:%M:%S %p",
+                 "%m/%d/%Y, %H:%M:%S", "%m/%d/%Y %H:%M:%S")
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO 8601 (7 fraction digits too), ``2018/11/08 21:09:36.69`` or ``12/1/2026, 9:07:56.123 PM``."""
+    if type(value) is str:
+        try:  # the common case first: an ISO time ending in Z is already in UTC
+            parsed = _fromisoformat(value)
+            if parsed.tzinfo is UTC:
+                return parsed
+        except ValueError:
+            pass
+    text = str(value).strip()
+    if not text:
+        raise Malformed("no time")
+    try:
+        parsed = _fromisoformat(text)
+    except ValueError:
+        parsed = _parse_time_slow(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _parse_time_slow(text: str) -> datetime:
+    if "/" in text[:5] or "," in text:
+        head, _, frac = text.partition(".")
+        suffix = ""
+        if frac and " " in frac:  # "12/1/2026, 9:07:56.123 PM"
+            frac, _, suffix = frac.partition(" ")
+        for fmt in _SLOW_FORMATS:
+            try:
+                parsed = datetime.strptime(f"{head} {suffix}".strip() if suffix else head, fmt)
+            except ValueError:
+                continue
+            micro = int((frac + "000000")[:6]) if frac.isdigit() else 0
+            return parsed.replace(microsecond=micro)
+    raise Malformed(f"unrecognised time {text[:40]!r}")
+
+
+def caller_host(address: str) -> str:
+    """``CallerIpAddress`` without the port: ``10.1.2.3:50112`` -> ``10.1.2.3``, ``[::1]:443`` -> ``::1``."""
+    address = address.strip()
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
+
+
+def share_of(object_key: str, uri: str, account: str) -> str:
+    """The share a request touched: from ``ObjectKey`` (``/account/share/path``) or else the URI."""
+    if object_key:
+        parts = object_key.strip('"').split("/")
+        if len(parts) > 2 and parts[1] == account:
+            return parts[2]
+        if len(parts) > 1 and parts[1] != account:
+            return parts[1]
+        return ""
+    if uri:
+        path = urlsplit(uri).path.split("/")[1:]
+        if path and path[0] == account:  # the emulator's path-style URLs: /account/share/...
+            path = path[1:]
+        return path[0] if path and path[0] else ""
+    return ""
+
+
+# --- one object -> Request -------------------------------------------------------------------------------
+
+
+class _Requester(msgspec.Struct, rename="camel"):
+    app_id: Any = None
+    object_id: Any = None
+    tenant_id: Any = None
+    upn: Any = None
+
+
+class _Identity(msgspec.Struct, rename="camel"):
+    type: Any = None
+    token_hash: Any = None
+    requester: _Requester | None = None
+
+
+class _Properties(msgspec.Struct, rename="camel"):
+    account_name: Any = None
+    user_agent_header: Any = None
+    object_key: Any = None
+    request_url: Any = None
+
+
+class _Row(msgspec.Struct, rename=_ROW_NAMES):
+    """The fields a report needs, in either layout; everything else in a line is never materialised."""
+
+    # Log Analytics columns
+    time_generated: Any = None
+    type: str | None = None
+    account_name: str | None = None
+    authentication_type: str | None = None
+    authentication_hash: str | None = None
+    caller_ip_address: str | None = None
+    user_agent_header: str | None = None
+    operation_name: str | None = None
+    status_code: Any = None
+    requester_object_id: str | None = None
+    requester_tenant_id: str | None = None
+    requester_app_id: str | None = None
+    requester_upn: str | None = None
+    object_key: str | None = None
+    uri: str | None = None
+    # diagnostic-settings fields
+    d_time: Any = None
+    d_resource_id: str | None = None
+    d_operation_name: str | None = None
+    d_status_code: Any = None
+    d_caller_ip_address: str | None = None
+    d_uri: str | None = None
+    d_identity: _Identity | None = None
+    d_properties: _Properties | None = None
+
+
+_ROW_DECODER = msgspec.json.Decoder(_Row)
+
+
+def _s(value: Any) -> str:
+    if type(value) is str:
+        return value
+    return "" if value is None else str(value)
+
+
+def from_row(row: dict[str, Any]) -> Request | None:
+    """A Log Analytics row or a diagnostic-settings record (as a dict); None when it is not a request."""
+    try:
+        parsed = msgspec.convert(row, _Row, strict=False)
+    except msgspec.ValidationError as err:
+        raise Malformed(str(err)) from None
+    return _from_struct(parsed)
+
+
+def _from_struct(row: _Row) -> Request | None:
+    """The hot path: one call per record, so string fields are used as decoded, without helpers."""
+    if row.d_identity is not None or row.d_operation_name is not None:
+        return _from_diagnostic(row)
+    kind = row.type
+    if kind and kind not in _REQUEST_TABLES:
+        return None
+    auth = row.authentication_type
+    if not auth:
+        if not row.time_generated:
+            return None
+        raise Malformed("no AuthenticationType")
+    auth = _AUTH_TYPES.get(auth.lower(), auth)
+    account = row.account_name or ""
+    agent = row.user_agent_header or ""
+    ip = row.caller_ip_address or ""
+    host = _HOSTS.get(ip)
+    if host is None:
+        host = _remember_host(ip)
+    return parse_time(row.time_generated), (
+        account,
+        share_of(row.object_key or "", row.uri or "", account),
+        auth,
+        auth == "SAS" and "delegation" in (row.authentication_hash or "").lower(),
+        host,
+        agent.strip('"') if agent[:1] == '"' else agent,
+        row.operation_name or "",
+        row.requester_object_id or "",
+        row.requester_tenant_id or "",
+        row.requester_app_id or "",
+        row.requester_upn or "",
+    )
+
+
+_HOSTS: dict[str, str] = {}
+
+
+def _remember_host(address: str) -> str:
+    """``caller_host`` memoised: a connection's address:port repeats for every request on it."""
+    if len(_HOSTS) > 100_000:
+        _HOSTS.clear()
+    host = _HOSTS[address] = caller_host(address)
+    return host
+
+
+def _from_diagnostic(row: _Row) -> Request:
+    identity = row.d_identity or _Identity()
+    props = row.d_properties or _Properties()
+    requester = identity.requester or _Requester()
+    auth = _s(identity.type)
+    if not auth:
+        raise Malformed("no identity.type")
+    auth = canonical_auth(auth)
+    uri = _s(row.d_uri) or _s(props.request_url)
+    account = _s(props.account_name) or _account_from_resource(_s(row.d_resource_id))
+    return parse_time(row.d_time), (
+        account,
+        share_of(_s(props.object_key), uri, account),
+        auth,
+        auth == "SAS" and "delegation" in _s(identity.token_hash).lower(),
+        caller_host(_s(row.d_caller_ip_address)),
+        _s(props.user_agent_header).strip('"'),
+        _s(row.d_operation_name),
+        _s(requester.object_id),
+        _s(requester.tenant_id),
+        _s(requester.app_id),
+        _s(requester.upn),
+    )
+
+
+def _account_from_resource(resource_id: str) -> str:
+    parts = resource_id.split("/")
+    lowered = [p.lower() for p in parts]
+    if "storageaccounts" in lowered:
+        index = lowered.index("storageaccounts") + 1
+        if index < len(parts):
+            return parts[index]
+    return ""
+
+
+# --- files -----------------------------------------------------------------------------------------------
+
+
+def read_logs(paths: list[Path], stats: ReadStats) -> Iterator[Request]:
+    """Every request in ``paths`` (directories are walked for ``*.json``, ``*.csv``, ``*.log``, ``*.gz``)."""
+    for path in _expand(paths, stats):
+        if is_json_lines(path):  # the fast path: bytes straight to the decoder, no text layer
+            stats.files += 1
+            yield from read_range(path, 0, sys.maxsize, stats)
+            continue
+        try:
+            handle = _open(path)
+        except OSError as err:
+            stats.unreadable.append(f"{path}: {err.strerror or err}")
+            continue
+        stats.files += 1
+        try:
+            with handle:
+                yield from _read_one(path, handle, stats)
+        except (OSError, EOFError, UnicodeDecodeError) as err:
+            stats.unreadable.append(f"{path}: {err}")
+
+
+def expand(paths: list[Path], stats: ReadStats) -> Iterator[Path]:
+    """The log files named by ``paths``: files as given, directories walked; missing ones noted."""
+    return _expand(paths, stats)
+
+
+def is_json_lines(path: Path) -> bool:
+    """Does the (uncompressed) file hold one JSON object per line? Decides whether it may be split."""
+    if path.suffix.lower() == ".gz":
+        return False
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(CHUNK).lstrip(b"\xef\xbb\xbf")
+    except OSError:
+        return False
+    try:
+        return isinstance(msgspec.json.decode(first), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+def read_range(path: Path, start: int, end: int, stats: ReadStats) -> Iterator[Request]:
+    """The JSON-lines records of ``path`` whose line starts in bytes [start, end): one slice of a big file.
+
+    Lines are decoded from bytes (no text decoding step); a malformed line is reported by its byte offset.
+    """
+    decode = _ROW_DECODER.decode
+    records = skipped = 0
+    try:
+        with open(path, "rb") as handle:
+            if start:
+                handle.seek(start - 1)
+                if handle.read(1) != b"\n":
+                    handle.readline()  # the line under way belongs to the slice before
+            pos = handle.tell()
+            number = 0  # line numbers are known only when reading from the start
+            while pos < end:
+                line = handle.readline()
+                if not line:
+                    break
+                where, pos = pos, pos + len(line)
+                number += 1
+                if where == 0 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                try:
+                    request = _from_struct(decode(line))
+                except msgspec.ValidationError as err:
+                    stats.bad(_place(path, start, number, where), str(err))
+                    continue
+                except msgspec.DecodeError:
+                    if line.strip():
+                        stats.bad(_place(path, start, number, where), "not JSON")
+                    continue
+                except (Malformed, ValueError, TypeError) as err:
+                    stats.bad(_place(path, start, number, where), str(err) or type(err).__name__)
+                    continue
+                if request is None:
+                    skipped += 1
+                    continue
+                records += 1
+                yield request
+    except OSError as err:
+        stats.unreadable.append(f"{path}: {err.strerror or err}")
+    finally:
+        stats.records += records
+        stats.skipped += skipped
+
+
+def _place(path: Path, start: int, number: int, offset: int) -> str:
+    return f"{path}:{number}" if start == 0 else f"{path}@byte {offset}"
+
+
+def _expand(paths: list[Path], stats: ReadStats) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and p.suffix.lower() in (".json", ".csv", ".log", ".gz", ".jsonl"))
+            yield from found
+        elif path.exists():
+            yield path
+        else:
+            stats.unreadable.append(f"{path}: no such file")
+
+
+def _open(path: Path) -> IO[str]:
+    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - handed to the caller, closed there
+    if path.suffix.lower() == ".gz":
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _read_one(path: Path, handle: IO[str], stats: ReadStats) -> Iterator[Request]:
+    head = handle.readline(CHUNK)
+    while head and not head.strip():
+        head = handle.readline(CHUNK)
+    first = head.lstrip()[:1]
+    if first == "[":
+        yield from _read_array(path, head, handle, stats)
+    elif first == "{":
+        try:
+            json.loads(head)
+        except ValueError:
+            yield from _read_document(path, head + handle.read(), stats)  # a pretty-printed document
+        else:
+            yield from _read_lines(path, itertools.chain([head], handle), stats)
+    elif first:
+        yield from _read_csv(path, itertools.chain([head], handle), stats)
+
+
+def _count(stats: ReadStats, where: str, obj: Any) -> Request | None:
+    if not isinstance(obj, dict):
+        stats.bad(where, "not a JSON object")
+        return None
+    try:
+        request = from_row(obj)
+    except (Malformed, ValueError, TypeError) as err:
+        stats.bad(where, str(err) or type(err).__name__)
+        return None
+    if request is None:
+        stats.skipped += 1
+        return None
+    stats.records += 1
+    return request
+
+
+def _read_lines(path: Path, lines: Iterator[str], stats: ReadStats) -> Iterator[Request]:
+    decode = _ROW_DECODER.decode
+    records = skipped = 0
+    try:
+        for number, line in enumerate(lines, 1):
+            try:
+                request = _from_struct(decode(line))
+            except msgspec.ValidationError as err:
+                stats.bad(f"{path}:{number}", str(err))
+                continue
+            except msgspec.DecodeError:
+                if line.strip():
+                    stats.bad(f"{path}:{number}", "not JSON")
+                continue
+            except (Malformed, ValueError, TypeError) as err:
+                stats.bad(f"{path}:{number}", str(err) or type(err).__name__)
+                continue
+            if request is None:
+                skipped += 1
+                continue
+            records += 1
+            yield request
+    finally:
+        stats.records += records
+        stats.skipped += skipped
+
+
+def _read_array(path: Path, buf: str, handle: IO[str], stats: ReadStats) -> Iterator[Request]:
+    decoder = json.JSONDecoder()
+    pos = buf.index("[") + 1
+    index = 0
+    eof = False
+    while True:
+        while True:  # skip separators, refilling as needed
+            while pos < len(buf) and buf[pos] in " \t\r\n,":
+                pos += 1
+            if pos < len(buf) or eof:
+                break
+            chunk = handle.read(CHUNK)
+            eof = not chunk
+            buf, pos = buf[pos:] + chunk, 0
+        if pos >= len(buf):
+            stats.bad(f"{path}[{index}]", "the array is not closed")
+            return
+        if buf[pos] == "]":
+            return
+        try:
+            obj, end = decoder.raw_decode(buf, pos)
+        except ValueError:
+            if eof or len(buf) - pos > MAX_ELEMENT:
+                stats.bad(f"{path}[{index}]", "not JSON; the rest of the file is skipped")
+                return
+            chunk = handle.read(CHUNK)
+            eof = not chunk
+            buf, pos = buf[pos:] + chunk, 0
+            continue
+        pos = end
+        request = _count(stats, f"{path}[{index}]", obj)
+        index += 1
+        if request is not None:
+            yield request
+
+
+def _read_document(path: Path, text: str, stats: ReadStats) -> Iterator[Request]:
+    """A single JSON object: the query API's ``tables`` answer, or one pretty-printed record."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        stats.bad(str(path), "not JSON lines, not a JSON document")
+        return
+    tables = doc.get("tables") if isinstance(doc, dict) else None
+    if not isinstance(tables, list):
+        request = _count(stats, str(path), doc)
+        if request is not None:
+            yield request
+        return
+    for table in tables:
+        columns = [str(c.get("name")) for c in table.get("columns", []) if isinstance(c, dict)]
+        for index, row in enumerate(table.get("rows", [])):
+            where = f"{path}:{table.get('name', 'table')}[{index}]"
+            if not isinstance(row, list) or len(row) != len(columns):
+                stats.bad(where, "row does not match the columns")
+                continue
+            request = _count(stats, where, dict(zip(columns, row, strict=True)))
+            if request is not None:
+                yield request
+
+
+def _read_csv(path: Path, lines: Iterator[str], stats: ReadStats) -> Iterator[Request]:
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except (StopIteration, csv.Error):
+        stats.bad(f"{path}:1", "no CSV header")
+        return
+    # The portal's CSV export names the time column "TimeGenerated [UTC]".
+    header = [h.partition(" [")[0] for h in header]
+    if "AuthenticationType" not in header and "TimeGenerated" not in header:
+        stats.bad(f"{path}:1", "not a StorageFileLogs export (no TimeGenerated or AuthenticationType column)")
+        return
+    width = len(header)
+    # Each row becomes a _Row positionally: column index per field, or the None appended to every row.
+    index = {_ROW_NAMES[f]: header.index(_ROW_NAMES[f]) if _ROW_NAMES[f] in header else width
+             for f in _Row.__struct_fields__}
+    pick = operator.itemgetter(*(index[_ROW_NAMES[f]] for f in _Row.__struct_fields__))
+    records = 0
+    try:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                stats.bad(f"{path}:{reader.line_num}", f"CSV: {err}")
+                continue
+            if len(row) != width:
+                if row:
+                    stats.bad(f"{path}:{reader.line_num}", f"{len(row)} fields, the header has {width}")
+                continue
+            row.append(None)  # type: ignore[arg-type]  # the value of every column the export lacks
+            try:
+                request = _from_struct(_Row(*pick(row)))
+            except (Malformed, ValueError, TypeError) as err:
+                stats.bad(f"{path}:{reader.line_num}", str(err) or type(err).__name__)
+                continue
+            if request is None:
+                stats.skipped += 1
+                continue
+            records += 1
+            yield request
+    finally:
+        stats.records += records
