@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import http.client
 import json
+import socket
 import ssl
+import time
 import uuid
 from email.utils import formatdate
 from typing import Any
@@ -274,3 +276,40 @@ def test_clear_range_over_a_large_sparse_file_allocates_nothing(emulator: Emulat
     assert reply.body == bytes(1024)
     reply = files(emulator, "GET", f"{path}?comp=rangelist", bearer(emulator))
     assert b"<Range>" not in reply.body  # no data ranges left
+
+
+# --- malformed source URLs and clients that go away ------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["x-ms-file-rename-source", "x-ms-copy-source"])
+def test_malformed_source_url_is_a_400(emulator: EmulatorProcess, header: str) -> None:
+    path = "/devaccount/demo/source-url-target.txt"
+    query = "?comp=rename" if header == "x-ms-file-rename-source" else ""
+    reply = files(emulator, "PUT", path + query, [*bearer(emulator), (header, "http://[::1/devaccount/demo/x")])
+    assert_service_error(reply, 400)
+    assert reply.headers.get("x-ms-error-code") != "InternalError"
+
+
+def test_client_gone_mid_body_is_no_server_error(emulator: EmulatorProcess) -> None:
+    path = "/devaccount/demo/cut-short.bin"
+    create_file(emulator, path, bytes(4096))
+    host, port = emulator.files_url.removeprefix("https://").rsplit(":", 1)
+    head = [f"PUT {path}?comp=range HTTP/1.1", f"Host: {host}:{port}", "Content-Length: 4096",
+            "x-ms-write: update", "x-ms-range: bytes=0-4095",
+            *(f"{name}: {value}" for name, value in bearer(emulator))]
+    ctx = ssl.create_default_context(cafile=emulator.ca_cert)
+    with socket.create_connection((host, int(port)), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"x" * 100)
+        time.sleep(0.3)  # the handler is now waiting for the rest of the body
+    deadline = time.monotonic() + 10
+    lines: list[dict[str, Any]] = []
+    while not lines and time.monotonic() < deadline:
+        lines = [r for r in emulator.audit("StorageFileLogs")
+                 if r["uri"] == f"{path}?comp=range" and r["method"] == "PUT" and r["status"] != 201]
+        time.sleep(0.05)
+    assert lines, "the cut-short request was not audited"
+    assert all(r["status"] < 500 for r in lines), lines
+    assert "internal error" not in emulator.stderr() and "Traceback" not in emulator.stderr()
+    # Nothing of the partial body was stored.
+    assert files(emulator, "GET", path, bearer(emulator)).body == bytes(4096)
