@@ -101,6 +101,9 @@ def test_non_loopback_host_prints_a_warning(tmp_path: Path) -> None:
     ('[[faults]]\ncode = "Busy\\r\\nX-Injected: 1"\n', "faults[0].code"),
     ('[[faults]]\nmethod = "GET\\r\\n"\n', "faults[0].method"),
     ('app_service_header = "a\\nb"\n', "app_service_header"),
+    ("token_lifetime = inf\n", "token_lifetime"),
+    ('[[faults]]\naction = "delay"\nseconds = nan\n', "faults[0].seconds"),
+    ("[[faults]]\nretry_after = inf\n", "faults[0].retry_after"),
 ])
 def test_config_values_the_emulator_cannot_use_are_refused_at_start(tmp_path: Path, toml: str,
                                                                      key: str) -> None:

@@ -27,7 +27,7 @@ DEFAULT_SUBSCRIPTION = str(uuid.uuid5(_NAMESPACE, "subscription"))
 DEFAULT_RESOURCE_GROUP = "keyless-emulator"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 _SHARE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.ASCII)
 
 
 class ConfigError(ValueError):
@@ -50,6 +50,8 @@ def parse_duration(value: object, key: str) -> float:
         seconds = float(m.group(1)) * unit
     else:
         raise ConfigError(f"{key}: expected a duration such as 3600, '10m' or '24h', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{key}: expected a finite duration such as 3600, '10m' or '24h', got {value!r}")
     if seconds < 0:
         raise ConfigError(f"{key}: a duration cannot be negative ({value!r})")
     return seconds
