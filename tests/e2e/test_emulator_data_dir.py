@@ -49,6 +49,19 @@ def test_second_emulator_on_the_same_directory_is_refused(tmp_path: Path) -> Non
         assert again.proc is not None and again.info["pid"] == again.proc.pid
 
 
+def test_a_lock_that_is_not_a_regular_file_is_named(tmp_path: Path) -> None:
+    data = tmp_path / "emu"
+    data.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (data / ".lock").symlink_to(victim)
+    result = run_to_exit(emulator_cli(data))
+    assert result.returncode == 1
+    assert str(data / ".lock") in result.stderr and "cannot listen" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert victim.read_text() == "untouched"
+
+
 def test_existing_directory_keeps_its_mode_and_loose_modes_are_warned(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -32,7 +32,7 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
       keyless emulator --data ./emu &
       keyless token --emulator ./emu
     """
-    from keyless.emulator.server import DataDirInUse, print_ready, serve  # heavy imports only here
+    from keyless.emulator.server import DataDirError, print_ready, serve  # heavy imports only here
 
     try:
         config = load_config(config_file)
@@ -53,7 +53,7 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
             f"cannot listen on {host}:{port or imds_port} ({exc.strerror or exc}); "
             "pick another --port/--imds-port or stop whatever holds it"
         ) from None
-    except (ValueError, DataDirInUse) as exc:
+    except (ValueError, DataDirError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

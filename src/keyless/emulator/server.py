@@ -63,7 +63,11 @@ class _QuietMalformedHttp(logging.Filter):
         return not isinstance(exc, HttpProcessingError)
 
 
-class DataDirInUse(RuntimeError):
+class DataDirError(RuntimeError):
+    """The data directory cannot be used; the message names it and the fix."""
+
+
+class DataDirInUse(DataDirError):
     """Another emulator holds the data directory's lock."""
 
 
@@ -75,7 +79,11 @@ def prepare_data_dir(data_dir: Path) -> None:
     files inside were not 0600.
     """
     if not data_dir.exists():
-        data_dir.mkdir(parents=True, mode=0o700)
+        try:
+            data_dir.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise DataDirError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}; "
+                               "pass a --data directory you can write") from None
         return
     mode = data_dir.stat().st_mode & 0o777
     if mode & 0o044:
@@ -90,7 +98,13 @@ def lock_data_dir(data_dir: Path) -> int:
     orphans, so the second one refuses to start and names the first.
     """
     path = data_dir / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a symlink planted there (ELOOP), no permission, ...
+        raise DataDirError(
+            f"cannot lock the data directory: {path}: {exc.strerror or exc}; "
+            "remove it if it is not a regular file, or pass another --data directory"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -485,4 +499,4 @@ def print_ready(info: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-__all__ = ["DataDirInUse", "build_context", "serve"]
+__all__ = ["DataDirError", "DataDirInUse", "build_context", "serve"]
