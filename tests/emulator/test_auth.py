@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 
 from inprocess_emulator import FILES_URL
 from keyless.emulator import request_keys as keys
-from keyless.emulator.auth import authenticate, authorize, granted_actions, shared_key_strings
+from keyless.emulator.auth import authenticate, authorize, granted_actions, shared_key_string
 from keyless.emulator.context import Emulator
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.request_keys import AUTH_ACCOUNT_KEY, AUTH_OAUTH, Caller
@@ -159,17 +159,23 @@ def test_shared_key_signed_by_the_sdk_ip_style(emulator_ctx: Emulator) -> None:
     authorize(emulator_ctx, caller, "devaccount", "demo", WRITE)  # the key needs no role
 
 
-def test_shared_key_plain_resource_form(emulator_ctx: Emulator) -> None:
+def test_shared_key_signing_the_account_once_is_refused(emulator_ctx: Emulator) -> None:
+    # Azure signs "/{account}" + the URI path; on an IP-style URL the path starts with the account too.
+    # The once-signed form of /devaccount/devaccount/demo would also be the SDK's form of share "demo".
     key = base64.b64decode(emulator_ctx.account_keys["devaccount"])
     date = formatdate(usegmt=True)
     req_headers = {"x-ms-date": date, "x-ms-version": "2025-05-05"}
-    sts = ("GET\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:2025-05-05\n"
-           "/devaccount/demo\ncomp:list\nrestype:directory")
-    sig = base64.b64encode(hmac.digest(key, sts.encode(), hashlib.sha256)).decode()
-    req = request("GET", "/devaccount/demo?restype=directory&comp=list",
-                  {**req_headers, "Authorization": f"SharedKey devaccount:{sig}"})
-    assert sts in shared_key_strings(req, "devaccount")
-    assert authenticate(emulator_ctx, req, "devaccount").auth_type == AUTH_ACCOUNT_KEY
+    head = "GET\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:2025-05-05\n"
+    tail = "\ncomp:list\nrestype:directory"
+    path = "/devaccount/demo?restype=directory&comp=list"
+    for resource, accepted in (("/devaccount/devaccount/demo", True), ("/devaccount/demo", False)):
+        sig = base64.b64encode(hmac.digest(key, (head + resource + tail).encode(), hashlib.sha256)).decode()
+        req = request("GET", path, {**req_headers, "Authorization": f"SharedKey devaccount:{sig}"})
+        assert shared_key_string(req, "devaccount") == head + "/devaccount/devaccount/demo" + tail
+        if accepted:
+            assert authenticate(emulator_ctx, req, "devaccount").auth_type == AUTH_ACCOUNT_KEY
+        else:
+            assert fails(emulator_ctx, req).code == "AuthenticationFailed"
 
 
 def test_shared_key_lite(emulator_ctx: Emulator) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from pathlib import Path
 
@@ -31,13 +32,20 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
       keyless emulator --data ./emu &
       keyless token --emulator ./emu
     """
-    from keyless.emulator.server import print_ready, serve  # heavy imports only for this command
+    from keyless.emulator.server import DataDirError, print_ready, serve  # heavy imports only here
 
     try:
         config = load_config(config_file)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: --host {host} is not a loopback address: the token endpoints (IMDS, App Service, "
+            "Arc, the authority) and the control endpoint become reachable from the network, and anyone "
+            "who reaches IMDS gets tokens for the emulator's identities; use it only on a trusted network",
+            err=True,
+        )
     try:
         asyncio.run(serve(data_dir.resolve(), config, host, port, imds_port, ready=print_ready))
     except OSError as exc:
@@ -45,5 +53,14 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
             f"cannot listen on {host}:{port or imds_port} ({exc.strerror or exc}); "
             "pick another --port/--imds-port or stop whatever holds it"
         ) from None
-    except ValueError as exc:
+    except (ValueError, DataDirError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any interface

@@ -14,7 +14,6 @@ import hmac
 import re
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -42,7 +41,7 @@ from keyless.protocol import (
 if TYPE_CHECKING:
     from keyless.emulator.context import Emulator
 
-_VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_VERSION_FORMAT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _BEARER_VERSION_DETAIL = "Authentication scheme Bearer is not supported in this version."
 
 # Shared Key requests whose date is further than this from the server's clock are refused, as Azure does.
@@ -136,15 +135,14 @@ def _authenticate_shared_key(ctx: Emulator, request: web.Request, account: str, 
     # A key for another account name (or none at all) simply cannot produce a matching signature.
     key = ctx.account_key_bytes(account) if name == account else None
     _check_date(ctx, request)
-    candidates = (shared_key_lite_strings if lite else shared_key_strings)(request, account)
+    string_to_sign = (shared_key_lite_string if lite else shared_key_string)(request, account)
     given = signature.encode("ascii", "replace")
     if key is not None:
-        for string_to_sign in candidates:
-            expected = base64.b64encode(hmac.digest(key, string_to_sign.encode("utf-8"), hashlib.sha256))
-            if hmac.compare_digest(expected, given):
-                return Caller(AUTH_ACCOUNT_KEY, None, None)
+        expected = base64.b64encode(hmac.digest(key, string_to_sign.encode("utf-8"), hashlib.sha256))
+        if hmac.compare_digest(expected, given):
+            return Caller(AUTH_ACCOUNT_KEY, None, None)
     # Like the service: the signature the client sent (an HMAC, not the key) and what the server signed.
-    shown = candidates[0].replace("\n", "\\n") if candidates else ""
+    shown = string_to_sign.replace("\n", "\\n")
     raise StorageError(
         403, E_AUTH_FAILED,
         extra={"AuthenticationErrorDetail": (
@@ -190,21 +188,16 @@ def _canonical_headers(request: web.Request) -> str:
     return "".join(f"{n}:{','.join(values[n])}\n" for n in names)
 
 
-def _resource_paths(request: web.Request, account: str) -> list[str]:
-    """Forms of the canonicalized resource path a client may have signed.
+def _canonical_resource(request: web.Request, account: str) -> str:
+    """The canonicalized resource Azure signs: ``/{account}`` then the encoded URI path, exactly as sent.
 
-    IP-style URLs put the account in the path, and the SDK prefixes it again (``/acct/acct/share``); a
-    hand-written client may sign the account only once. Some clients sign the decoded path.
+    IP-style URLs put the account in the path as well, so the SDKs sign ``/acct/acct/share/...``
+    (azure-storage-file-share ``SharedKeyCredentialPolicy._get_canonicalized_resource``). No other form is
+    accepted: signing the account once, or the decoded path, would let one signature name two resources
+    (``/acct/share/f`` is also share ``acct``'s ``share/f``; ``a%2Fb`` decodes to the file named ``a%2Fb``'s
+    encoded form ``a%252Fb``).
     """
-    raw = request.raw_path.split("?", 1)[0] or "/"
-    forms = [f"/{account}{raw}"]
-    if raw == f"/{account}" or raw.startswith(f"/{account}/"):
-        forms.append(raw)
-    for form in list(forms):
-        decoded = unquote(form)
-        if decoded != form:
-            forms.append(decoded)
-    return forms
+    return f"/{account}{request.raw_path.split('?', 1)[0] or '/'}"
 
 
 def _canonical_query(request: web.Request) -> str:
@@ -214,31 +207,26 @@ def _canonical_query(request: web.Request) -> str:
     return "".join(f"\n{name}:{','.join(sorted(grouped[name]))}" for name in sorted(grouped))
 
 
-def shared_key_strings(request: web.Request, account: str) -> list[str]:
-    """Candidate strings-to-sign for ``SharedKey``, the service's form first."""
+def shared_key_string(request: web.Request, account: str) -> str:
+    """The string-to-sign for ``SharedKey`` (File service, 2015-02-21 and later), exactly as Azure builds it.
+
+    The ``Range`` slot holds the request's ``Range`` header; the Python SDK signs it empty because it
+    sends ``x-ms-range`` instead (which is signed among the ``x-ms-*`` headers), so an unsigned ``Range``
+    added to a captured request no longer matches.
+    """
     headers = request.headers
     standard = []
-    for name in SHARED_KEY_STANDARD_HEADERS:
+    for name in (*SHARED_KEY_STANDARD_HEADERS, "Range"):
         value = headers.get(name, "")
         if name == "content-length" and value == "0":
             value = ""  # 2015-02-21 and later sign an empty string for a zero length
         standard.append(value)
-    ranges = [headers.get("Range", "")]
-    if ranges[0]:
-        ranges.append("")  # the Python SDK signs an empty Range (it sends x-ms-range instead)
-    canon_headers = _canonical_headers(request)
-    query = _canonical_query(request)
-    out = []
-    for path in _resource_paths(request, account):
-        for rng in ranges:
-            out.append(
-                request.method + "\n" + "\n".join(standard) + "\n" + rng + "\n" + canon_headers + path + query
-            )
-    return out
+    return (request.method + "\n" + "\n".join(standard) + "\n" + _canonical_headers(request)
+            + _canonical_resource(request, account) + _canonical_query(request))
 
 
-def shared_key_lite_strings(request: web.Request, account: str) -> list[str]:
-    """Candidate strings-to-sign for ``SharedKeyLite``: only ``comp`` survives in the resource."""
+def shared_key_lite_string(request: web.Request, account: str) -> str:
+    """The string-to-sign for ``SharedKeyLite``: only ``comp`` survives in the resource."""
     headers = request.headers
     head = "\n".join(
         [request.method, headers.get("Content-MD5", ""), headers.get("Content-Type", ""),
@@ -246,7 +234,7 @@ def shared_key_lite_strings(request: web.Request, account: str) -> list[str]:
     ) + "\n" + _canonical_headers(request)
     comp = request.query.get("comp")
     suffix = f"?comp={comp}" if comp is not None else ""
-    return [head + path + suffix for path in _resource_paths(request, account)]
+    return head + _canonical_resource(request, account) + suffix
 
 
 # --- authorization -------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ Errors name the offending key and say how to fix it; nothing here raises a bare 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import re
 import tomllib
 import uuid
@@ -24,7 +27,7 @@ DEFAULT_SUBSCRIPTION = str(uuid.uuid5(_NAMESPACE, "subscription"))
 DEFAULT_RESOURCE_GROUP = "keyless-emulator"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 _SHARE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.ASCII)
 
 
 class ConfigError(ValueError):
@@ -47,9 +50,55 @@ def parse_duration(value: object, key: str) -> float:
         seconds = float(m.group(1)) * unit
     else:
         raise ConfigError(f"{key}: expected a duration such as 3600, '10m' or '24h', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{key}: expected a finite duration such as 3600, '10m' or '24h', got {value!r}")
     if seconds < 0:
         raise ConfigError(f"{key}: a duration cannot be negative ({value!r})")
     return seconds
+
+
+# The clock offset moves every timestamp the emulator writes (HTTP dates, token lifetimes); beyond a
+# century those no longer format, so larger (or non-finite) offsets are refused where they are given.
+MAX_CLOCK_OFFSET = 100 * 365 * 86400.0
+# Fault codes and methods end up in reply headers and in matching: header-safe tokens only (no CR/LF).
+_HEADER_TOKEN = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+def clock_offset(value: object, key: str) -> float:
+    """A finite number of seconds within a century either way (config file and control endpoint)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or abs(seconds) > MAX_CLOCK_OFFSET:
+        raise ConfigError(f"{key}: expected a finite number of seconds within ±{MAX_CLOCK_OFFSET:.0f}, "
+                          f"got {value!r}")
+    return seconds
+
+
+def _account_key(value: str | None, where: str) -> str | None:
+    """A configured account key must be base64 (Shared Key signs with its decoded bytes)."""
+    if value is None:
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        # The value is a secret: the message names the key, never echoes it.
+        raise ConfigError(f"{where}.key: expected a base64 account key (such as one printed by "
+                          "'openssl rand -base64 64'); remove it to let the emulator generate one")
+    return value
+
+
+def _app_service_header(value: str | None) -> str | None:
+    """Clients send it back as the X-IDENTITY-HEADER value: printable ASCII, nothing a header cannot hold."""
+    if value is not None and (not value or not all(0x21 <= ord(c) < 0x7F for c in value)):
+        raise ConfigError("app_service_header: printable ASCII without spaces, at least one character "
+                          "(clients send it back in a header)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -244,7 +293,7 @@ def _parse_accounts(raw: list[Any]) -> tuple[Account, ...]:
         accounts.append(
             Account(
                 name=name,
-                key=_take(table, "key", str, where, None),
+                key=_account_key(_take(table, "key", str, where, None), where),
                 allow_shared_key=_take(table, "allow_shared_key", bool, where, True),
                 smb_oauth=_take(table, "smb_oauth", bool, where, False),
                 shares=tuple(shares),
@@ -369,11 +418,16 @@ def fault_from_dict(table: dict[str, Any], where: str = "fault") -> FaultRule:
         raise ConfigError(f"{where}.count: a number of requests (0 or more), got {count}")
     retry_after = table.get("retry_after")
     method = _take(table, "method", str, where, None)
+    code = _take(table, "code", str, where, "")
+    for name, value in (("code", code), ("method", method or "")):
+        if not _HEADER_TOKEN.match(value):
+            raise ConfigError(f"{where}.{name}: letters, digits, '.', '_' or '-' only (it becomes part of "
+                              f"a reply header), got {value!r}")
     return FaultRule(
         target=target,
         action=action,
         status=status,
-        code=_take(table, "code", str, where, ""),
+        code=code,
         seconds=parse_duration(table.get("seconds", 0), f"{where}.seconds"),
         count=count,
         rate=rate,
@@ -429,12 +483,12 @@ def config_from_dict(raw: dict[str, Any]) -> EmulatorConfig:
         tenant_id=tenant,
         subscription_id=subscription,
         token_lifetime=lifetime,
-        clock_offset=float(_take(raw, "clock_offset", (int, float), where, 0.0)),
+        clock_offset=clock_offset(raw.get("clock_offset", 0.0), "clock_offset"),
         accounts=accounts,
         identities=identities,
         role_assignments=roles,
         faults=_parse_faults(raw.get("faults", [])),
-        app_service_header=_take(raw, "app_service_header", str, where, None),
+        app_service_header=_app_service_header(_take(raw, "app_service_header", str, where, None)),
         seed=_take(raw, "seed", int, where, None),
     )
 

@@ -163,7 +163,7 @@ def _not_found_message(ctx: Emulator, selector: str | None) -> str:
 
 def _check_control(ctx: Emulator, request: web.Request) -> None:
     given = request.headers.get(CONTROL_HEADER, "")
-    if not hmac.compare_digest(given.encode(), ctx.control_secret.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ctx.control_secret.encode()):
         raise web.HTTPForbidden(text='{"error":"control secret missing or wrong"}', content_type=_JSON)
 
 
@@ -284,7 +284,9 @@ def identity_routes(ctx: Emulator) -> list[web.RouteDef]:
             return _json(status, {"statusCode": status, "message": message, "correlationId": correlation})
 
         given = request.headers.get("X-IDENTITY-HEADER", "")
-        if not given or not hmac.compare_digest(given.encode(), ctx.app_service_header.encode()):
+        # surrogateescape: header bytes that are not UTF-8 are simply a wrong header value.
+        if not given or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                ctx.app_service_header.encode()):
             return fail(400, "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.")
         if request.query.get("api-version") != APP_SERVICE_API_VERSION:
             return fail(400, f"The api-version is missing or unsupported; use {APP_SERVICE_API_VERSION}.")
@@ -400,7 +402,7 @@ class _ArcState:
         with self._lock:
             self._expire(now)
             for known in self._pending:
-                if hmac.compare_digest(known.encode(), secret.encode()):
+                if hmac.compare_digest(known.encode(), secret.encode("utf-8", "surrogateescape")):
                     return True
         return False
 
@@ -474,7 +476,13 @@ def authority_routes(ctx: Emulator) -> list[web.RouteDef]:
         if (answer := await _fault(ctx, tracker, request, source)) is not None:
             return answer
         tenant = request.match_info["tenant"]
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (UnicodeDecodeError, ValueError):
+            # A form body that is not UTF-8 url-encoded text: the client's mistake, answered like any other.
+            tracker.record(request, source, 400, error="AADSTS900144")
+            return _aad_error(400, "invalid_request", 900144,
+                              "The request body must be UTF-8 application/x-www-form-urlencoded form data.")
         field = {k: v for k, v in form.items() if isinstance(v, str)}
         scope = field.get("scope", "")
 

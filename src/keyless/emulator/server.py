@@ -14,6 +14,7 @@ at a dead emulator after a clean stop (after a kill -9 its ``pid`` tells).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hmac
 import json
 import logging
@@ -36,7 +37,7 @@ from keyless.emulator.audit import AuditLog
 from keyless.emulator.auth import authenticate, authorize
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.clock import Clock
-from keyless.emulator.config import ConfigError, EmulatorConfig, _parse_roles, fault_from_dict
+from keyless.emulator.config import ConfigError, EmulatorConfig, _parse_roles, clock_offset, fault_from_dict
 from keyless.emulator.context import Emulator, load_or_create_secrets
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.faults import DropConnection, FaultInjector
@@ -63,9 +64,64 @@ class _QuietMalformedHttp(logging.Filter):
         return not isinstance(exc, HttpProcessingError)
 
 
+class DataDirError(RuntimeError):
+    """The data directory cannot be used; the message names it and the fix."""
+
+
+class DataDirInUse(DataDirError):
+    """Another emulator holds the data directory's lock."""
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory private (0700: account keys, signing key and file bytes live here).
+
+    An existing directory keeps its mode: ``--data .`` or ``--data /tmp`` must not lock other users out
+    of it. A directory others can read gets a warning instead, since the keys would be readable if the
+    files inside were not 0600.
+    """
+    if not data_dir.exists():
+        try:
+            data_dir.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise DataDirError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}; "
+                               "pass a --data directory you can write") from None
+        return
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o044:
+        log.warning("data directory %s is readable by other users (mode %03o); it holds account keys and "
+                    "the signing key: use a private directory, or chmod 700 it", data_dir, mode)
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold an exclusive lock on ``DIR/.lock`` for the life of the process; returns its descriptor.
+
+    Two emulators on one directory overwrite each other's emulator.json and sweep each other's blobs as
+    orphans, so the second one refuses to start and names the first.
+    """
+    path = data_dir / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a symlink planted there (ELOOP), no permission, ...
+        raise DataDirError(
+            f"cannot lock the data directory: {path}: {exc.strerror or exc}; "
+            "remove it if it is not a regular file, or pass another --data directory"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirInUse(
+            f"data directory {data_dir} is in use by another keyless emulator (pid {holder}); "
+            "stop that one, or pass another --data directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
+
+
 def build_context(data_dir: Path, config: EmulatorConfig) -> Emulator:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)  # account keys, signing key and file bytes live here
+    prepare_data_dir(data_dir)
     secrets = load_or_create_secrets(data_dir, config)
     keys = {a.name: (a.key or secrets["account_keys"][a.name]) for a in config.accounts}
     clock = Clock(config.clock_offset)
@@ -112,6 +168,10 @@ def _files_middleware(ctx: Emulator) -> Any:
             response = _drop(request)
         except web.HTTPException:
             raise
+        except ConnectionResetError:
+            # The client went away mid-request (a body cut short): nothing to answer and no server fault.
+            status, error_code = 499, "ClientDisconnected"
+            response = web.Response(status=499)
         except Exception:
             # A bug must never take the server down or leak a traceback to the client.
             log.exception("internal error on %s %s", request.method, request.path)
@@ -122,16 +182,16 @@ def _files_middleware(ctx: Emulator) -> Any:
             ctx.audit.write(
                 "StorageFileLogs", request=request,
                 operation=request.get(keys.OPERATION, "Unknown"),
-                method=request.method,
-                uri=request.raw_path,
+                method=_loggable(request.method),
+                uri=_loggable(request.raw_path),
                 status=status,
                 error_code=error_code,
                 auth_type=getattr(caller, "auth_type", keys.AUTH_ANONYMOUS),
                 object_id=getattr(caller, "object_id", None),
                 app_id=getattr(caller, "app_id", None),
                 request_id=request_id,
-                client_request_id=request.headers.get(H_CLIENT_REQUEST_ID),
-                version=request.headers.get(H_VERSION),
+                client_request_id=_loggable(request.headers.get(H_CLIENT_REQUEST_ID)),
+                version=_loggable(request.headers.get(H_VERSION)),
                 fault=request.get(keys.FAULT),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
@@ -141,6 +201,22 @@ def _files_middleware(ctx: Emulator) -> Any:
     return middleware
 
 
+def _loggable(value: str | None) -> str | None:
+    """Header text as the audit log can hold it: bytes that were not UTF-8 (kept by aiohttp as surrogate
+    escapes) become ``\\udcXX`` escapes, so a hostile header can never make the audit line fail."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _echoable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in value and "\n" not in value
+
+
 def _common_headers(request: web.Request, response: web.StreamResponse, request_id: str, now: float) -> None:
     if response.prepared:
         return  # a streamed body already sent its headers (the handler set them)
@@ -148,10 +224,9 @@ def _common_headers(request: web.Request, response: web.StreamResponse, request_
     # The emulator's clock (with its configured offset), so clock-skew checks see errors' Date too.
     response.headers.setdefault("Date", formatdate(now, usegmt=True))
     response.headers.setdefault("Server", "Windows-Azure-File/1.0 Microsoft-HTTPAPI/2.0")
-    if H_VERSION in request.headers:
-        response.headers.setdefault(H_VERSION, request.headers[H_VERSION])
-    if H_CLIENT_REQUEST_ID in request.headers:
-        response.headers.setdefault(H_CLIENT_REQUEST_ID, request.headers[H_CLIENT_REQUEST_ID])
+    for name in (H_VERSION, H_CLIENT_REQUEST_ID):
+        if name in request.headers and _echoable(request.headers[name]):
+            response.headers.setdefault(name, request.headers[name])
 
 
 def _error_response(request: web.Request, err: StorageError, request_id: str) -> web.Response:
@@ -189,7 +264,8 @@ def _drop_middleware(ctx: Emulator) -> Any:
 def control_routes(ctx: Emulator) -> list[web.RouteDef]:
     def check(request: web.Request) -> None:
         given = request.headers.get(CONTROL_HEADER, "")
-        if not hmac.compare_digest(given.encode(), ctx.control_secret.encode()):
+        # surrogateescape: header bytes that are not UTF-8 are simply a wrong secret, not an error.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), ctx.control_secret.encode()):
             raise web.HTTPForbidden(text='{"error":"control secret missing or wrong"}',
                                     content_type="application/json")
 
@@ -240,11 +316,14 @@ def control_routes(ctx: Emulator) -> list[web.RouteDef]:
         check(request)
         if request.method == "POST":
             data = await body_json(request)
-            offset = data.get("offset") if isinstance(data, dict) else None
-            if not isinstance(offset, int | float) or isinstance(offset, bool):
+            if not isinstance(data, dict) or "offset" not in data:
                 raise web.HTTPBadRequest(text='{"error":"expected {\\"offset\\": seconds}"}',
                                          content_type="application/json")
-            ctx.clock.offset = float(offset)
+            try:
+                ctx.clock.offset = clock_offset(data["offset"], "offset")
+            except ConfigError as exc:
+                raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                         content_type="application/json") from None
         return web.json_response({"offset": ctx.clock.offset, "now": ctx.clock.now()})
 
     return [
@@ -351,6 +430,16 @@ async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, im
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    prepare_data_dir(data_dir)
+    lock_fd = lock_data_dir(data_dir)
+    try:
+        await _serve_locked(data_dir, config, host, port, imds_port, stop, ready)
+    finally:
+        os.close(lock_fd)  # releases the lock (after everything else is closed)
+
+
+async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
+                        stop: asyncio.Event, ready: Callable[[dict[str, Any]], None] | None) -> None:
     ctx = build_context(data_dir, config)
     info_path = data_dir / INFO_FILE
     info_path.unlink(missing_ok=True)  # a file from an earlier run must not look ready
@@ -403,4 +492,4 @@ def print_ready(info: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-__all__ = ["build_context", "serve"]
+__all__ = ["DataDirError", "DataDirInUse", "build_context", "serve"]

@@ -26,7 +26,10 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> T
     """A rename/copy source: a URL into this account, or (rename) a path relative to the share."""
     value = value.strip()
     if value.lower().startswith(("https://", "http://")):
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: a malformed header, not a server fault
+            raise header_error(header) from None
         segments = parts.path.split("/")[1:]
         if not segments or decode_segment(segments[0]) != call.target.account:
             raise header_error(header, "CannotVerifyCopySource" if header == "x-ms-copy-source" else

@@ -1,6 +1,7 @@
 """Azure Files REST data plane: one entry point, dispatch by method + ``restype`` + ``comp``.
 
-Order of work for every request: account (unknown: 400 ``InvalidUri``, the nearest thing the service
+Order of work for every request: headers whose bytes are not UTF-8 and unknown ``x-ms-version`` values
+(400 ``InvalidHeaderValue``), then the account (unknown: 400 ``InvalidUri``, the nearest thing the service
 says about a URI naming nothing it hosts; on Azure the host name would simply not resolve), then the
 injected authentication, then path and query validation and routing, then the injected authorization
 with the operation's data actions, then the handler. Every failure is a :class:`StorageError`, which the
@@ -20,7 +21,7 @@ from aiohttp import web
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files import routes
-from keyless.emulator.files.headers import flag
+from keyless.emulator.files.headers import check_encoding, check_version, flag
 from keyless.emulator.files.model import Call, Op, Security, Target
 from keyless.emulator.files.urls import bad_query, decode_segment, parse_query, parse_target
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 async def handle_files_request(ctx: Emulator, security: Security,
                                request: web.Request) -> web.StreamResponse:
     """The single entry point for ``https://host:port/<account>/...`` requests."""
+    check_encoding(request.headers)
+    check_version(request.headers)
     raw_path, _, raw_query = request.raw_path.partition("?")
     segments = raw_path.split("/")[1:]
     own = _self_authenticating(request, segments)

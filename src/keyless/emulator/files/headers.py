@@ -20,8 +20,27 @@ MAX_FILE_SIZE = 4 * 1024**4  # 4 TiB, the service's largest file
 _MAX_METADATA_BYTES = 8 * 1024
 _MAX_PERMISSION_BYTES = 8 * 1024
 _METADATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-_SMB_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$")
+# ASCII digits only: Python's \d and int() also take other scripts' digits ("١٢" is 12), the service does not.
+_RANGE = re.compile(r"^bytes=([0-9]+)-([0-9]*)$")
+_DIGITS = re.compile(r"^[0-9]+$")
+_SIGNED_DIGITS = re.compile(r"^-?[0-9]+$")
+# Longer than any 64-bit offset; refusing it early also keeps int() away from its 4300-digit limit.
+_MAX_DIGITS = 20
+
+# Service versions the File service knows (Microsoft's "Versioning for Azure Storage" list, the versions
+# azure-storage-file-share accepts, and the older ones Azurite lists). Any other x-ms-version is a 400
+# InvalidHeaderValue naming the header, as the service answers an unknown version.
+KNOWN_VERSIONS = frozenset({
+    "2009-04-14", "2009-07-17", "2009-09-19", "2011-08-18", "2012-02-12", "2013-08-15", "2014-02-14",
+    "2015-02-21", "2015-04-05", "2015-07-08", "2015-12-11", "2016-05-31", "2017-04-17", "2017-07-29",
+    "2017-11-09", "2018-03-28", "2018-11-09", "2019-02-02", "2019-07-07", "2019-10-10", "2019-12-12",
+    "2020-02-10", "2020-04-08", "2020-06-12", "2020-08-04", "2020-10-02", "2020-12-06", "2021-02-12",
+    "2021-04-10", "2021-06-08", "2021-08-06", "2021-10-04", "2021-12-02", "2022-11-02", "2023-01-03",
+    "2023-05-03", "2023-08-03", "2023-11-03", "2024-02-04", "2024-05-04", "2024-08-04", "2024-11-04",
+    "2025-01-05", "2025-05-05", "2025-07-05", "2025-11-05", "2026-02-06", "2026-04-06", "2026-06-06",
+    "2026-10-06",
+})
+_SMB_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$", re.ASCII)
 _ATTRIBUTES = ("ReadOnly", "Hidden", "System", "None", "Directory", "Archive", "Temporary", "Offline",
                "NotContentIndexed", "NoScrubData")
 _ATTRIBUTE_BY_LOWER = {a.lower(): a for a in _ATTRIBUTES}
@@ -59,6 +78,37 @@ def header_error(name: str, code: str = "InvalidHeaderValue", message: str | Non
     return StorageError(400, code, message, extra={"HeaderName": name})
 
 
+def check_encoding(headers: Mapping[str, str]) -> None:
+    """Refuse header values whose bytes are not UTF-8 (aiohttp keeps them as surrogate escapes), before
+    anything reads them: nothing downstream (signatures, audit, replies) has to cope with them."""
+    for name, value in headers.items():
+        try:
+            value.encode("utf-8")
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("ascii", "replace").decode("ascii")[:64]
+            if shown.lower().startswith("x-ms-meta-"):
+                raise StorageError(400, "InvalidMetadata",
+                                   extra={"MetadataName": shown[len("x-ms-meta-"):]}) from None
+            raise header_error(shown) from None
+
+
+def check_version(headers: Mapping[str, str]) -> None:
+    """An ``x-ms-version`` the service does not know is refused (absent means the default version)."""
+    version = headers.get("x-ms-version")
+    if version is not None and version not in KNOWN_VERSIONS:
+        raise StorageError(400, "InvalidHeaderValue",
+                           extra={"HeaderName": "x-ms-version", "HeaderValue": version[:64]})
+
+
+def ascii_int(raw: str, name: str) -> int:
+    """A non-negative decimal number in ASCII digits, as the service parses numeric headers."""
+    raw = raw.strip()
+    if not _DIGITS.match(raw) or len(raw.lstrip("0")) > _MAX_DIGITS:
+        raise header_error(name)
+    return int(raw)
+
+
 def required(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name)
     if value is None:
@@ -70,10 +120,12 @@ def int_header(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int |
     raw = headers.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise header_error(name) from None
+    stripped = raw.strip()
+    if not _SIGNED_DIGITS.match(stripped):
+        raise header_error(name)
+    digits = stripped.lstrip("-").lstrip("0")
+    # A number too long for any limit is out of range, like any other too large value.
+    value = int(stripped) if len(digits) <= _MAX_DIGITS else (hi + 1 if stripped[0] != "-" else lo - 1)
     if not lo <= value <= hi:
         raise header_error(name, "OutOfRangeInput", "One of the request inputs is out of range.")
     return value
@@ -183,7 +235,8 @@ def parse_range(headers: Mapping[str, str]) -> tuple[str, int, int | None] | Non
         m = _RANGE.match(raw.strip())
         if m is None:
             raise header_error(name)
-        start, end = int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
+        start = ascii_int(m.group(1), name)
+        end = ascii_int(m.group(2), name) if m.group(2) else None
         if end is not None and end < start:
             raise header_error(name)
         return name, start, end
