@@ -4,10 +4,8 @@
 - the shared leaves (protocol, emulator_info, fsutil, clock, backoff, claims) import only the standard
   library, so both the emulator and the client can use them without importing each other;
 - keyless.files and keyless.smb never import the emulator;
-- keyless.files, keyless.identity and keyless.cli have no import cycles, nor has everything outside the
-  emulator taken together (imports inside functions and under ``TYPE_CHECKING`` count: a cycle hidden in
-  a function is still a cycle);
-- no module of files/, identity/ or cli/ is longer than about 500 lines unless its docstring says why.
+
+Import cycles and module sizes are checked for the whole of ``src/`` in ``tests/test_architecture.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ import keyless
 
 SRC = Path(keyless.__file__).resolve().parent
 SHARED_LEAVES = ("protocol", "emulator_info", "fsutil", "clock", "backoff", "claims")
-MAX_LINES = 520  # "about 500"
-LONG_MODULE_REASON = "Kept as one module because"
 
 
 def module_name(path: Path) -> str:
@@ -97,69 +93,3 @@ def test_client_packages_never_import_the_emulator(package: str) -> None:
 
 def test_emulator_info_does_not_import_the_emulator() -> None:
     assert not any(in_package(m, "keyless.emulator") for m in keyless_imports(SRC / "emulator_info.py"))
-
-
-def _cycles(nodes: set[str], edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan), or a module importing itself."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges.get(v, set()) & nodes:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1 or v in edges.get(v, set()):
-                found.append(sorted(component))
-
-    for v in sorted(nodes):
-        if v not in index:
-            visit(v)
-    return found
-
-
-@pytest.mark.parametrize("package", ["keyless.files", "keyless.identity", "keyless.cli"])
-def test_no_import_cycles(package: str) -> None:
-    nodes = {m for m in MODULES if in_package(m, package)}
-    edges = {m: keyless_imports(MODULES[m]) - {m} for m in nodes}
-    assert _cycles(nodes, edges) == []
-
-
-def test_no_import_cycles_across_the_client_side() -> None:
-    """Everything but the emulator's own modules, together (the emulator's are reshaped separately)."""
-    nodes = {m for m in MODULES if not in_package(m, "keyless.emulator")}
-    edges = {m: keyless_imports(MODULES[m]) - {m} for m in nodes}
-    assert _cycles(nodes, edges) == []
-
-
-def test_the_cycle_check_finds_cycles() -> None:
-    assert _cycles({"a", "b", "c"}, {"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
-    assert _cycles({"a", "b"}, {"a": {"b"}}) == []
-
-
-@pytest.mark.parametrize("package", ["files", "identity", "cli"])
-def test_modules_stay_small_or_say_why(package: str) -> None:
-    for path in (SRC / package).rglob("*.py"):
-        lines = path.read_text().count("\n")
-        if lines > MAX_LINES:
-            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-            assert LONG_MODULE_REASON in doc, (
-                f"{path.relative_to(SRC)} has {lines} lines: split it, or say at its top why it is one "
-                f"module ('{LONG_MODULE_REASON} ...')"
-            )
