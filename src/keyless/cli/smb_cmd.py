@@ -110,6 +110,28 @@ def _config(config_path: str | None) -> Any:
 @click.group("smb", context_settings={"help_option_names": ["-h", "--help"]})
 def smb_group() -> None:
     """Kerberos tickets for SMB mounts with a managed identity (azfilesauthmanager, explained)."""
+    require_smb_extra()
+
+
+def require_smb_extra() -> None:
+    """The SMB side is Linux-only and its Kerberos bindings are an extra: say so instead of a traceback."""
+    import importlib
+
+    missing = []
+    for module in ("fcntl", "krb5"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return
+    if "fcntl" in missing:
+        why = ("the SMB commands run on Linux only (Windows has Microsoft's own SMB client and Kerberos; "
+               "the REST commands work there)")
+    else:
+        why = "the SMB commands need the 'smb' extra (MIT Kerberos bindings): pip install 'keyless[smb]'"
+    click.echo(f"error (missing_extra): {why}", err=True)
+    sys.exit(2)
 
 
 @smb_group.command("set")
@@ -308,6 +330,7 @@ def azfilesauthmanager_main(argv: list[str] | None = None) -> None:
     if args[0] == "--version":
         click.echo(__version__)
         sys.exit(0)
+    require_smb_extra()
     commands = {"list": list_command, "set": set_command, "clear": clear_command}
     command = commands.get(args[0])
     if command is None:
