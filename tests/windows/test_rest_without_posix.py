@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -104,3 +106,19 @@ def test_unencodable_names_never_crash_the_output(windows_like: WindowsLikeRunne
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "\\u540d\\u524d.txt"
     assert windows_like.keyless("rm", "-r", top, *emu).returncode == 0
+
+
+def test_smb_commands_name_what_is_missing(windows_like: WindowsLikeRunner) -> None:
+    """Without fcntl (Windows) the SMB side says it is Linux-only; without krb5, which extra to install."""
+    result = windows_like.keyless("smb", "list")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Linux only" in result.stderr and "REST commands work there" in result.stderr
+    # On Linux without the extra: a krb5 that cannot be imported, ahead of the installed one.
+    no_krb5 = windows_like.local_app_data.parent / "nokrb5"
+    no_krb5.mkdir()
+    (no_krb5 / "krb5.py").write_text("raise ImportError('No module named krb5 (blocked by the test)')\n")
+    env = {**os.environ, "PYTHONPATH": str(no_krb5)}
+    result = subprocess.run([sys.executable, "-m", "keyless.cli.main", "smb", "list"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "pip install 'keyless[smb]'" in result.stderr

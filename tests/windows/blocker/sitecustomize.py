@@ -39,6 +39,12 @@ sys.meta_path.insert(0, _Blocker())
 for _attr in REMOVED_FROM_OS:
     if hasattr(os, _attr):
         delattr(os, _attr)
+# The standard library decides "am I on Windows?" in a few places by whether msvcrt imports (subprocess,
+# getpass): they are imported first, so they keep their Linux form and only keyless sees the stand-in.
+import getpass  # noqa: E402
+import subprocess  # noqa: E402, F401
+
+del getpass
 sys.modules["msvcrt"] = fake_msvcrt.make()
 
 _report = os.environ.get("KEYLESS_BLOCKED_REPORT")
