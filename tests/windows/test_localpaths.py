@@ -73,3 +73,9 @@ def test_safe_local_path_applies_the_injected_rules(tmp_path: Path) -> None:
     with pytest.raises(fe.UnsafeName, match="reserved device name"):
         transfer.safe_local_path(tmp_path, "sub/CON", W)
     assert transfer.safe_local_path(tmp_path, "sub/CON", P) == tmp_path / "sub" / "CON"
+
+
+def test_a_trailing_backslash_means_contents_on_windows_only() -> None:
+    assert lp.ends_with_separator("C:\\site\\", W) and lp.ends_with_separator("site/", W)
+    assert not lp.ends_with_separator("site\\", P) and lp.ends_with_separator("site/", P)
+    assert not lp.ends_with_separator("C:\\site", W)

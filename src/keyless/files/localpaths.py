@@ -110,6 +110,12 @@ def check_case_collisions(relatives: Iterable[str], platform: str | None = None)
             )
 
 
+def ends_with_separator(local: str, platform: str | None = None) -> bool:
+    """``dir/`` (and on Windows ``dir\\``): "the contents of dir", as ``cp -r`` and ``rsync`` read it."""
+    platform = platform or local_platform()
+    return local.endswith("/") or (platform == WINDOWS and local.endswith("\\"))
+
+
 def os_path(path: str | os.PathLike[str], platform: str | None = None) -> str:
     """``path`` as the operating system must be given it: on Windows an absolute path of ``MAX_PATH``
     characters or more gets the extended-length prefix (``\\\\?\\C:\\...``, ``\\\\?\\UNC\\server\\...``)."""
