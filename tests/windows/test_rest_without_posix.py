@@ -1,5 +1,7 @@
 """The REST side end to end in processes where nothing POSIX-only exists (the Windows simulation).
 
+``keyless test``, ``token``, ``doctor`` and the file commands each run as a real process.
+
 Each command runs as a real ``keyless`` process against a real emulator process over HTTPS, with
 ``fcntl``/``pwd``/``grp``/``termios`` unimportable and ``os.getuid``/``fchmod``/``pread``/``pwrite``/
 ``O_NOFOLLOW`` removed (see ``blocker/sitecustomize.py``): the token cache then takes its Windows form
@@ -61,6 +63,10 @@ def test_rest_flow_runs_without_posix_modules(windows_like: WindowsLikeRunner, e
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["expires_on"] and "token" not in report  # the report never holds the token itself
+
+    result = windows_like.keyless("doctor", "--json", "--account", "devaccount", "--share", "demo", *emu)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {c["status"] for c in json.loads(result.stdout)["checks"]} == {"OK"}
 
     # put / get / sync of a tree with a file larger than one range (seek-and-read on both sides).
     src = tmp_path / "src"
