@@ -79,3 +79,11 @@ def test_a_trailing_backslash_means_contents_on_windows_only() -> None:
     assert lp.ends_with_separator("C:\\site\\", W) and lp.ends_with_separator("site/", W)
     assert not lp.ends_with_separator("site\\", P) and lp.ends_with_separator("site/", P)
     assert not lp.ends_with_separator("C:\\site", W)
+
+
+def test_user_given_paths_are_left_alone_off_windows(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 200) / ("e" * 100)
+    assert lp.for_os(Path("rel/file"), P) == Path("rel/file")
+    assert lp.for_os(deep, P) == deep
+    # On Windows the same long path would get the prefix; here its PureWindowsPath form shows the rule.
+    assert lp.os_path("C:\\" + "d" * 200 + "\\" + "e" * 100, W).startswith("\\\\?\\C:\\")

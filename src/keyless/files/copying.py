@@ -126,7 +126,7 @@ def plan_download(
         )
     if target.is_dir():
         target = transfer.safe_local_path(target, name)
-    dest = target
+    dest = localpaths.for_os(target)
 
     def run(progress: Progress) -> TransferStats:
         stats = TransferStats()

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 from keyless.files.errors import UnsafeName
 
@@ -130,3 +130,12 @@ def os_path(path: str | os.PathLike[str], platform: str | None = None) -> str:
     if text.startswith("\\\\"):
         return "\\\\?\\UNC\\" + text[2:]
     return "\\\\?\\" + text
+
+
+def for_os(path: Path, platform: str | None = None) -> Path:
+    """A local path as given by the user, made usable beyond ``MAX_PATH`` on Windows (absolute, then
+    ``os_path``); unchanged elsewhere, so messages keep showing the path as it was typed."""
+    platform = platform or local_platform()
+    if platform != WINDOWS:
+        return path
+    return Path(os_path(path.absolute(), platform))
