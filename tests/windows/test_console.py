@@ -75,3 +75,37 @@ def test_byref_is_what_the_fake_receives() -> None:
     """The fake's ``mode._obj`` is how ctypes.byref exposes its target: check that assumption holds."""
     value = ctypes.c_uint32(5)
     assert ctypes.byref(value)._obj is value  # type: ignore[attr-defined]
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> bytes:
+    """Run ``keyless`` with stdout and stderr on a pseudo-terminal; everything it printed."""
+    import os
+    import subprocess
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "keyless.cli.main", *args], stdout=slave, stderr=slave,
+                            env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(60) == 0, out
+    return out
+
+
+def test_no_color_reaches_the_commands(emulator: Any) -> None:
+    import os
+
+    args = ["test", "--account", "devaccount", "--share", "demo", "--dir", "no-color-test", "--cleanup",
+            "--emulator", str(emulator.data_dir)]
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    assert b"\x1b[32m OK" in _on_a_terminal(args, env)  # a terminal gets colour by default
+    plain = _on_a_terminal(args, {**env, "NO_COLOR": "1"})
+    assert b"\x1b[" not in plain and b"[1/3] Getting token... OK" in plain
