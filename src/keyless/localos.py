@@ -134,6 +134,21 @@ def privacy_problem(st: os.stat_result, *, uid: int | None) -> str | None:
     return None
 
 
+def profile_problem(directory: Path, env: Mapping[str, str]) -> str | None:
+    """Windows: why ``directory`` is not a private place (under the user's profile), or None.
+
+    Nothing per file says who may read it there; the profile's ACL does (the user, SYSTEM and
+    Administrators), so a cache outside it (``C:\\temp``, a share) could be readable by every user."""
+    roots = [Path(env[name]) for name in ("LOCALAPPDATA", "USERPROFILE") if env.get(name)]
+    if not roots:
+        return "neither %LOCALAPPDATA% nor %USERPROFILE% is set, so no private place is known"
+    resolved = directory.resolve()
+    if any(resolved.is_relative_to(root.resolve()) for root in roots):
+        return None
+    return (f"{directory} is not under the user's profile ({roots[0]}), whose access list is what keeps "
+            f"the tokens private on Windows")
+
+
 def user_cache_root(env: Mapping[str, str], *, windows: bool) -> Path | None:
     """The per-user, per-machine directory for caches on Windows: ``%LOCALAPPDATA%`` (not roaming, so
     tokens never travel with a roaming profile). None on POSIX, where the runtime-dir rules apply."""

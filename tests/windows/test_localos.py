@@ -62,7 +62,9 @@ def test_msvcrt_locker_excludes_another_process(tmp_path: Path) -> None:
 def test_shared_cache_in_windows_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """msvcrt locking, no uids, no O_NOFOLLOW: a token written is read back; junk and links are ignored."""
     monkeypatch.setattr(localos, "NOFOLLOW", 0)
-    cache = SharedTokenCache(tmp_path / "tokens", locker=localos.MsvcrtLocker(fake_msvcrt()), uid=None)
+    profile = {"LOCALAPPDATA": str(tmp_path)}
+    cache = SharedTokenCache(tmp_path / "tokens", locker=localos.MsvcrtLocker(fake_msvcrt()), uid=None,
+                             env=profile)
     key = CacheKey(scope="https://storage.azure.com/.default", resource="https://storage.azure.com/")
     now = SYSTEM_CLOCK.now()
     token = Token(token="secret-value", expires_on=now + 3600, received_at=now,
@@ -74,7 +76,8 @@ def test_shared_cache_in_windows_form(tmp_path: Path, monkeypatch: pytest.Monkey
         return token
 
     assert cache.get_or_fetch(key, fetch).token == "secret-value"
-    again = SharedTokenCache(tmp_path / "tokens", locker=localos.MsvcrtLocker(fake_msvcrt()), uid=None)
+    again = SharedTokenCache(tmp_path / "tokens", locker=localos.MsvcrtLocker(fake_msvcrt()), uid=None,
+                             env=profile)
     assert again.get_or_fetch(key, fetch).token == "secret-value"
     assert len(calls) == 1 and again.reads == 1
     # The mode bits mean nothing on Windows and are not checked there; the content still is.
@@ -157,9 +160,33 @@ def test_lock_timeout_still_applies_with_msvcrt(tmp_path: Path) -> None:
         def unlock(self, fd: int) -> None:
             raise AssertionError("never locked")
 
-    cache = SharedTokenCache(tmp_path / "tokens", locker=Held(), uid=None, lock_timeout=0.05)
+    cache = SharedTokenCache(tmp_path / "tokens", locker=Held(), uid=None, lock_timeout=0.05,
+                             env={"USERPROFILE": str(tmp_path)})
     now = SYSTEM_CLOCK.now()
     started = time.monotonic()
     token = cache.get_or_fetch(CacheKey(scope="s", resource="r"),
                                lambda: Token(token="t", expires_on=now + 3600, received_at=now, resource="r"))
     assert token.token == "t" and time.monotonic() - started < 5
+
+
+def test_windows_cache_outside_the_profile_is_not_used(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Outside the user's profile nothing keeps other users out (keyless sets no ACLs): cache off."""
+    profile, elsewhere = tmp_path / "Users" / "ana", tmp_path / "temp"
+    profile.mkdir(parents=True)
+    now = SYSTEM_CLOCK.now()
+    key = CacheKey(scope="s", resource="r")
+
+    def fetch() -> Token:
+        return Token(token="t", expires_on=now + 3600, received_at=now, resource="r")
+
+    outside = SharedTokenCache(elsewhere / "tokens", locker=localos.MsvcrtLocker(fake_msvcrt()), uid=None,
+                               env={"USERPROFILE": str(profile)})
+    outside.get_or_fetch(key, fetch)
+    assert outside.fetches == 1 and not elsewhere.exists()  # not even the directory was made
+    assert "not under the user's profile" in caplog.text
+    assert localos.profile_problem(elsewhere, {}) is not None  # no profile known: nowhere is private
+    inside = SharedTokenCache(profile / "AppData" / "keyless", locker=localos.MsvcrtLocker(fake_msvcrt()),
+                              uid=None, env={"USERPROFILE": str(profile)})
+    inside.get_or_fetch(key, fetch)
+    assert len(list((profile / "AppData" / "keyless").glob("*.json"))) == 1

@@ -14,8 +14,8 @@ On Windows: ``$KEYLESS_TOKEN_CACHE_DIR``, else ``%LOCALAPPDATA%\\keyless\\tokens
 whose ACL admits only the user, SYSTEM and Administrators; on disk, not encrypted).
 Nothing from the files is trusted blindly: the directory must be ours and 0700, each file a regular file
 (no symlinks) owned by us with no group/other bits (on Windows, which has neither uids nor mode bits in
-``stat``: a real directory and regular files, no links), and its content must name the exact cache key and
-parse; anything else is ignored and overwritten. Off by default for libraries, on for the CLI and agent.
+``stat``: a real directory under the user's profile, and regular files, no links), and its content must
+name the exact cache key and parse; anything else is ignored and overwritten. Off by default for libraries, on for the CLI and agent.
 The operating-system differences live in ``keyless.localos``.
 """
 
@@ -80,11 +80,13 @@ def default_directory(env: Mapping[str, str] | None = None, *, uid: int | None =
 class SharedTokenCache:
     def __init__(self, directory: Path, *, clock: Clock = SYSTEM_CLOCK, lock_timeout: float = 120.0,
                  expiry_margin: float = 30.0, locker: localos.Locker | None = None,
-                 uid: int | localos.Unset | None = localos.UNSET) -> None:
+                 uid: int | localos.Unset | None = localos.UNSET,
+                 env: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         # Injectable so that tests run the Windows forms (msvcrt locking, no uids) on Linux.
         self._locker = locker or localos.default_locker()
         self._uid = localos.current_uid() if isinstance(uid, localos.Unset) else uid
+        self._env = os.environ if env is None else env  # Windows: where the user's profile is
         self._clock = clock
         # Waiting longer than the whole IMDS retry schedule would only happen if a holder hung; then this
         # process fetches on its own rather than wait forever.
@@ -97,6 +99,10 @@ class SharedTokenCache:
     def _ensure_directory(self) -> None:
         if self._checked:
             return
+        if self._uid is None:  # Windows: the place is what keeps others out, so check it before making it
+            problem = localos.profile_problem(self.directory, self._env)
+            if problem:
+                raise SharedCacheUnavailable(problem)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(self.directory)
         if not stat.S_ISDIR(st.st_mode) or localos.is_junction(self.directory):
