@@ -15,8 +15,8 @@ whose ACL admits only the user, SYSTEM and Administrators; on disk, not encrypte
 Nothing from the files is trusted blindly: the directory must be ours and 0700, each file a regular file
 (no symlinks) owned by us with no group/other bits (on Windows, which has neither uids nor mode bits in
 ``stat``: a real directory under the user's profile, and regular files, no links), and its content must
-name the exact cache key and parse; anything else is ignored and overwritten. Off by default for libraries, on for the CLI and agent.
-The operating-system differences live in ``keyless.localos``.
+name the exact cache key and parse; anything else is ignored and overwritten. Off by default for
+libraries, on for the CLI and agent. The operating-system differences live in ``keyless.localos``.
 """
 
 from __future__ import annotations
