@@ -2,10 +2,9 @@
 
 Thirty-two worker processes each with their own cache make 32 IMDS calls per refresh, and IMDS answers 429
 beyond 5 concurrent requests. With this cache they make one: the process that needs a token takes an
-exclusive lock on the key's lock file
-(``flock``; ``msvcrt.locking`` on Windows), reads the key's token file, and only when that holds no
-fresh token fetches one and writes it (atomically, mode 0600) before releasing the lock; the others wait on
-the lock and then read the fresh file.
+exclusive lock on the key's lock file (``flock``; ``msvcrt.locking`` on Windows), reads the key's token
+file, and only when that holds no fresh token fetches one and writes it (atomically, mode 0600) before
+releasing the lock; the others wait on the lock and then read the fresh file.
 
 Where: ``$KEYLESS_TOKEN_CACHE_DIR``, else ``$XDG_RUNTIME_DIR/keyless`` (a per-user tmpfs on systemd
 machines, gone at logout), else ``/run/user/<uid>/keyless`` when that runtime dir exists, else
