@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from keyless.cli._files_common import printable
 from keyless.cli._files_session import Session, common_options
 from keyless.files import copying, transfer
 from keyless.files.parallel import ranges
@@ -92,7 +93,7 @@ def _split(entries: Iterator[Any]) -> tuple[list[Any], list[Any]]:
 
 
 def _ls_line(name: str, is_dir: bool, size: int | None, modified: str, long: bool) -> str:
-    shown = name + ("/" if is_dir else "")
+    shown = printable(name) + ("/" if is_dir else "")
     if not long:
         return shown
     return f"{'d' if is_dir else '-'} {_size(size):>10}  {modified:<29}  {shown}"
@@ -139,7 +140,7 @@ def _transfer(s: Session, src: str, dst: str, recursive: bool, verb: str) -> tra
                 )
     except IsADirectoryError:
         raise click.UsageError(f"{src} is a directory (use -r)") from None
-    with s.progress(plan.total_bytes, f"{verb} {plan.name}") as progress:
+    with s.progress(plan.total_bytes, f"{verb} {printable(plan.name)}") as progress:
         return plan.run(progress)
 
 
@@ -279,12 +280,12 @@ def stat_command(s: Session, remote: str) -> None:
     props = s.client(url).properties(url.path)
 
     def human() -> None:
-        click.echo(f"  Path: {url.shorthand()}")
+        click.echo(f"  Path: {printable(url.shorthand())}")
         click.echo(f"  Type: {'directory' if props.is_dir else 'file'}")
         if not props.is_dir:
             click.echo(f"  Size: {props.size} ({_size(props.size)})")
             if props.content_type:
-                click.echo(f"  Content-Type: {props.content_type}")
+                click.echo(f"  Content-Type: {printable(props.content_type)}")
             if props.content_md5:
                 click.echo(f"  Content-MD5: {props.content_md5}")
         for label, value in (
@@ -296,7 +297,7 @@ def stat_command(s: Session, remote: str) -> None:
             if value:
                 click.echo(f"  {label}: {value}")
         for k, v in sorted(props.metadata.items()):
-            click.echo(f"  meta {k}: {v}")
+            click.echo(f"  meta {printable(k)}: {printable(v)}")
 
     s.emit({**props.to_json(), "url": url.url}, human)
 

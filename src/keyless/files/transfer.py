@@ -1,11 +1,23 @@
 """Parallel transfers with bounded memory: files, trees, copies and sync.
 
-* Upload: create the file at its full size (the service zero-fills it), then send ranges of at most 4 MiB in
-  parallel, each read with ``os.pread`` by the worker that sends it. All-zero ranges are skipped: the file is
-  already zero there. Memory: at most ``concurrency`` ranges in flight.
+* Upload: create a hidden part file ``.<name>.<random>.keyless-part`` next to the target at its full size
+  (the service zero-fills it), send ranges of at most 4 MiB in parallel, each read with ``os.pread`` by the
+  worker that sends it, then rename the part over the target (Rename File with replace). So the target never
+  exists half-written: a killed upload leaves only a part file, which ``sync`` does not take for the real
+  file, and two uploads of one file never mix their ranges. All-zero ranges are skipped: the file is already
+  zero there. Memory: at most ``concurrency`` ranges in flight. Missing parent directories are created.
+* A single-file upload also checks, just before publishing, that the target is still the file it found at
+  the start (its ETag); if another upload replaced it meanwhile, this one fails and publishes nothing.
+* Only regular files are uploaded: FIFOs, devices, sockets and pseudo-files that report size 0 but have
+  content (``/proc``) are refused by name, never read as empty or waited on forever.
+* Names are compared as the service compares them (case-insensitive, case-preserving): two local names that
+  differ only in case are refused before anything is uploaded, and ``sync --delete`` never deletes a remote
+  file that a local file with a case-only different name maps to.
 * Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
   target, fsync, then rename over the target only when every range arrived; any failure removes the
-  temporary file, so an interrupted download never leaves a truncated file under the real name. Each range's
+  temporary file, so an interrupted download never leaves a truncated file under the real name. Part files
+  a killed download left for the same target are removed on the next download of it (a part file still
+  locked by a running download is left alone). Each range's
   MD5 is checked when the service sends one, the ETag of every range must match the one the download
   started with, and the whole-file ``Content-MD5`` is checked when the file has one.
 * Remote names are refused on download when they could escape the target directory (``..``, absolute paths,
@@ -18,23 +30,40 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import secrets
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.files.errors import IntegrityError, NotFound, UnsafeName
+from keyless.files.errors import (
+    ChangedDuringUpload,
+    FilesError,
+    IntegrityError,
+    NameCollision,
+    NotFound,
+    NotRegularFile,
+    UnsafeName,
+)
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import ranges, run_bounded
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
+try:
+    import fcntl
+except ImportError:  # Windows: an open file cannot be deleted there, which protects running downloads anyway
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from keyless.files.client import ShareClient
 
 PART_SUFFIX = ".keyless-part"
+_HEX8 = re.compile(r"[0-9a-f]{8}")
+_PART_NAME = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(PART_SUFFIX) + r"\Z", re.DOTALL)
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
 
@@ -85,6 +114,100 @@ def safe_local_path(root: Path, remote_relative: str) -> Path:
     return target
 
 
+def is_part_name(name: str) -> bool:
+    """Whether ``name`` (the last component) is one of keyless's hidden part files."""
+    return bool(_PART_NAME.match(name))
+
+
+def case_key(path: str) -> str:
+    """How the service compares names: case-insensitively, one character at a time (like NTFS's upcase
+    table, so no ``ß`` -> ``SS`` expansion), keeping the name as given."""
+    return "".join(u if len(u := c.upper()) == 1 else c for c in path)
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISDIR: "a directory",
+    }
+    return next((label for test, label in kinds.items() if test(mode)), "not a regular file")
+
+
+def _not_regular(local: Path, mode: int) -> str:
+    return f"{local} is {_kind(mode)}: only regular files and directories are uploaded"
+
+
+def check_uploadable(local: Path) -> None:
+    """Refuse what is neither a regular file nor a directory, before any request is made."""
+    st = os.stat(local)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise NotRegularFile(_not_regular(local, st.st_mode))
+
+
+def _open_regular(local: Path) -> tuple[int, os.stat_result]:
+    """Open ``local`` for reading without blocking (a FIFO with no writer would block ``open``), and refuse
+    anything but a regular file whose size is what ``stat`` says."""
+    fd = os.open(local, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(_not_regular(local, st.st_mode))
+        if st.st_size == 0 and os.pread(fd, 1, 0):
+            raise NotRegularFile(
+                f"{local} reports a size of 0 but has content (a /proc or /sys file?): its size is not known "
+                "in advance, so it is not uploaded"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _remote_part(remote: str) -> str:
+    parent, _, name = join_path(remote).rpartition("/")
+    return join_path(parent, f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+
+
+def _publish(
+    client: ShareClient,
+    remote: str,
+    size: int,
+    fill: Callable[[str], None],
+    *,
+    guard: bool,
+    content_type: str | None,
+    metadata: dict[str, str] | None,
+    last_write_time: float | None,
+) -> None:
+    """Write a file of ``size`` bytes under a hidden part name (``fill`` sends its ranges), then rename it
+    over ``remote``. With ``guard``, refuse to publish when ``remote`` changed since the start (its ETag):
+    of two concurrent uploads, the second to finish fails instead of silently replacing the first."""
+    expected = client.file_etag(remote) if guard else None
+    part = _remote_part(remote)
+    client.create_file(
+        part,
+        size,
+        content_type=content_type,
+        metadata=metadata,
+        last_write_time=last_write_time,
+        parents=True,
+    )
+    try:
+        fill(part)
+        if guard and client.file_etag(remote) != expected:
+            raise ChangedDuringUpload(
+                f"{remote} was replaced by another writer during this upload: not published"
+            )
+        client.rename(part, remote, replace=True, is_dir=False)
+    except BaseException:
+        with contextlib.suppress(FilesError):
+            client.delete_file(part)
+        raise
+
+
 # --- single files ------------------------------------------------------------------------------------
 
 
@@ -98,26 +221,37 @@ def upload_file(
     content_type: str | None = None,
     metadata: dict[str, str] | None = None,
     preserve_mtime: bool = True,
+    guard: bool = True,
 ) -> int:
-    """Upload ``local`` to ``remote``; returns the number of bytes."""
+    """Upload ``local`` to ``remote`` (published whole, see the module docstring); returns the number of
+    bytes. ``guard``: fail rather than replace a file another writer changed during the upload."""
     concurrency = concurrency or client.concurrency
-    fd = os.open(local, os.O_RDONLY)
+    fd, st = _open_regular(local)
     try:
-        st = os.fstat(fd)
         size = st.st_size
-        mtime = st.st_mtime if preserve_mtime else None
-        client.create_file(remote, size, content_type=content_type, metadata=metadata, last_write_time=mtime)
 
-        def send(rng: tuple[int, int]) -> None:
-            offset, length = rng
-            data = os.pread(fd, length, offset)
-            if len(data) != length:
-                raise IntegrityError(f"{local} changed size during the upload")
-            if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
-                client.put_range(remote, offset, data, preserve_mtime=preserve_mtime)
-            progress(length)
+        def fill(part: str) -> None:
+            def send(rng: tuple[int, int]) -> None:
+                offset, length = rng
+                data = os.pread(fd, length, offset)
+                if len(data) != length:
+                    raise IntegrityError(f"{local} changed size during the upload")
+                if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
+                    client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
+                progress(length)
 
-        run_bounded(send, ranges(size), concurrency)
+            run_bounded(send, ranges(size), concurrency)
+
+        _publish(
+            client,
+            remote,
+            size,
+            fill,
+            guard=guard,
+            content_type=content_type,
+            metadata=metadata,
+            last_write_time=st.st_mtime if preserve_mtime else None,
+        )
     finally:
         os.close(fd)
     return size
@@ -125,6 +259,47 @@ def upload_file(
 
 def _part_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+
+
+def _lock_part(fd: int) -> None:
+    """Mark a part file as in use for as long as this process holds it open (a killed process drops the
+    lock), so that :func:`remove_stale_parts` leaves a running download's part alone."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def remove_stale_parts(target: Path) -> int:
+    """Remove the part files that killed downloads of ``target`` left next to it; returns how many."""
+    prefix = f".{target.name}."
+    removed = 0
+    try:
+        siblings = list(os.scandir(target.parent))
+    except OSError:
+        return 0
+    for entry in siblings:
+        name = entry.name
+        # Exactly this target's parts (".<name>.<8 hex>.keyless-part"), not those of a longer name.
+        middle = name[len(prefix) : -len(PART_SUFFIX)]
+        if not (name.startswith(prefix) and name.endswith(PART_SUFFIX) and _HEX8.fullmatch(middle)):
+            continue
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a download running right now holds it
+            with contextlib.suppress(OSError):  # on Windows an open part cannot be removed: that is fine
+                os.unlink(entry.path)
+                removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 def download_file(
@@ -143,9 +318,11 @@ def download_file(
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
+    remove_stale_parts(local)
     part = _part_name(local)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        _lock_part(fd)
         os.ftruncate(fd, size)
 
         def fetch(rng: tuple[int, int]) -> None:
@@ -198,6 +375,7 @@ def copy_file(
     concurrency: int | None = None,
     progress: Progress = _noop,
     props: Properties | None = None,
+    guard: bool = True,
 ) -> int:
     """Copy a file between any two shares (even across accounts) by streaming ranges through this machine.
 
@@ -208,24 +386,29 @@ def copy_file(
     props = props or src.properties(src_path)
     if props.is_dir:
         raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
-    dst.create_file(
+
+    def fill(part: str) -> None:
+        def move(rng: tuple[int, int]) -> None:
+            offset, length = rng
+            data, resp = src.get_range(src_path, offset, length)
+            if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
+                raise IntegrityError(f"{src_path} changed on the service during the copy")
+            if data.count(0) != length:
+                dst.put_range(part, offset, data, preserve_mtime=True)
+            progress(length)
+
+        run_bounded(move, ranges(props.size), concurrency or src.concurrency)
+
+    _publish(
+        dst,
         dst_path,
         props.size,
+        fill,
+        guard=guard,
         content_type=props.content_type or None,
         metadata=props.metadata or None,
         last_write_time=_remote_mtime(props),
     )
-
-    def move(rng: tuple[int, int]) -> None:
-        offset, length = rng
-        data, resp = src.get_range(src_path, offset, length)
-        if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
-            raise IntegrityError(f"{src_path} changed on the service during the copy")
-        if data.count(0) != length:
-            dst.put_range(dst_path, offset, data, preserve_mtime=True)
-        progress(length)
-
-    run_bounded(move, ranges(props.size), concurrency or src.concurrency)
     return props.size
 
 
@@ -239,8 +422,24 @@ def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
         base = Path(dirpath)
         for name in sorted(filenames):
             path = base / name
-            if path.is_file() and not path.is_symlink():
+            # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
+            if path.is_file() and not path.is_symlink() and not is_part_name(name):
                 yield path.relative_to(root).as_posix(), path
+
+
+def check_case_collisions(rels: list[str]) -> None:
+    """Refuse names the service would take for one file (``A.txt`` and ``a.txt``), naming them."""
+    seen: dict[str, str] = {}
+    clashes: list[str] = []
+    for rel in rels:
+        other = seen.setdefault(case_key(rel), rel)
+        if other != rel:
+            clashes.append(f"{other!r} and {rel!r}")
+    if clashes:
+        shown = "; ".join(clashes[:5]) + (f"; and {len(clashes) - 5} more" if len(clashes) > 5 else "")
+        raise NameCollision(
+            f"names that differ only in letter case would be one file on the share: {shown}; nothing uploaded"
+        )
 
 
 def _local_dirs(root: Path) -> list[str]:
@@ -263,9 +462,12 @@ def upload_tree(
     """Upload every file under ``local_root`` into ``remote_root``, files in parallel."""
     stats = TransferStats()
     remote_root = join_path(remote_root)
+    local_dirs = _local_dirs(local_root)
+    files = list(_local_files(local_root))
+    check_case_collisions([*local_dirs, *(rel for rel, _ in files)])
     if remote_root:
         client.mkdir(remote_root, parents=True, exist_ok=True)
-    for rel in _local_dirs(local_root):  # parents before children: sorted order guarantees it
+    for rel in local_dirs:  # parents before children: sorted order guarantees it
         client.mkdir(join_path(remote_root, rel), exist_ok=True)
 
     def one(item: tuple[str, Path]) -> None:
@@ -274,12 +476,19 @@ def upload_tree(
             stats.add(skipped=1)
             progress(path.stat().st_size)
             return
+        # Trees skip the per-file ETag guard (two more requests per file); each file is still published
+        # whole by a rename, so concurrent runs never mix ranges.
         n = upload_file(
-            client, path, join_path(remote_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+            client,
+            path,
+            join_path(remote_root, rel),
+            concurrency=TREE_RANGE_CONCURRENCY,
+            progress=progress,
+            guard=False,
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, _local_files(local_root), workers or client.concurrency)
+    run_bounded(one, files, workers or client.concurrency)
     return stats
 
 
@@ -307,7 +516,8 @@ def list_tree(client: ShareClient, remote_root: str) -> RemoteTree:
 
     for _dirpath, ds, fs in client.walk(root):
         dirs.extend(rel(d.path) for d in ds)
-        files.extend((rel(f.path), f) for f in fs)
+        # Part files are uploads in progress or killed ones: never copied, downloaded or synced as data.
+        files.extend((rel(f.path), f) for f in fs if not is_part_name(f.name))
     return RemoteTree(root, dirs, files)
 
 
@@ -387,6 +597,7 @@ def copy_tree(
             join_path(dst_root, rel),
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
+            guard=False,
         )
         stats.add(files=1, nbytes=n)
 
@@ -421,22 +632,27 @@ def sync_up(
     """Make ``remote_root`` match ``local_root``: upload new and changed files; with ``delete``, remove
     remote files that do not exist locally."""
     remote_root = join_path(remote_root)
+    # Keyed as the service compares names: after a case-only local rename (Report.txt -> report.txt) the
+    # remote Report.txt *is* the file report.txt writes to, so it is compared, and never deleted.
     try:
-        remote = {rel: (size, mtime, full) for rel, full, size, mtime in remote_files(client, remote_root)}
+        remote = {
+            case_key(rel): (size, mtime, full, rel)
+            for rel, full, size, mtime in remote_files(client, remote_root)
+        }
     except NotFound:
         remote = {}
 
     def skip(rel: str, path: Path) -> bool:
-        known = remote.get(rel)
-        if known is None:
+        known = remote.get(case_key(rel))
+        if known is None or known[3] != rel:  # a case-only rename is uploaded, so the new name shows
             return False
         st = path.stat()
         return same_file(st.st_size, st.st_mtime, known[0], known[1])
 
     stats = upload_tree(client, local_root, remote_root, workers=workers, progress=progress, skip=skip)
     if delete:
-        local = {rel for rel, _ in _local_files(local_root)}
-        extra = [full for rel, (_, _, full) in remote.items() if rel not in local]
+        local = {case_key(rel) for rel, _ in _local_files(local_root)}
+        extra = [full for key, (_, _, full, _) in remote.items() if key not in local]
         run_bounded(client.delete_file, extra, workers or client.concurrency)
         stats.add(deleted=len(extra))
     return stats

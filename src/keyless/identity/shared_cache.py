@@ -94,9 +94,20 @@ class SharedTokenCache:
         digest = hashlib.sha256(f"{key.scope}\n{key.resource}".encode()).hexdigest()[:40]
         return self.directory / f"{digest}.lock", self.directory / f"{digest}.json"
 
+    @staticmethod
+    def _open_lock(lock_path: Path) -> int:
+        """The lock file's descriptor; a lock that cannot be opened (a symlink planted there: ELOOP from
+        O_NOFOLLOW, a directory, no permission) turns the cache off rather than failing the command."""
+        try:
+            return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise SharedCacheUnavailable(
+                f"cannot open the lock file {lock_path} ({exc.strerror or exc}): is it a symlink? "
+                "Remove it to use the cache again"
+            ) from None
+
     @contextlib.contextmanager
-    def _locked(self, lock_path: Path) -> Iterator[bool]:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def _locked(self, fd: int, lock_path: Path) -> Iterator[bool]:
         try:
             deadline = time.monotonic() + self._lock_timeout
             pause = 0.005
@@ -167,7 +178,13 @@ class SharedTokenCache:
             self.fetches += 1
             return fetch()
         lock_path, _ = self._paths(key)
-        with self._locked(lock_path):
+        try:
+            lock_fd = self._open_lock(lock_path)
+        except SharedCacheUnavailable as exc:
+            log.warning("shared token cache off: %s", exc)
+            self.fetches += 1
+            return fetch()
+        with self._locked(lock_fd, lock_path):
             stored = self.read(key)
             now = self._clock.now()
             if stored is not None and now < stored.refresh_on:
@@ -201,7 +218,11 @@ class SharedTokenCache:
         except (OSError, SharedCacheUnavailable):
             return False
         lock_path, data_path = self._paths(key)
-        with self._locked(lock_path):
+        try:
+            lock_fd = self._open_lock(lock_path)
+        except SharedCacheUnavailable:
+            return False
+        with self._locked(lock_fd, lock_path):
             stored = self.read(key)
             if stored is None or (token is not None and stored.token != token):
                 return False
