@@ -8,7 +8,7 @@ from files_fake import BASE, FakeTransport, StaticCredential
 
 from keyless.clock import FakeClock
 from keyless.files import errors as fe
-from keyless.files import transfer
+from keyless.files import sync, transfer
 from keyless.files.client import ShareClient
 from keyless.files.retry import RetryPolicy
 
@@ -252,15 +252,15 @@ def test_trees_and_sync(tmp_path: Path) -> None:
     transfer.copy_tree(client, "dst", client, "copy")
     assert client.read_bytes("copy/a/one") == files["a/one"]
     # sync: nothing changed -> all skipped; then a change, a new file and a deletion
-    stats = transfer.sync_up(client, src, "dst")
+    stats = sync.sync_up(client, src, "dst")
     assert stats.files == 0 and stats.skipped == 3
     (src / "top.txt").write_bytes(b"changed!")
     (src / "new").write_bytes(b"n")
     (src / "a" / "one").unlink()
-    stats = transfer.sync_up(client, src, "dst", delete=True)
+    stats = sync.sync_up(client, src, "dst", delete=True)
     assert stats.files == 2 and stats.deleted == 1
     assert not client.exists("dst/a/one") and client.read_bytes("dst/top.txt") == b"changed!"
-    stats = transfer.sync_down(client, "dst", out, delete=True)
+    stats = sync.sync_down(client, "dst", out, delete=True)
     assert (out / "top.txt").read_bytes() == b"changed!" and not (out / "a" / "one").exists()
 
 

@@ -22,7 +22,7 @@ import click
 
 from keyless.cli._files_common import printable
 from keyless.cli._files_session import Session, common_options
-from keyless.files import copying, transfer
+from keyless.files import copying, sync, transfer
 from keyless.files.parallel import ranges
 from keyless.files.urls import is_remote
 
@@ -319,7 +319,7 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
         if not local.is_dir():
             raise click.UsageError(f"{source} is not a directory")
         with s.progress(_local_size(local), "sync") as progress:
-            stats = transfer.sync_up(
+            stats = sync.sync_up(
                 s.client(durl), local, durl.path, delete=delete, workers=s.concurrency, progress=progress
             )
     else:
@@ -327,7 +327,7 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
         client = s.client(surl)
         tree = transfer.list_tree(client, surl.path)
         with s.progress(tree.total_size, "sync") as progress:
-            stats = transfer.sync_down(
+            stats = sync.sync_down(
                 client,
                 surl.path,
                 Path(dest),

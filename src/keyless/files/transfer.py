@@ -30,40 +30,50 @@ import base64
 import contextlib
 import hashlib
 import os
-import re
-import secrets
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.files.errors import (
-    ChangedDuringUpload,
-    FilesError,
-    IntegrityError,
-    NameCollision,
-    NotFound,
-    NotRegularFile,
-    UnsafeName,
-)
+from keyless.files.errors import ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import ranges, run_bounded
+from keyless.files.parts import (
+    PART_SUFFIX,
+    is_part_name,
+    local_part_name,
+    lock_part,
+    remote_part_name,
+    remove_stale_parts,
+)
+from keyless.files.sources import check_case_collisions, check_uploadable, open_regular
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
-try:
-    import fcntl
-except ImportError:  # Windows: an open file cannot be deleted there, which protects running downloads anyway
-    fcntl = None  # type: ignore[assignment]
+__all__ = [
+    "PART_SUFFIX",
+    "Progress",
+    "RemoteTree",
+    "TransferStats",
+    "check_uploadable",
+    "copy_file",
+    "copy_tree",
+    "download_file",
+    "download_tree",
+    "is_part_name",
+    "list_tree",
+    "local_files",
+    "remote_files",
+    "remove_stale_parts",
+    "safe_local_path",
+    "upload_file",
+    "upload_tree",
+]
 
 if TYPE_CHECKING:
     from keyless.files.client import ShareClient
 
-PART_SUFFIX = ".keyless-part"
-_HEX8 = re.compile(r"[0-9a-f]{8}")
-_PART_NAME = re.compile(r"\..+\.[0-9a-f]{8}" + re.escape(PART_SUFFIX) + r"\Z", re.DOTALL)
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
 
@@ -114,63 +124,6 @@ def safe_local_path(root: Path, remote_relative: str) -> Path:
     return target
 
 
-def is_part_name(name: str) -> bool:
-    """Whether ``name`` (the last component) is one of keyless's hidden part files."""
-    return bool(_PART_NAME.match(name))
-
-
-def case_key(path: str) -> str:
-    """How the service compares names: case-insensitively, one character at a time (like NTFS's upcase
-    table, so no ``ß`` -> ``SS`` expansion), keeping the name as given."""
-    return "".join(u if len(u := c.upper()) == 1 else c for c in path)
-
-
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-        stat.S_ISDIR: "a directory",
-    }
-    return next((label for test, label in kinds.items() if test(mode)), "not a regular file")
-
-
-def _not_regular(local: Path, mode: int) -> str:
-    return f"{local} is {_kind(mode)}: only regular files and directories are uploaded"
-
-
-def check_uploadable(local: Path) -> None:
-    """Refuse what is neither a regular file nor a directory, before any request is made."""
-    st = os.stat(local)
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        raise NotRegularFile(_not_regular(local, st.st_mode))
-
-
-def _open_regular(local: Path) -> tuple[int, os.stat_result]:
-    """Open ``local`` for reading without blocking (a FIFO with no writer would block ``open``), and refuse
-    anything but a regular file whose size is what ``stat`` says."""
-    fd = os.open(local, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(_not_regular(local, st.st_mode))
-        if st.st_size == 0 and os.pread(fd, 1, 0):
-            raise NotRegularFile(
-                f"{local} reports a size of 0 but has content (a /proc or /sys file?): its size is not known "
-                "in advance, so it is not uploaded"
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def _remote_part(remote: str) -> str:
-    parent, _, name = join_path(remote).rpartition("/")
-    return join_path(parent, f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-
-
 def _publish(
     client: ShareClient,
     remote: str,
@@ -186,7 +139,7 @@ def _publish(
     over ``remote``. With ``guard``, refuse to publish when ``remote`` changed since the start (its ETag):
     of two concurrent uploads, the second to finish fails instead of silently replacing the first."""
     expected = client.file_etag(remote) if guard else None
-    part = _remote_part(remote)
+    part = remote_part_name(remote)
     client.create_file(
         part,
         size,
@@ -226,7 +179,7 @@ def upload_file(
     """Upload ``local`` to ``remote`` (published whole, see the module docstring); returns the number of
     bytes. ``guard``: fail rather than replace a file another writer changed during the upload."""
     concurrency = concurrency or client.concurrency
-    fd, st = _open_regular(local)
+    fd, st = open_regular(local)
     try:
         size = st.st_size
 
@@ -257,51 +210,6 @@ def upload_file(
     return size
 
 
-def _part_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-
-
-def _lock_part(fd: int) -> None:
-    """Mark a part file as in use for as long as this process holds it open (a killed process drops the
-    lock), so that :func:`remove_stale_parts` leaves a running download's part alone."""
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def remove_stale_parts(target: Path) -> int:
-    """Remove the part files that killed downloads of ``target`` left next to it; returns how many."""
-    prefix = f".{target.name}."
-    removed = 0
-    try:
-        siblings = list(os.scandir(target.parent))
-    except OSError:
-        return 0
-    for entry in siblings:
-        name = entry.name
-        # Exactly this target's parts (".<name>.<8 hex>.keyless-part"), not those of a longer name.
-        middle = name[len(prefix) : -len(PART_SUFFIX)]
-        if not (name.startswith(prefix) and name.endswith(PART_SUFFIX) and _HEX8.fullmatch(middle)):
-            continue
-        if not entry.is_file(follow_symlinks=False):
-            continue
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            continue
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # a download running right now holds it
-            with contextlib.suppress(OSError):  # on Windows an open part cannot be removed: that is fine
-                os.unlink(entry.path)
-                removed += 1
-        finally:
-            os.close(fd)
-    return removed
-
-
 def download_file(
     client: ShareClient,
     remote: str,
@@ -319,10 +227,10 @@ def download_file(
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
     remove_stale_parts(local)
-    part = _part_name(local)
+    part = local_part_name(local)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        _lock_part(fd)
+        lock_part(fd)
         os.ftruncate(fd, size)
 
         def fetch(rng: tuple[int, int]) -> None:
@@ -415,7 +323,7 @@ def copy_file(
 # --- trees ------------------------------------------------------------------------------------------------
 
 
-def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
+def local_files(root: Path) -> Iterator[tuple[str, Path]]:
     """``(relative posix path, path)`` of every regular file under ``root``; symlinks are not followed."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -425,21 +333,6 @@ def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
             # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
             if path.is_file() and not path.is_symlink() and not is_part_name(name):
                 yield path.relative_to(root).as_posix(), path
-
-
-def check_case_collisions(rels: list[str]) -> None:
-    """Refuse names the service would take for one file (``A.txt`` and ``a.txt``), naming them."""
-    seen: dict[str, str] = {}
-    clashes: list[str] = []
-    for rel in rels:
-        other = seen.setdefault(case_key(rel), rel)
-        if other != rel:
-            clashes.append(f"{other!r} and {rel!r}")
-    if clashes:
-        shown = "; ".join(clashes[:5]) + (f"; and {len(clashes) - 5} more" if len(clashes) > 5 else "")
-        raise NameCollision(
-            f"names that differ only in letter case would be one file on the share: {shown}; nothing uploaded"
-        )
 
 
 def _local_dirs(root: Path) -> list[str]:
@@ -463,7 +356,7 @@ def upload_tree(
     stats = TransferStats()
     remote_root = join_path(remote_root)
     local_dirs = _local_dirs(local_root)
-    files = list(_local_files(local_root))
+    files = list(local_files(local_root))
     check_case_collisions([*local_dirs, *(rel for rel, _ in files)])
     if remote_root:
         client.mkdir(remote_root, parents=True, exist_ok=True)
@@ -602,90 +495,4 @@ def copy_tree(
         stats.add(files=1, nbytes=n)
 
     run_bounded(one, tree.files, workers or src.concurrency)
-    return stats
-
-
-# --- sync ---------------------------------------------------------------------------------------------------
-
-MTIME_TOLERANCE = 2.0  # seconds: SMB keeps 100 ns ticks, but some filesystems keep 1-2 s
-
-
-def same_file(local_size: int, local_mtime: float, remote_size: int, remote_time: str) -> bool:
-    """Size and modification time match (the service keeps the local mtime keyless uploads with)."""
-    remote_mtime = parse_time(remote_time)
-    return (
-        local_size == remote_size
-        and remote_mtime is not None
-        and abs(remote_mtime - local_mtime) <= MTIME_TOLERANCE
-    )
-
-
-def sync_up(
-    client: ShareClient,
-    local_root: Path,
-    remote_root: str,
-    *,
-    delete: bool = False,
-    workers: int | None = None,
-    progress: Progress = _noop,
-) -> TransferStats:
-    """Make ``remote_root`` match ``local_root``: upload new and changed files; with ``delete``, remove
-    remote files that do not exist locally."""
-    remote_root = join_path(remote_root)
-    # Keyed as the service compares names: after a case-only local rename (Report.txt -> report.txt) the
-    # remote Report.txt *is* the file report.txt writes to, so it is compared, and never deleted.
-    try:
-        remote = {
-            case_key(rel): (size, mtime, full, rel)
-            for rel, full, size, mtime in remote_files(client, remote_root)
-        }
-    except NotFound:
-        remote = {}
-
-    def skip(rel: str, path: Path) -> bool:
-        known = remote.get(case_key(rel))
-        if known is None or known[3] != rel:  # a case-only rename is uploaded, so the new name shows
-            return False
-        st = path.stat()
-        return same_file(st.st_size, st.st_mtime, known[0], known[1])
-
-    stats = upload_tree(client, local_root, remote_root, workers=workers, progress=progress, skip=skip)
-    if delete:
-        local = {case_key(rel) for rel, _ in _local_files(local_root)}
-        extra = [full for key, (_, _, full, _) in remote.items() if key not in local]
-        run_bounded(client.delete_file, extra, workers or client.concurrency)
-        stats.add(deleted=len(extra))
-    return stats
-
-
-def sync_down(
-    client: ShareClient,
-    remote_root: str,
-    local_root: Path,
-    *,
-    delete: bool = False,
-    workers: int | None = None,
-    progress: Progress = _noop,
-    tree: RemoteTree | None = None,
-) -> TransferStats:
-    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely.
-    The remote tree is listed once (``tree``, when the caller has it already)."""
-    tree = tree or list_tree(client, remote_root)
-
-    def skip(rel: str, target: Path, size: int, mtime: str) -> bool:
-        try:
-            st = target.stat()
-        except FileNotFoundError:
-            return False
-        return same_file(st.st_size, st.st_mtime, size, mtime)
-
-    stats = download_tree(
-        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree
-    )
-    if delete:
-        remote = {rel for rel, _ in tree.files}
-        for rel, path in list(_local_files(local_root)):
-            if rel not in remote:
-                path.unlink()
-                stats.add(deleted=1)
     return stats
