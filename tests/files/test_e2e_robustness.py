@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -308,3 +311,79 @@ def test_listing_entries_that_are_not_single_names_are_refused(bad: str) -> None
     ).encode()
     with pytest.raises(UnsafeName, match="not a single name"):
         parse_listing(xml, "evil")
+
+
+# --- a hostile server's listing, through the command line ---------------------------------------------------
+
+_HOSTILE_LISTING = (
+    b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Entries>'
+    b'<Directory><Name Encoded="true">..%2F..%2Fescdir</Name><Properties /></Directory>'
+    b"<File><Name>..</Name><Properties><Content-Length>3</Content-Length></Properties></File>"
+    b"</Entries><NextMarker /></EnumerationResults>"
+)
+
+
+def _hostile_front(cert: Path, key: Path) -> ThreadingHTTPServer:
+    """Answers like a share whose every directory lists a ``../../escdir`` directory and a ``..`` file."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, status: int, body: bytes = b"") -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", '"0x1"')
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self._reply(404)
+
+        def do_GET(self) -> None:
+            self._reply(200, _HOSTILE_LISTING if "comp=list" in self.path else b"")
+
+        def do_DELETE(self) -> None:
+            self._reply(202)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_hostile_listing_names_are_refused_by_every_tree_command(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    from test_e2e_gaps import _self_signed
+
+    cert, key = _self_signed(tmp_path)
+    server = _hostile_front(cert, key)
+    try:
+        # Tokens still come from the real emulator's IMDS; the Files endpoint is the hostile front.
+        info = json.loads((emulator.data_dir / "emulator.json").read_text())
+        info["files_url"] = f"https://127.0.0.1:{server.server_address[1]}"
+        info["ca_cert"] = str(cert)
+        front = tmp_path / "front"
+        front.mkdir()
+        (front / "emulator.json").write_text(json.dumps(info))
+        work = tmp_path / "work"
+        work.mkdir()
+        runs = {
+            "cp": ["-r", "azfiles://devaccount/demo/evil", str(work / "out")],
+            "sync": ["--delete", "azfiles://devaccount/demo/evil", str(work / "synced")],
+            "rm": ["-r", "azfiles://devaccount/demo/evil"],
+            "ls": ["-R", "azfiles://devaccount/demo/evil"],
+        }
+        for command, args in runs.items():
+            result = CliRunner().invoke(FILE_COMMANDS[command], [*args, "--emulator", str(front)])
+            assert result.exit_code == 9, (command, result.exit_code, result.output, result.exception)
+            assert "not a single name" in result.stderr and "Traceback" not in result.output, command
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cert.pem", "key.pem", "front", "work"])
+        assert not (tmp_path.parent / "escdir").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
