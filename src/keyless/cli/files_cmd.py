@@ -41,7 +41,11 @@ def _size(n: int | None) -> str:
 def _local_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(
+        p.stat().st_size
+        for p in path.rglob("*")
+        if p.is_file() and not p.is_symlink() and not transfer.is_part_name(p.name)  # parts are not synced
+    )
 
 
 # --- commands --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Parallel transfers with bounded memory: files, trees, copies and sync.
+"""Parallel transfers with bounded memory: files, trees and copies (``sync`` builds on them).
 
 * Upload: create a hidden part file ``.<name>.<random>.keyless-part`` next to the target at its full size
   (the service zero-fills it), send ranges of at most 4 MiB in parallel, each read with ``os.pread`` by the
