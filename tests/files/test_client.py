@@ -279,3 +279,28 @@ def test_symlink_escape_refused(tmp_path: Path) -> None:
     with pytest.raises(fe.UnsafeName):
         transfer.safe_local_path(root, "link/x")
     assert transfer.safe_local_path(root, "ok/x") == root / "ok" / "x"
+
+
+def test_a_new_file_is_published_only_if_nobody_created_it_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ETag check before the rename leaves a window; for a target that did not exist at the start the
+    rename itself closes it (no replace): a file created in the window is never overwritten."""
+    client, _fake, _ = make()
+    local = tmp_path / "mine.bin"
+    local.write_bytes(b"mine")
+    real_etag = client.file_etag
+    calls: list[str] = []
+
+    def etag_then_race(path: str) -> str | None:
+        calls.append(path)
+        if len(calls) == 2:  # just after the check, another writer creates the target
+            client.upload_bytes(path, b"theirs")
+            return None
+        return real_etag(path)
+
+    monkeypatch.setattr(client, "file_etag", etag_then_race)
+    with pytest.raises(fe.ChangedDuringUpload):
+        transfer.upload_file(client, local, "new.bin")
+    assert client.read_bytes("new.bin") == b"theirs"
+    assert [e.name for e in client.listdir("")] == ["new.bin"], "the part file was left behind"

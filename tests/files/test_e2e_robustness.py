@@ -387,3 +387,32 @@ def test_hostile_listing_names_are_refused_by_every_tree_command(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_service_refuses_to_publish_over_a_file_created_during_the_upload(
+    emulator: EmulatorProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename without replace is what closes the window after the ETag check, on the real protocol."""
+    from keyless.files import errors as fe
+    from keyless.files import transfer
+
+    client = _client(emulator)
+    local = tmp_path / "mine.bin"
+    local.write_bytes(b"mine")
+    remote = f"window-{uuid.uuid4().hex[:8]}.bin"
+    real_etag = client.file_etag
+    calls: list[str] = []
+
+    def etag_then_race(path: str) -> str | None:
+        calls.append(path)
+        if len(calls) == 2:
+            client.upload_bytes(path, b"theirs")
+            return None
+        return real_etag(path)
+
+    monkeypatch.setattr(client, "file_etag", etag_then_race)
+    with pytest.raises(fe.ChangedDuringUpload):
+        transfer.upload_file(client, local, remote)
+    assert client.read_bytes(remote) == b"theirs"
+    assert not [e.name for e in client.listdir("") if e.name.startswith(f".{remote}.")]
+    client.close()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.files.errors import ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
+from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import ranges, run_bounded
 from keyless.files.parts import (
@@ -150,11 +150,17 @@ def _publish(
     )
     try:
         fill(part)
+        changed = ChangedDuringUpload(
+            f"{remote} was replaced by another writer during this upload: not published"
+        )
         if guard and client.file_etag(remote) != expected:
-            raise ChangedDuringUpload(
-                f"{remote} was replaced by another writer during this upload: not published"
-            )
-        client.rename(part, remote, replace=True, is_dir=False)
+            raise changed
+        # A target that did not exist at the start is published without replace, so a file created between
+        # the check and the rename is never overwritten; an existing one can only be replaced.
+        try:
+            client.rename(part, remote, replace=not (guard and expected is None), is_dir=False)
+        except AlreadyExists:
+            raise changed from None
     except BaseException:
         with contextlib.suppress(FilesError):
             client.delete_file(part)
