@@ -223,6 +223,21 @@ def test_special_files_are_refused_by_name(emulator: EmulatorProcess, tmp_path: 
     assert kl(emulator, "stat", f"{top}/special")[0] == 7, "nothing may be uploaded"
 
 
+def test_a_tree_holding_a_fifo_is_uploaded_without_it_and_says_so(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    top = _top()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"a")
+    os.mkfifo(tree / "pipe")
+    proc = _cli(emulator, "put", "-r", str(tree) + "/", top)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"skipping '{tree / 'pipe'}': a FIFO, not uploaded" in err
+    assert _names(emulator, top) == ["a.txt"]
+
+
 # --- part files of killed downloads ------------------------------------------------------------------------
 
 

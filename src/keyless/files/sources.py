@@ -36,6 +36,15 @@ def _not_regular(local: Path, mode: int) -> str:
     return f"{local} is {_kind(mode)}: only regular files and directories are uploaded"
 
 
+def special_kind(local: Path) -> str:
+    """What ``local`` is when it is not a regular file, as a message says it ("a FIFO is not uploaded")."""
+    try:
+        mode = os.lstat(local).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return f"{_kind(mode)}, not uploaded"
+
+
 def check_uploadable(local: Path) -> None:
     """Refuse what is neither a regular file nor a directory, before any request is made."""
     st = os.stat(local)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ from keyless.files.parts import (
     remote_part_name,
     remove_stale_parts,
 )
-from keyless.files.sources import check_case_collisions, check_uploadable, open_regular
+from keyless.files.sources import check_case_collisions, check_uploadable, open_regular, special_kind
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
@@ -76,6 +77,8 @@ if TYPE_CHECKING:
 
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -337,7 +340,12 @@ def local_files(root: Path) -> Iterator[tuple[str, Path]]:
         for name in sorted(filenames):
             path = base / name
             # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
-            if path.is_file() and not path.is_symlink() and not is_part_name(name):
+            if path.is_symlink():
+                continue
+            if not path.is_file():
+                # As rsync does ("skipping non-regular file"): said, not silently dropped, and never read.
+                log.warning("skipping %r: %s", str(path), special_kind(path))
+            elif not is_part_name(name):
                 yield path.relative_to(root).as_posix(), path
 
 
