@@ -304,3 +304,19 @@ def test_a_new_file_is_published_only_if_nobody_created_it_meanwhile(
         transfer.upload_file(client, local, "new.bin")
     assert client.read_bytes("new.bin") == b"theirs"
     assert [e.name for e in client.listdir("")] == ["new.bin"], "the part file was left behind"
+
+
+def test_sync_down_delete_keeps_a_local_name_that_is_the_synced_file(tmp_path: Path) -> None:
+    """A case-insensitive local filesystem shows ``Report.txt`` and ``report.txt`` as one file; a hard
+    link models that here (two names, one file). The remote ``report.txt`` is synced, so neither name of
+    that file may be deleted as extraneous; a genuinely different file still is."""
+    client, _fake, _ = make()
+    client.mkdir("d")
+    client.upload_bytes("d/report.txt", b"synced")
+    out = tmp_path / "out"
+    sync.sync_down(client, "d", out)
+    os.link(out / "report.txt", out / "Report.txt")
+    (out / "REPORT.TXT").write_bytes(b"a different file")
+    stats = sync.sync_down(client, "d", out, delete=True)
+    assert (out / "Report.txt").read_bytes() == b"synced"
+    assert not (out / "REPORT.TXT").exists() and stats.deleted == 1

@@ -3,6 +3,7 @@ service compares them (case-insensitive, case-preserving)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,8 +108,21 @@ def sync_down(
     )
     if delete:
         remote = {rel for rel, _ in tree.files}
+        by_case = {case_key(rel): rel for rel in remote}
         for rel, path in list(local_files(local_root)):
-            if rel not in remote:
+            if rel not in remote and not _same_local_file(path, local_root, by_case.get(case_key(rel))):
                 path.unlink()
                 stats.add(deleted=1)
     return stats
+
+
+def _same_local_file(path: Path, local_root: Path, remote_rel: str | None) -> bool:
+    """Whether ``path`` is the very file a remote name that differs only in case was written to: on a
+    case-insensitive local filesystem (macOS, Windows) ``Report.txt`` and ``report.txt`` are one file, and
+    deleting the "extra" name would delete what was just synced."""
+    if remote_rel is None:
+        return False
+    try:
+        return os.path.samefile(path, local_root.joinpath(*remote_rel.split("/")))
+    except OSError:
+        return False
