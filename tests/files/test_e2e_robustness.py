@@ -165,7 +165,9 @@ def test_concurrent_puts_of_one_file_one_wins_the_other_fails_clearly(
     a, b = tmp_path / "A.bin", tmp_path / "B.bin"
     a.write_bytes(b"A" * (2 * 4 * MIB))
     b.write_bytes(b"B" * (6 * 4 * MIB))
-    emu.set_faults([{"target": "files", "action": "delay", "method": "PUT", "seconds": 0.2}])
+    # Every write waits, so both uploads have looked at the target before either publishes (A writes 4
+    # times, B 8 times): the race is real, not two puts one after the other.
+    emu.set_faults([{"target": "files", "action": "delay", "method": "PUT", "seconds": 0.5}])
     target = "azfiles://devaccount/demo/race.bin"
     procs = {"A": _cli(emu, "put", str(a), target, "--concurrency", "1")}
     procs["B"] = _cli(emu, "put", str(b), target, "--concurrency", "1")
