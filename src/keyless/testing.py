@@ -137,7 +137,11 @@ class EmulatorProcess:
 
     def audit(self, category: str | None = None) -> list[dict[str, Any]]:
         path = Path(self.emulator_info.audit_log)
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        # The emulator may be writing a line right now: a last line without its newline is not whole yet.
+        whole = text[: text.rfind("\n") + 1]
+        # Split on "\n" only: names may hold U+2028 or U+0085, which str.splitlines also breaks at.
+        lines = [json.loads(line) for line in whole.split("\n") if line.strip()]
         return [r for r in lines if category is None or r.get("Type") == category]
 
 

@@ -8,7 +8,7 @@ from files_fake import BASE, FakeTransport, StaticCredential
 
 from keyless.clock import FakeClock
 from keyless.files import errors as fe
-from keyless.files import transfer
+from keyless.files import sync, transfer
 from keyless.files.client import ShareClient
 from keyless.files.retry import RetryPolicy
 
@@ -252,15 +252,15 @@ def test_trees_and_sync(tmp_path: Path) -> None:
     transfer.copy_tree(client, "dst", client, "copy")
     assert client.read_bytes("copy/a/one") == files["a/one"]
     # sync: nothing changed -> all skipped; then a change, a new file and a deletion
-    stats = transfer.sync_up(client, src, "dst")
+    stats = sync.sync_up(client, src, "dst")
     assert stats.files == 0 and stats.skipped == 3
     (src / "top.txt").write_bytes(b"changed!")
     (src / "new").write_bytes(b"n")
     (src / "a" / "one").unlink()
-    stats = transfer.sync_up(client, src, "dst", delete=True)
+    stats = sync.sync_up(client, src, "dst", delete=True)
     assert stats.files == 2 and stats.deleted == 1
     assert not client.exists("dst/a/one") and client.read_bytes("dst/top.txt") == b"changed!"
-    stats = transfer.sync_down(client, "dst", out, delete=True)
+    stats = sync.sync_down(client, "dst", out, delete=True)
     assert (out / "top.txt").read_bytes() == b"changed!" and not (out / "a" / "one").exists()
 
 
@@ -279,3 +279,44 @@ def test_symlink_escape_refused(tmp_path: Path) -> None:
     with pytest.raises(fe.UnsafeName):
         transfer.safe_local_path(root, "link/x")
     assert transfer.safe_local_path(root, "ok/x") == root / "ok" / "x"
+
+
+def test_a_new_file_is_published_only_if_nobody_created_it_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ETag check before the rename leaves a window; for a target that did not exist at the start the
+    rename itself closes it (no replace): a file created in the window is never overwritten."""
+    client, _fake, _ = make()
+    local = tmp_path / "mine.bin"
+    local.write_bytes(b"mine")
+    real_etag = client.file_etag
+    calls: list[str] = []
+
+    def etag_then_race(path: str) -> str | None:
+        calls.append(path)
+        if len(calls) == 2:  # just after the check, another writer creates the target
+            client.upload_bytes(path, b"theirs")
+            return None
+        return real_etag(path)
+
+    monkeypatch.setattr(client, "file_etag", etag_then_race)
+    with pytest.raises(fe.ChangedDuringUpload):
+        transfer.upload_file(client, local, "new.bin")
+    assert client.read_bytes("new.bin") == b"theirs"
+    assert [e.name for e in client.listdir("")] == ["new.bin"], "the part file was left behind"
+
+
+def test_sync_down_delete_keeps_a_local_name_that_is_the_synced_file(tmp_path: Path) -> None:
+    """A case-insensitive local filesystem shows ``Report.txt`` and ``report.txt`` as one file; a hard
+    link models that here (two names, one file). The remote ``report.txt`` is synced, so neither name of
+    that file may be deleted as extraneous; a genuinely different file still is."""
+    client, _fake, _ = make()
+    client.mkdir("d")
+    client.upload_bytes("d/report.txt", b"synced")
+    out = tmp_path / "out"
+    sync.sync_down(client, "d", out)
+    os.link(out / "report.txt", out / "Report.txt")
+    (out / "REPORT.TXT").write_bytes(b"a different file")
+    stats = sync.sync_down(client, "d", out, delete=True)
+    assert (out / "Report.txt").read_bytes() == b"synced"
+    assert not (out / "REPORT.TXT").exists() and stats.deleted == 1

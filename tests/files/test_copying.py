@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from files_fake import BASE, FakeTransport, StaticCredential
 
-from keyless.files import copying, transfer
+from keyless.files import copying, sync
 from keyless.files.client import ShareClient
 
 
@@ -57,7 +57,7 @@ def test_a_download_lists_the_remote_tree_once(tmp_path: Path) -> None:
     # sync with --delete: still one listing
     fake.requests.clear()
     (tmp_path / "d" / "stale").write_bytes(b"old")
-    stats = transfer.sync_down(client, "d", tmp_path / "d", delete=True)
+    stats = sync.sync_down(client, "d", tmp_path / "d", delete=True)
     assert stats.deleted == 1 and stats.skipped == len(files)
     assert listings(fake) == one_walk
 

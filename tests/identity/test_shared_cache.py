@@ -171,3 +171,31 @@ def test_invalidating_an_older_token_keeps_the_newer_shared_one(tmp_path: Path) 
     b = ManagedIdentityCredential(source=source, shared_cache=shared, clock=clock)
     assert not b.invalidate(token="tok1")  # late report about the old token: nothing to drop
     assert b.get_token(scope).token == "tok2" and source.fetches == 2
+
+
+@pytest.mark.parametrize("planted", ["symlink", "directory"])
+def test_a_lock_that_cannot_be_opened_turns_the_cache_off_with_its_path(
+    tmp_path: Path, planted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A symlink planted as the lock (O_NOFOLLOW: ELOOP) or a directory in its place: the token is fetched
+    without the cache and a warning names the lock file, instead of the command failing."""
+    clock = FakeClock()
+    calls: list[int] = []
+    cache = SharedTokenCache(tmp_path / "c", clock=clock)
+    cache.get_or_fetch(KEY, fetcher(clock, calls))  # type: ignore[arg-type]
+    (lock,) = (tmp_path / "c").glob("*.lock")
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    lock.unlink()
+    if planted == "symlink":
+        lock.symlink_to(victim)
+    else:
+        lock.mkdir()
+    clock.advance(3500)  # the stored token is due for refresh: the lock is needed
+    fresh = SharedTokenCache(tmp_path / "c", clock=clock)
+    with caplog.at_level("WARNING"):
+        token = fresh.get_or_fetch(KEY, fetcher(clock, calls))  # type: ignore[arg-type]
+    assert token.token == "tok2" and len(calls) == 2
+    assert str(lock) in caplog.text and "shared token cache off" in caplog.text
+    assert fresh.evict(KEY) is False
+    assert victim.read_text() == "untouched"

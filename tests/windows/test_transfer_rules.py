@@ -9,7 +9,7 @@ import pytest
 from files.files_fake import BASE, FakeTransport, StaticCredential
 from keyless.files import errors as fe
 from keyless.files import localpaths as lp
-from keyless.files import transfer
+from keyless.files import sync, transfer
 from keyless.files.client import ShareClient
 from keyless.files.retry import RetryPolicy
 
@@ -47,7 +47,7 @@ def test_sync_down_delete_keeps_a_file_that_differs_only_in_case(tmp_path: Path)
     local = tmp_path / "local"
     local.mkdir()
     (local / "README.md").write_bytes(b"old")
-    stats = transfer.sync_down(c, "docs", local, delete=True, platform=lp.WINDOWS)
+    stats = sync.sync_down(c, "docs", local, delete=True, platform=lp.WINDOWS)
     assert stats.deleted == 0 and (local / "README.md").exists()
-    stats = transfer.sync_down(c, "docs", local, delete=True, platform=lp.POSIX)
+    stats = sync.sync_down(c, "docs", local, delete=True, platform=lp.POSIX)
     assert stats.deleted == 1 and not (local / "README.md").exists()  # on Linux they are two files

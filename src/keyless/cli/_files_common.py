@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import click
@@ -119,3 +120,28 @@ def exit_code_for(error: BaseException) -> int:
         if isinstance(error, cls):
             return code
     return EXIT_OTHER
+
+
+# --- names on a terminal --------------------------------------------------------------------------------
+
+#: Unicode categories never printed raw: controls (C0, C1 such as U+009B, a terminal's CSI), format
+#: characters (bidi overrides such as U+202E that reverse what follows, zero-width ones), line and
+#: paragraph separators, surrogates, private use and unassigned code points.
+_UNPRINTED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(text: str, *, keep: str = "") -> str:
+    """``text`` for a terminal: every character a terminal could act on or display deceptively is shown as
+    an escape (``\\x1b``, ``\\u202e``); ``keep``: characters left as they are (a message's newlines).
+    ``--json`` output keeps names exact instead."""
+    out = []
+    for ch in text:
+        if ch in keep or unicodedata.category(ch) not in _UNPRINTED:
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)

@@ -18,6 +18,7 @@ import click
 from keyless.cli import _files_common as common
 from keyless.cli import hints
 from keyless.files import errors as fe
+from keyless.files.auth import InvalidAccountKey
 from keyless.files.client import ShareClient
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, parse, share_url
 from keyless.identity.errors import IdentityError
@@ -64,14 +65,17 @@ class Session:
                 self._credential = common.make_credential(
                     self.client_id, self.object_id, self.resource_id, self.emulator
                 )
-            self._clients[key] = common.build_client(
-                url,
-                self._credential,
-                self.emulator,
-                concurrency=self.concurrency,
-                wait_for_access=self.wait_for_access,
-                account_key=account_key,
-            )
+            try:
+                self._clients[key] = common.build_client(
+                    url,
+                    self._credential,
+                    self.emulator,
+                    concurrency=self.concurrency,
+                    wait_for_access=self.wait_for_access,
+                    account_key=account_key,
+                )
+            except InvalidAccountKey as exc:
+                raise click.UsageError(f"{KEY_ENV}: {exc}; or unset it to use the managed identity") from None
         return self._clients[key]
 
     def progress_enabled(self) -> bool:
@@ -192,9 +196,9 @@ def _report(exc: BaseException, as_json: bool) -> None:
             )
             return
         head = f"HTTP {exc.status} {exc.code}: ".replace(" :", ":") if exc.status else ""
-        click.secho(f"Error: {head}{exc.message}", fg="red", err=True)
+        click.secho(f"Error: {head}{common.printable(exc.message, keep=chr(10))}", fg="red", err=True)
         remedy = hints.remedy_for(exc)
         if remedy:
-            click.echo(f"What to do: {remedy}", err=True)
+            click.echo(f"What to do: {common.printable(remedy, keep=chr(10))}", err=True)
         return
-    click.secho(f"Error: {exc}", fg="red", err=True)
+    click.secho(f"Error: {common.printable(str(exc), keep=chr(10))}", fg="red", err=True)

@@ -20,8 +20,9 @@ from typing import Any
 
 import click
 
+from keyless.cli._files_common import printable
 from keyless.cli._files_session import Session, common_options
-from keyless.files import copying, transfer
+from keyless.files import copying, sync, transfer
 from keyless.files.parallel import ranges
 from keyless.files.urls import is_remote
 
@@ -40,7 +41,11 @@ def _size(n: int | None) -> str:
 def _local_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(
+        p.stat().st_size
+        for p in path.rglob("*")
+        if p.is_file() and not p.is_symlink() and not transfer.is_part_name(p.name)  # parts are not synced
+    )
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -92,7 +97,7 @@ def _split(entries: Iterator[Any]) -> tuple[list[Any], list[Any]]:
 
 
 def _ls_line(name: str, is_dir: bool, size: int | None, modified: str, long: bool) -> str:
-    shown = name + ("/" if is_dir else "")
+    shown = printable(name) + ("/" if is_dir else "")
     if not long:
         return shown
     return f"{'d' if is_dir else '-'} {_size(size):>10}  {modified:<29}  {shown}"
@@ -139,7 +144,7 @@ def _transfer(s: Session, src: str, dst: str, recursive: bool, verb: str) -> tra
                 )
     except IsADirectoryError:
         raise click.UsageError(f"{src} is a directory (use -r)") from None
-    with s.progress(plan.total_bytes, f"{verb} {plan.name}") as progress:
+    with s.progress(plan.total_bytes, f"{verb} {printable(plan.name)}") as progress:
         return plan.run(progress)
 
 
@@ -279,12 +284,12 @@ def stat_command(s: Session, remote: str) -> None:
     props = s.client(url).properties(url.path)
 
     def human() -> None:
-        click.echo(f"  Path: {url.shorthand()}")
+        click.echo(f"  Path: {printable(url.shorthand())}")
         click.echo(f"  Type: {'directory' if props.is_dir else 'file'}")
         if not props.is_dir:
             click.echo(f"  Size: {props.size} ({_size(props.size)})")
             if props.content_type:
-                click.echo(f"  Content-Type: {props.content_type}")
+                click.echo(f"  Content-Type: {printable(props.content_type)}")
             if props.content_md5:
                 click.echo(f"  Content-MD5: {props.content_md5}")
         for label, value in (
@@ -296,7 +301,7 @@ def stat_command(s: Session, remote: str) -> None:
             if value:
                 click.echo(f"  {label}: {value}")
         for k, v in sorted(props.metadata.items()):
-            click.echo(f"  meta {k}: {v}")
+            click.echo(f"  meta {printable(k)}: {printable(v)}")
 
     s.emit({**props.to_json(), "url": url.url}, human)
 
@@ -318,7 +323,7 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
         if not local.is_dir():
             raise click.UsageError(f"{source} is not a directory")
         with s.progress(_local_size(local), "sync") as progress:
-            stats = transfer.sync_up(
+            stats = sync.sync_up(
                 s.client(durl), local, durl.path, delete=delete, workers=s.concurrency, progress=progress
             )
     else:
@@ -326,7 +331,7 @@ def sync_command(s: Session, source: str, dest: str, delete: bool) -> None:
         client = s.client(surl)
         tree = transfer.list_tree(client, surl.path)
         with s.progress(tree.total_size, "sync") as progress:
-            stats = transfer.sync_down(
+            stats = sync.sync_down(
                 client,
                 surl.path,
                 Path(dest),

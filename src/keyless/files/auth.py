@@ -19,6 +19,7 @@ reported at once, saying that no fresh token could be had.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 from typing import Any, Protocol
@@ -107,6 +108,10 @@ class BearerAuth:
         return describe_identity(token_identity(token)) if token else "the managed identity"
 
 
+class InvalidAccountKey(ValueError):
+    """An account key that cannot be one (not base64, or empty)."""
+
+
 class SharedKeyAuth:
     """Shared Key signing (``Authorization: SharedKey account:signature``), for the migration period."""
 
@@ -114,7 +119,18 @@ class SharedKeyAuth:
 
     def __init__(self, account: str, key: str) -> None:
         self.account = account
-        self._key = base64.b64decode(key)
+        try:
+            # validate=True: a key with a cut or stray character is refused here, not turned silently
+            # into other bytes that then fail every request as a bad signature.
+            self._key = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            # The key itself is never put in the message.
+            raise InvalidAccountKey(
+                f"the account key for {account} is not valid base64 (copy it again from the storage "
+                "account's access keys)"
+            ) from None
+        if not self._key:
+            raise InvalidAccountKey(f"the account key for {account} is empty")
 
     def __repr__(self) -> str:
         return f"SharedKeyAuth(account={self.account!r}, key=<redacted>)"

@@ -307,14 +307,30 @@ class ShareClient:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         last_write_time: float | None = None,
+        parents: bool = False,
     ) -> None:
-        """Create (or replace) a file of ``size`` zero bytes; content goes in with :meth:`put_range`."""
+        """Create (or replace) a file of ``size`` zero bytes; content goes in with :meth:`put_range`.
+        ``parents``: create missing parent directories first, as AzCopy and rclone do for uploads."""
         headers = {"x-ms-type": "file", "x-ms-content-length": str(size), **meta_headers(metadata)}
         if content_type:
             headers["x-ms-content-type"] = content_type
         if last_write_time is not None:
             headers["x-ms-file-last-write-time"] = format_time(last_write_time)
-        self.send("PUT", path, headers=headers, operation="create file", action=_WRITE)
+        try:
+            self.send("PUT", path, headers=headers, operation="create file", action=_WRITE)
+        except ParentNotFound:
+            path = join_path(path)
+            if not parents or "/" not in path:
+                raise
+            self.mkdir(path.rsplit("/", 1)[0], parents=True, exist_ok=True)
+            self.send("PUT", path, headers=headers, operation="create file", action=_WRITE)
+
+    def file_etag(self, path: str) -> str | None:
+        """The ETag of file ``path``, or None when no file is there (one request)."""
+        try:
+            return self.send("HEAD", path, operation="get file properties").header("etag")
+        except NotFound:
+            return None
 
     def put_range(
         self, path: str, offset: int, data: bytes | memoryview, *, preserve_mtime: bool = False

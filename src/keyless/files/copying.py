@@ -54,7 +54,11 @@ def _contents_only(source: str) -> bool:
 
 
 def _local_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return sum(
+        p.stat().st_size
+        for p in path.rglob("*")
+        if p.is_file() and not p.is_symlink() and not transfer.is_part_name(p.name)
+    )
 
 
 def plan_upload(
@@ -67,6 +71,7 @@ def plan_upload(
 ) -> CopyPlan:
     """Upload a local file, or with ``recursive`` a directory, to ``remote`` on ``client``'s share."""
     source = Path(local)
+    transfer.check_uploadable(source)  # before any request: a FIFO or a device is refused by name
     if source.is_dir():
         if not recursive:
             raise IsADirectoryError(f"{local} is a directory: copy it recursively")

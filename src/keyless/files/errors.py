@@ -157,6 +157,23 @@ class DirectoryNotEmpty(Conflict):
     remedy = "Delete the directory's contents first, or delete it recursively."
 
 
+class NameCollision(Conflict):
+    """Local names the service would take for one: it compares names case-insensitively."""
+
+    status = 0
+    remedy = (
+        "Rename one of them: Azure Files keeps one file for names that differ only in letter case "
+        "(case-insensitive, case-preserving)."
+    )
+
+
+class ChangedDuringUpload(Conflict):
+    """Another writer replaced the remote file while this upload ran; this upload was not published."""
+
+    status = 0
+    remedy = "Another upload wrote the file meanwhile: check which version should stay, then upload again."
+
+
 class InvalidRange(FilesError):
     status = 416
     code = p.E_INVALID_RANGE
@@ -190,6 +207,12 @@ class UnsafeName(FilesError):
     """A remote name that would escape the local target directory."""
 
     remedy = "The share holds a name that cannot be written safely here; rename it on the share."
+
+
+class NotRegularFile(FilesError):
+    """A local path that is neither a regular file nor a directory (FIFO, device, socket, /proc file)."""
+
+    remedy = "Only regular files and directories are uploaded: copy the data into a regular file first."
 
 
 class IntegrityError(FilesError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from keyless.files.errors import UnsafeName
 from keyless.files.transport import Response
 
 _META = "x-ms-meta-"
@@ -107,6 +108,16 @@ def _text(elem: ET.Element | None) -> str:
     return (elem.text or "") if elem is not None else ""
 
 
+def _check_entry_name(name: str, parent: str) -> None:
+    """A listing entry is one name in ``parent``: the service never returns ``.``, ``..``, an empty name,
+    or one holding ``/``, ``\\`` or NUL, so such an entry comes from something else answering (a broken
+    or hostile server) and is refused before any path is built from it."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\\x00"):
+        raise UnsafeName(
+            f"refusing the listed entry {name!r} in {parent or '(share root)'!r}: not a single name"
+        )
+
+
 def parse_listing(data: bytes, parent: str) -> tuple[list[Entry], str]:
     """The entries of one List Directories and Files page, and the marker of the next one ("" at the end)."""
     root = ET.fromstring(data)  # noqa: S314 - see the import
@@ -117,6 +128,7 @@ def parse_listing(data: bytes, parent: str) -> tuple[list[Entry], str]:
         name = _text(name_elem)
         if name_elem is not None and name_elem.get("Encoded", "").lower() == "true":
             name = unquote(name)  # names with characters XML cannot carry come percent-encoded
+        _check_entry_name(name, parent)
         props = elem.find("Properties")
         is_dir = elem.tag == "Directory"
         size_text = _text(props.find("Content-Length")) if props is not None else ""

@@ -1,11 +1,23 @@
-"""Parallel transfers with bounded memory: files, trees, copies and sync.
+"""Parallel transfers with bounded memory: files, trees and copies (``sync`` builds on them).
 
-* Upload: create the file at its full size (the service zero-fills it), then send ranges of at most 4 MiB in
-  parallel, each read with ``os.pread`` by the worker that sends it. All-zero ranges are skipped: the file is
-  already zero there. Memory: at most ``concurrency`` ranges in flight.
+* Upload: create a hidden part file ``.<name>.<random>.keyless-part`` next to the target at its full size
+  (the service zero-fills it), send ranges of at most 4 MiB in parallel, each read with ``os.pread`` by the
+  worker that sends it, then rename the part over the target (Rename File with replace). So the target never
+  exists half-written: a killed upload leaves only a part file, which ``sync`` does not take for the real
+  file, and two uploads of one file never mix their ranges. All-zero ranges are skipped: the file is already
+  zero there. Memory: at most ``concurrency`` ranges in flight. Missing parent directories are created.
+* A single-file upload also checks, just before publishing, that the target is still the file it found at
+  the start (its ETag); if another upload replaced it meanwhile, this one fails and publishes nothing.
+* Only regular files are uploaded: FIFOs, devices, sockets and pseudo-files that report size 0 but have
+  content (``/proc``) are refused by name, never read as empty or waited on forever.
+* Names are compared as the service compares them (case-insensitive, case-preserving): two local names that
+  differ only in case are refused before anything is uploaded, and ``sync --delete`` never deletes a remote
+  file that a local file with a case-only different name maps to.
 * Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
   target, fsync, then rename over the target only when every range arrived; any failure removes the
-  temporary file, so an interrupted download never leaves a truncated file under the real name. Each range's
+  temporary file, so an interrupted download never leaves a truncated file under the real name. Part files
+  a killed download left for the same target are removed on the next download of it (a part file still
+  locked by a running download is left alone). Each range's
   MD5 is checked when the service sends one, the ETag of every range must match the one the download
   started with, and the whole-file ``Content-MD5`` is checked when the file has one.
 * Remote names are refused on download when they could escape the target directory (``..``, absolute paths,
@@ -17,8 +29,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,18 +39,48 @@ from typing import TYPE_CHECKING
 
 from keyless import localos
 from keyless.files import localpaths
-from keyless.files.errors import IntegrityError, NotFound, UnsafeName
+from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import ranges, run_bounded
+from keyless.files.parts import (
+    PART_SUFFIX,
+    is_part_name,
+    local_part_name,
+    lock_part,
+    remote_part_name,
+    remove_stale_parts,
+)
+from keyless.files.sources import check_case_collisions, check_uploadable, open_regular, special_kind
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path
+
+__all__ = [
+    "PART_SUFFIX",
+    "Progress",
+    "RemoteTree",
+    "TransferStats",
+    "check_uploadable",
+    "copy_file",
+    "copy_tree",
+    "download_file",
+    "download_tree",
+    "is_part_name",
+    "list_tree",
+    "local_files",
+    "remote_files",
+    "remove_stale_parts",
+    "safe_local_path",
+    "upload_file",
+    "upload_tree",
+]
 
 if TYPE_CHECKING:
     from keyless.files.client import ShareClient
 
-PART_SUFFIX = ".keyless-part"
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -82,6 +124,49 @@ def safe_local_path(root: Path, remote_relative: str, platform: str | None = Non
     return Path(localpaths.os_path(target, platform))
 
 
+def _publish(
+    client: ShareClient,
+    remote: str,
+    size: int,
+    fill: Callable[[str], None],
+    *,
+    guard: bool,
+    content_type: str | None,
+    metadata: dict[str, str] | None,
+    last_write_time: float | None,
+) -> None:
+    """Write a file of ``size`` bytes under a hidden part name (``fill`` sends its ranges), then rename it
+    over ``remote``. With ``guard``, refuse to publish when ``remote`` changed since the start (its ETag):
+    of two concurrent uploads, the second to finish fails instead of silently replacing the first."""
+    expected = client.file_etag(remote) if guard else None
+    part = remote_part_name(remote)
+    client.create_file(
+        part,
+        size,
+        content_type=content_type,
+        metadata=metadata,
+        last_write_time=last_write_time,
+        parents=True,
+    )
+    try:
+        fill(part)
+        changed = ChangedDuringUpload(
+            f"{remote} was replaced by another writer during this upload: not published"
+        )
+        if guard and client.file_etag(remote) != expected:
+            raise changed
+        # A target that did not exist at the start is published without replace, so a file created between
+        # the check and the rename is never overwritten; an existing one can only be replaced.
+        try:
+            client.rename(part, remote, replace=not (guard and expected is None), is_dir=False)
+        except AlreadyExists:
+            raise changed from None
+    except BaseException:
+        with contextlib.suppress(FilesError):
+            client.delete_file(part)
+        raise
+
+
 # --- single files ------------------------------------------------------------------------------------
 
 
@@ -95,33 +180,40 @@ def upload_file(
     content_type: str | None = None,
     metadata: dict[str, str] | None = None,
     preserve_mtime: bool = True,
+    guard: bool = True,
 ) -> int:
-    """Upload ``local`` to ``remote``; returns the number of bytes."""
+    """Upload ``local`` to ``remote`` (published whole, see the module docstring); returns the number of
+    bytes. ``guard``: fail rather than replace a file another writer changed during the upload."""
     concurrency = concurrency or client.concurrency
-    fd = os.open(local, os.O_RDONLY | localos.BINARY_FLAGS)
+    fd, st = open_regular(local)
     try:
-        st = os.fstat(fd)
         size = st.st_size
-        mtime = st.st_mtime if preserve_mtime else None
-        client.create_file(remote, size, content_type=content_type, metadata=metadata, last_write_time=mtime)
 
-        def send(rng: tuple[int, int]) -> None:
-            offset, length = rng
-            data = localos.pread(fd, length, offset)
-            if len(data) != length:
-                raise IntegrityError(f"{local} changed size during the upload")
-            if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
-                client.put_range(remote, offset, data, preserve_mtime=preserve_mtime)
-            progress(length)
+        def fill(part: str) -> None:
+            def send(rng: tuple[int, int]) -> None:
+                offset, length = rng
+                data = localos.pread(fd, length, offset)
+                if len(data) != length:
+                    raise IntegrityError(f"{local} changed size during the upload")
+                if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
+                    client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
+                progress(length)
 
-        run_bounded(send, ranges(size), concurrency)
+            run_bounded(send, ranges(size), concurrency)
+
+        _publish(
+            client,
+            remote,
+            size,
+            fill,
+            guard=guard,
+            content_type=content_type,
+            metadata=metadata,
+            last_write_time=st.st_mtime if preserve_mtime else None,
+        )
     finally:
         os.close(fd)
     return size
-
-
-def _part_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
 
 
 def download_file(
@@ -140,9 +232,11 @@ def download_file(
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
-    part = _part_name(local)
+    remove_stale_parts(local)
+    part = local_part_name(local)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
+        lock_part(fd)
         os.ftruncate(fd, size)
 
         def fetch(rng: tuple[int, int]) -> None:
@@ -195,6 +289,7 @@ def copy_file(
     concurrency: int | None = None,
     progress: Progress = _noop,
     props: Properties | None = None,
+    guard: bool = True,
 ) -> int:
     """Copy a file between any two shares (even across accounts) by streaming ranges through this machine.
 
@@ -205,38 +300,49 @@ def copy_file(
     props = props or src.properties(src_path)
     if props.is_dir:
         raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
-    dst.create_file(
+
+    def fill(part: str) -> None:
+        def move(rng: tuple[int, int]) -> None:
+            offset, length = rng
+            data, resp = src.get_range(src_path, offset, length)
+            if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
+                raise IntegrityError(f"{src_path} changed on the service during the copy")
+            if data.count(0) != length:
+                dst.put_range(part, offset, data, preserve_mtime=True)
+            progress(length)
+
+        run_bounded(move, ranges(props.size), concurrency or src.concurrency)
+
+    _publish(
+        dst,
         dst_path,
         props.size,
+        fill,
+        guard=guard,
         content_type=props.content_type or None,
         metadata=props.metadata or None,
         last_write_time=_remote_mtime(props),
     )
-
-    def move(rng: tuple[int, int]) -> None:
-        offset, length = rng
-        data, resp = src.get_range(src_path, offset, length)
-        if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
-            raise IntegrityError(f"{src_path} changed on the service during the copy")
-        if data.count(0) != length:
-            dst.put_range(dst_path, offset, data, preserve_mtime=True)
-        progress(length)
-
-    run_bounded(move, ranges(props.size), concurrency or src.concurrency)
     return props.size
 
 
 # --- trees ------------------------------------------------------------------------------------------------
 
 
-def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
+def local_files(root: Path) -> Iterator[tuple[str, Path]]:
     """``(relative posix path, path)`` of every regular file under ``root``; symlinks are not followed."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
         for name in sorted(filenames):
             path = base / name
-            if path.is_file() and not path.is_symlink():
+            # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
+            if path.is_symlink():
+                continue
+            if not path.is_file():
+                # As rsync does ("skipping non-regular file"): said, not silently dropped, and never read.
+                log.warning("skipping %r: %s", str(path), special_kind(path))
+            elif not is_part_name(name):
                 yield path.relative_to(root).as_posix(), path
 
 
@@ -260,9 +366,12 @@ def upload_tree(
     """Upload every file under ``local_root`` into ``remote_root``, files in parallel."""
     stats = TransferStats()
     remote_root = join_path(remote_root)
+    local_dirs = _local_dirs(local_root)
+    files = list(local_files(local_root))
+    check_case_collisions([*local_dirs, *(rel for rel, _ in files)])
     if remote_root:
         client.mkdir(remote_root, parents=True, exist_ok=True)
-    for rel in _local_dirs(local_root):  # parents before children: sorted order guarantees it
+    for rel in local_dirs:  # parents before children: sorted order guarantees it
         client.mkdir(join_path(remote_root, rel), exist_ok=True)
 
     def one(item: tuple[str, Path]) -> None:
@@ -271,12 +380,19 @@ def upload_tree(
             stats.add(skipped=1)
             progress(path.stat().st_size)
             return
+        # Trees skip the per-file ETag guard (two more requests per file); each file is still published
+        # whole by a rename, so concurrent runs never mix ranges.
         n = upload_file(
-            client, path, join_path(remote_root, rel), concurrency=TREE_RANGE_CONCURRENCY, progress=progress
+            client,
+            path,
+            join_path(remote_root, rel),
+            concurrency=TREE_RANGE_CONCURRENCY,
+            progress=progress,
+            guard=False,
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, _local_files(local_root), workers or client.concurrency)
+    run_bounded(one, files, workers or client.concurrency)
     return stats
 
 
@@ -304,7 +420,8 @@ def list_tree(client: ShareClient, remote_root: str) -> RemoteTree:
 
     for _dirpath, ds, fs in client.walk(root):
         dirs.extend(rel(d.path) for d in ds)
-        files.extend((rel(f.path), f) for f in fs)
+        # Part files are uploads in progress or killed ones: never copied, downloaded or synced as data.
+        files.extend((rel(f.path), f) for f in fs if not is_part_name(f.name))
     return RemoteTree(root, dirs, files)
 
 
@@ -387,93 +504,9 @@ def copy_tree(
             join_path(dst_root, rel),
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
+            guard=False,
         )
         stats.add(files=1, nbytes=n)
 
     run_bounded(one, tree.files, workers or src.concurrency)
-    return stats
-
-
-# --- sync ---------------------------------------------------------------------------------------------------
-
-MTIME_TOLERANCE = 2.0  # seconds: SMB keeps 100 ns ticks, but some filesystems keep 1-2 s
-
-
-def same_file(local_size: int, local_mtime: float, remote_size: int, remote_time: str) -> bool:
-    """Size and modification time match (the service keeps the local mtime keyless uploads with)."""
-    remote_mtime = parse_time(remote_time)
-    return (
-        local_size == remote_size
-        and remote_mtime is not None
-        and abs(remote_mtime - local_mtime) <= MTIME_TOLERANCE
-    )
-
-
-def sync_up(
-    client: ShareClient,
-    local_root: Path,
-    remote_root: str,
-    *,
-    delete: bool = False,
-    workers: int | None = None,
-    progress: Progress = _noop,
-) -> TransferStats:
-    """Make ``remote_root`` match ``local_root``: upload new and changed files; with ``delete``, remove
-    remote files that do not exist locally."""
-    remote_root = join_path(remote_root)
-    try:
-        remote = {rel: (size, mtime, full) for rel, full, size, mtime in remote_files(client, remote_root)}
-    except NotFound:
-        remote = {}
-
-    def skip(rel: str, path: Path) -> bool:
-        known = remote.get(rel)
-        if known is None:
-            return False
-        st = path.stat()
-        return same_file(st.st_size, st.st_mtime, known[0], known[1])
-
-    stats = upload_tree(client, local_root, remote_root, workers=workers, progress=progress, skip=skip)
-    if delete:
-        local = {rel for rel, _ in _local_files(local_root)}
-        extra = [full for rel, (_, _, full) in remote.items() if rel not in local]
-        run_bounded(client.delete_file, extra, workers or client.concurrency)
-        stats.add(deleted=len(extra))
-    return stats
-
-
-def sync_down(
-    client: ShareClient,
-    remote_root: str,
-    local_root: Path,
-    *,
-    delete: bool = False,
-    workers: int | None = None,
-    progress: Progress = _noop,
-    tree: RemoteTree | None = None,
-    platform: str | None = None,
-) -> TransferStats:
-    """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely.
-    The remote tree is listed once (``tree``, when the caller has it already)."""
-    tree = tree or list_tree(client, remote_root)
-
-    def skip(rel: str, target: Path, size: int, mtime: str) -> bool:
-        try:
-            st = target.stat()
-        except FileNotFoundError:
-            return False
-        return same_file(st.st_size, st.st_mtime, size, mtime)
-
-    stats = download_tree(
-        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree,
-        platform=platform,
-    )
-    if delete:
-        # On a case-insensitive file system the local ``README.md`` *is* the remote ``Readme.md`` that was
-        # just downloaded over it: comparing names exactly would delete it.
-        remote = {localpaths.case_key(rel, platform) for rel, _ in tree.files}
-        for rel, path in list(_local_files(local_root)):
-            if localpaths.case_key(rel, platform) not in remote:
-                path.unlink()
-                stats.add(deleted=1)
     return stats

@@ -21,6 +21,7 @@ libraries, on for the CLI and agent. The operating-system differences live in ``
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -116,11 +117,22 @@ class SharedTokenCache:
         digest = hashlib.sha256(f"{key.scope}\n{key.resource}".encode()).hexdigest()[:40]
         return self.directory / f"{digest}.lock", self.directory / f"{digest}.json"
 
+    @staticmethod
+    def _open_lock(lock_path: Path) -> int:
+        """The lock file's descriptor; a lock that cannot be opened (a symlink planted there: ELOOP from
+        O_NOFOLLOW, a directory, no permission) turns the cache off rather than failing the command."""
+        try:
+            if not localos.NOFOLLOW and lock_path.is_symlink():
+                raise OSError(errno.ELOOP, "a symbolic link")
+            return os.open(lock_path, os.O_RDWR | os.O_CREAT | localos.NOFOLLOW | localos.BINARY_FLAGS, 0o600)
+        except OSError as exc:
+            raise SharedCacheUnavailable(
+                f"cannot open the lock file {lock_path} ({exc.strerror or exc}): is it a symlink? "
+                "Remove it to use the cache again"
+            ) from None
+
     @contextlib.contextmanager
-    def _locked(self, lock_path: Path) -> Iterator[bool]:
-        if not localos.NOFOLLOW and lock_path.is_symlink():
-            raise OSError(f"{lock_path} is a symbolic link")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | localos.NOFOLLOW | localos.BINARY_FLAGS, 0o600)
+    def _locked(self, fd: int, lock_path: Path) -> Iterator[bool]:
         try:
             deadline = time.monotonic() + self._lock_timeout
             pause = 0.005
@@ -189,7 +201,13 @@ class SharedTokenCache:
             self.fetches += 1
             return fetch()
         lock_path, _ = self._paths(key)
-        with self._locked(lock_path):
+        try:
+            lock_fd = self._open_lock(lock_path)
+        except SharedCacheUnavailable as exc:
+            log.warning("shared token cache off: %s", exc)
+            self.fetches += 1
+            return fetch()
+        with self._locked(lock_fd, lock_path):
             stored = self.read(key)
             now = self._clock.now()
             if stored is not None and now < stored.refresh_on:
@@ -223,7 +241,11 @@ class SharedTokenCache:
         except (OSError, SharedCacheUnavailable):
             return False
         lock_path, data_path = self._paths(key)
-        with self._locked(lock_path):
+        try:
+            lock_fd = self._open_lock(lock_path)
+        except SharedCacheUnavailable:
+            return False
+        with self._locked(lock_fd, lock_path):
             stored = self.read(key)
             if stored is None or (token is not None and stored.token != token):
                 return False
