@@ -19,7 +19,7 @@ from keyless.emulator.files.headers import (
 )
 from keyless.emulator.files.model import READ, Call, Target
 from keyless.emulator.files.replies import etag_headers, node_headers, reply
-from keyless.emulator.files.urls import decode_segment, parse_target
+from keyless.emulator.files.urls import decode_segment, parse_query, parse_target
 
 
 def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> Target:
@@ -81,8 +81,11 @@ async def copy_file(call: Call) -> web.StreamResponse:
     if caller is not None:
         call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
     store = call.ctx.store
+    # Restoring a file from a share snapshot copies from a source URL naming it (?sharesnapshot=...).
+    source_query = parse_query(urlsplit(raw_source.strip()).query)
     try:
-        src = store.get_node(source.account, source.share, source.path, is_dir=False)
+        src = store.get_node(source.account, source.share, source.path, is_dir=False,
+                             snapshot=source_query.get("sharesnapshot", ""))
     except StorageError as err:
         if err.status == 404:
             raise StorageError(404, "CannotVerifyCopySource",

@@ -12,6 +12,7 @@ and skip the account check and authentication: they have rules of their own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -60,10 +61,24 @@ def _self_authenticating(request: web.Request, segments: list[str]) -> Op | None
 
 
 def route(method: str, target: Target, query: dict[str, str], headers: Mapping[str, str]) -> Op:
+    op = _route(method, target, query, headers)
+    snapshot = query.get("sharesnapshot")
+    if snapshot is not None:
+        if not _SNAPSHOT.match(snapshot):
+            raise bad_query("sharesnapshot")
+        if not op.on_snapshot:
+            raise StorageError(400, "ShareSnapshotOperationNotSupported",
+                               "The operation is not supported on a share snapshot.")
+    return op
+
+
+# x-ms-snapshot values: the service's DateTime with 7 fractional digits (Create Share Snapshot).
+_SNAPSHOT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
+
+
+def _route(method: str, target: Target, query: dict[str, str], headers: Mapping[str, str]) -> Op:
     restype = query.get("restype")
     comp = query.get("comp")
-    if "sharesnapshot" in query or "snapshot" in query:
-        raise bad_query("sharesnapshot", "Share snapshots are not supported by the emulator.")
     if target.share is None:
         table = routes.SERVICE_OPS if restype in (None, "service") else {}
         return _pick(table, method, comp, "restype" if restype else "comp")

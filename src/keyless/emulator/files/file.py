@@ -32,7 +32,7 @@ from keyless.emulator.files.replies import (
     node_headers,
     reply,
 )
-from keyless.emulator.files.urls import bad_query
+from keyless.emulator.files.urls import bad_query, max_results
 from keyless.emulator.storage import ContentSettings, Node
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
@@ -140,7 +140,8 @@ async def put_range(call: Call) -> web.StreamResponse:
 async def get_file(call: Call) -> web.StreamResponse:
     headers = call.headers
     store = call.ctx.store
-    node = store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
+    node = store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
+                          snapshot=call.snapshot)
     lease = lease_header(headers)
     if lease is not None and (node.lease_id is None or lease.lower() != node.lease_id.lower()):
         raise StorageError(412, "LeaseIdMismatchWithFileOperation")
@@ -195,7 +196,8 @@ async def _stream(call: Call, status: int, headers: dict[str, str], node: Node, 
 
 
 async def get_file_properties(call: Call) -> web.StreamResponse:
-    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
+    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
+                                   snapshot=call.snapshot)
     headers = file_headers(node)
     headers["Content-Length"] = str(node.content_length)
     if node.content.content_md5 is not None:
@@ -229,17 +231,44 @@ async def delete_file(call: Call) -> web.StreamResponse:
 
 
 async def list_ranges(call: Call) -> web.StreamResponse:
-    if "prevsharesnapshot" in call.query:
-        raise bad_query("prevsharesnapshot", "Share snapshots are not supported by the emulator.")
-    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
+    store = call.ctx.store
+    account, share, path = call.target.account, call.share, call.target.path
+    node = store.get_node(account, share, path, is_dir=False, snapshot=call.snapshot)
+    previous_snapshot = call.query.get("prevsharesnapshot")
+    previous: Node | None = None
+    if previous_snapshot is not None:
+        # The earlier snapshot must exist (404 ShareSnapshotNotFound); the file need not have existed
+        # in it, in which case everything it holds now is a change.
+        store.get_share(account, share, previous_snapshot)
+        try:
+            previous = store.get_node(account, share, path, is_dir=False, snapshot=previous_snapshot)
+        except StorageError as err:
+            if err.status != 404:
+                raise
     parsed = parse_range(call.headers)
     start, end = 0, node.content_length - 1
     if parsed is not None:
         _, start, wanted_end = parsed
         end = end if wanted_end is None else min(end, wanted_end)
-    store = call.ctx.store
-    ranges = await call.run(lambda: store.data_ranges(node, start, end))
-    body = "".join(f"<Range><Start>{lo}</Start><End>{hi}</End></Range>" for lo, hi in ranges)
+    if previous_snapshot is None:
+        ranges = await call.run(lambda: store.data_ranges(node, start, end))
+        cleared: list[tuple[int, int]] = []
+    else:
+        ranges, cleared = await call.run(lambda: store.diff_ranges(node, previous, start, end))
+    entries = sorted([*((lo, hi, "Range") for lo, hi in ranges),
+                      *((lo, hi, "ClearRange") for lo, hi in cleared)])
+    # Pages (version 2024-05-04 and later: marker, maxresults, NextMarker); the marker is the offset
+    # the next page starts at, opaque to the client.
+    marker = call.query.get("marker")
+    if marker:
+        if not marker.isdigit():
+            raise bad_query("marker")
+        entries = [e for e in entries if e[0] >= int(marker)]
+    limit = max_results(call.query)
+    page, rest = entries[:limit], entries[limit:]
+    body = "".join(f"<{tag}><Start>{lo}</Start><End>{hi}</End></{tag}>" for lo, hi, tag in page)
+    if rest:
+        body += f"<NextMarker>{rest[0][0]}</NextMarker>"
     headers = {**etag_headers(node.etag, node.last_modified),
                "x-ms-content-length": str(node.content_length)}
     return reply(call, 200, headers, f"{XML_DECL}<Ranges>{body}</Ranges>".encode(), "application/xml")

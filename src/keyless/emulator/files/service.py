@@ -17,7 +17,9 @@ async def list_shares(call: Call) -> web.StreamResponse:
     limit = max_results(q)
     prefix = q.get("prefix", "")
     include = {p.strip().lower() for p in q.get("include", "").split(",") if p.strip()}
-    shares, next_marker = call.ctx.store.list_shares(call.target.account, prefix, q.get("marker"), limit)
+    marker = _decode_marker(q["marker"]) if q.get("marker") else None
+    shares, next_marker = call.ctx.store.list_shares(call.target.account, prefix, marker, limit,
+                                                     snapshots="snapshots" in include)
     parts = [XML_DECL, f"<EnumerationResults ServiceEndpoint={quoteattr(service_endpoint(call))}>"]
     if "prefix" in q:
         parts.append(f"<Prefix>{escape(prefix)}</Prefix>")
@@ -28,8 +30,15 @@ async def list_shares(call: Call) -> web.StreamResponse:
     parts.append("<Shares>")
     for share in shares:
         parts.append(share_xml(share, "metadata" in include))
-    parts.append(f"</Shares><NextMarker>{escape(next_marker or '')}</NextMarker></EnumerationResults>")
+    nxt = "" if next_marker is None else ";".join(p for p in next_marker if p)
+    parts.append(f"</Shares><NextMarker>{escape(nxt)}</NextMarker></EnumerationResults>")
     return xml_reply(call, "".join(parts))
+
+
+def _decode_marker(marker: str) -> tuple[str, str]:
+    """``name`` or ``name;snapshot`` (share names hold no ';'): where the previous page stopped."""
+    name, _, snapshot = marker.partition(";")
+    return name, snapshot
 
 
 async def get_service_properties(call: Call) -> web.StreamResponse:

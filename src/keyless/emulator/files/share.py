@@ -1,10 +1,10 @@
-"""Share operations: create, properties, metadata, delete, stats, ACL."""
+"""Share operations: create, properties, metadata, delete, snapshot, stats, ACL."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from keyless.emulator.files.headers import int_header, parse_metadata
+from keyless.emulator.files.headers import header_error, int_header, parse_metadata
 from keyless.emulator.files.model import Call
 from keyless.emulator.files.replies import XML_DECL, etag_headers, meta_headers, reply, xml_reply
 
@@ -17,7 +17,7 @@ async def create_share(call: Call) -> web.StreamResponse:
 
 
 async def get_share_properties(call: Call) -> web.StreamResponse:
-    share = call.ctx.store.get_share(call.target.account, call.share)
+    share = call.ctx.store.get_share(call.target.account, call.share, call.snapshot)
     headers = {
         **etag_headers(share.etag, share.last_modified),
         **meta_headers(share.metadata),
@@ -32,9 +32,26 @@ async def get_share_properties(call: Call) -> web.StreamResponse:
 
 async def delete_share(call: Call) -> web.StreamResponse:
     store = call.ctx.store
-    account, share = call.target.account, call.share
-    await call.run(lambda: store.delete_share(account, share))
+    account, share, snapshot = call.target.account, call.share, call.snapshot
+    # x-ms-delete-snapshots: include | include-leased (Delete Share, version 2017-04-17 and later).
+    option = call.headers.get("x-ms-delete-snapshots")
+    if option is not None and option.strip().lower() not in ("include", "include-leased"):
+        raise header_error("x-ms-delete-snapshots")
+    if option is not None and snapshot:
+        raise header_error("x-ms-delete-snapshots", "InvalidHeaderValue",
+                           "x-ms-delete-snapshots is not allowed when deleting one share snapshot.")
+    await call.run(lambda: store.delete_share(account, share, snapshot=snapshot,
+                                              with_snapshots=option is not None))
     return reply(call, 202)
+
+
+async def create_snapshot(call: Call) -> web.StreamResponse:
+    """Snapshot Share: 201 with the snapshot's name in ``x-ms-snapshot``; metadata given on the request
+    replaces the share's on the snapshot."""
+    store = call.ctx.store
+    account, name, metadata = call.target.account, call.share, parse_metadata(call.headers)
+    snap = await call.run(lambda: store.create_snapshot(account, name, metadata))
+    return reply(call, 201, {**etag_headers(snap.etag, snap.last_modified), "x-ms-snapshot": snap.snapshot})
 
 
 async def set_share_metadata(call: Call) -> web.StreamResponse:
@@ -50,7 +67,7 @@ async def set_share_properties(call: Call) -> web.StreamResponse:
 
 
 async def get_share_stats(call: Call) -> web.StreamResponse:
-    used = call.ctx.store.share_usage(call.target.account, call.share)
+    used = call.ctx.store.share_usage(call.target.account, call.share, call.snapshot)
     return xml_reply(call, f"{XML_DECL}<ShareStats><ShareUsageBytes>{used}</ShareUsageBytes></ShareStats>")
 
 

@@ -27,7 +27,8 @@ def share_xml(share: ShareRecord, with_metadata: bool) -> str:
     meta = ""
     if with_metadata:
         meta = "<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in share.metadata) + "</Metadata>"
-    return f"<Share><Name>{escape(share.name)}</Name>{props}{meta}</Share>"
+    snapshot = f"<Snapshot>{share.snapshot}</Snapshot>" if share.snapshot else ""
+    return f"<Share><Name>{escape(share.name)}</Name>{snapshot}{props}{meta}</Share>"
 
 
 def encode_marker(key: str) -> str:

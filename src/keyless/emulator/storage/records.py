@@ -56,6 +56,7 @@ class ShareRecord:
     last_modified: float
     created: float
     root_id: str
+    snapshot: str = ""  # the x-ms-snapshot value of a share snapshot; "" for the live share
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage.blobs import BlobStore
 from keyless.emulator.storage.leases import LeaseAction, check_lease, lease_transition
-from keyless.emulator.storage.metadata import MetadataDb
+from keyless.emulator.storage.metadata import RANGES_SINCE, MetadataDb
+from keyless.emulator.storage.ranges import clip_ranges, ranges_cleared, ranges_written
 from keyless.emulator.storage.records import ContentSettings, Listing, Metadata, Node, ShareRecord, SmbUpdate
 from keyless.emulator.storage.smb_rules import apply_smb, new_smb_props, smb_time
 from keyless.protocol import (
@@ -65,6 +66,8 @@ class Store:
         self._etag_lock = threading.Lock()
         self._last_ticks = 0
         self.sweep_orphans()
+        if self._db.opened_at_version < RANGES_SINCE:
+            self._backfill_ranges()
 
     def close(self) -> None:
         self._db.close()
@@ -79,7 +82,23 @@ class Store:
 
     def sweep_orphans(self) -> int:
         """Delete blobs no row names (left by a crash between byte work and commit). Start-up only."""
-        return self._blobs.sweep(self._db.referenced_blobs())
+        removed = self._blobs.sweep(self._db.referenced_blobs())
+        self._db.sweep_ranges()
+        return removed
+
+    def _backfill_ranges(self) -> None:
+        """A data directory from before written ranges were kept: take each blob's allocated extents."""
+        with self._db.write() as conn:
+            for blob, length in self._db.file_blobs():
+                self._db.set_ranges(conn, blob, self._blobs.data_ranges(blob, length, 0, length - 1))
+
+    def _discard(self, blobs: list[str]) -> None:
+        """After a commit that let go of ``blobs``: forget their ranges, then delete their bytes."""
+        if not blobs:
+            return
+        with self._db.write() as conn:
+            self._db.drop_ranges(conn, blobs)
+        self._blobs.unlink(blobs)
 
     # -- shares --
 
@@ -106,12 +125,12 @@ class Store:
             share_id = self._db.insert_share(conn, share, root)
         return replace(share, id=share_id)
 
-    def get_share(self, account: str, name: str) -> ShareRecord:
-        return self._db.get_share(account, name)
+    def get_share(self, account: str, name: str, snapshot: str = "") -> ShareRecord:
+        return self._db.get_share(account, name, snapshot)
 
-    def list_shares(self, account: str, prefix: str, marker: str | None,
-                    limit: int) -> tuple[list[ShareRecord], str | None]:
-        return self._db.list_shares(account, prefix, marker, limit)
+    def list_shares(self, account: str, prefix: str, marker: tuple[str, str] | None, limit: int, *,
+                    snapshots: bool = False) -> tuple[list[ShareRecord], tuple[str, str] | None]:
+        return self._db.list_shares(account, prefix, marker, limit, snapshots=snapshots)
 
     def update_share(self, account: str, name: str, *, quota: int | None = None,
                      metadata: Metadata | None = None) -> ShareRecord:
@@ -129,22 +148,75 @@ class Store:
             self._db.save_share(conn, new)
         return new
 
-    def delete_share(self, account: str, name: str) -> None:
-        """Deletes the share and everything in it, as the service does."""
-        with self._db.write() as conn:
-            share = self._db.share_in(conn, account, name)
-            blobs = self._db.delete_share(conn, share.id)
-        self._blobs.unlink(blobs)
+    def create_snapshot(self, account: str, name: str, metadata: Metadata | None) -> ShareRecord:
+        """A read-only, point-in-time copy of the share: its rows and a copy of every blob.
 
-    def share_usage(self, account: str, name: str) -> int:
-        return self._db.share_usage(self.get_share(account, name).id)
+        The copy runs inside the write transaction, so no row changes meanwhile; the copied blobs exist
+        before the commit and are unlinked if it fails (the same order as create file). Snapshot nodes
+        get ids of their own (ids are the node table's key), unlike the service, which keeps FileIds.
+        """
+        now = self.clock.now()
+        etag = self.new_etag()
+        copies: list[str] = []
+        try:
+            with self._db.write() as conn:
+                share = self._db.share_in(conn, account, name)
+                stamp = smb_time(now)  # x-ms-snapshot has the same 100 ns form
+                while self._db.share_exists(conn, account, name, stamp):
+                    now += 1e-7  # one tick later: two snapshots in one tick still get distinct names
+                    stamp = smb_time(now)  # x-ms-snapshot has the same 100 ns form
+                nodes = self._db.share_nodes(conn, share.id)
+                ids = {n.id: self._db.new_node_id() for n in nodes}
+                root = replace(nodes[0], id=ids[nodes[0].id])
+                snap = replace(share, id=0, snapshot=stamp, etag=etag, last_modified=now, root_id=root.id,
+                               metadata=share.metadata if metadata is None else metadata)
+                snap_id = self._db.insert_share(conn, snap, root)
+                for node in nodes[1:]:
+                    blob = None
+                    if node.blob is not None:
+                        blob = self._blobs.new(node.content_length)
+                        copies.append(blob)
+                        self._blobs.copy(node.blob, node.content_length, blob)
+                        self._db.set_ranges(conn, blob, self._db.ranges(conn, node.blob))
+                    self._db.insert(conn, replace(node, id=ids[node.id], share_id=snap_id,
+                                                  parent_id=ids[node.parent_id or ""], blob=blob,
+                                                  lease_id=None))
+        except BaseException:
+            self._blobs.unlink(copies)
+            raise
+        return replace(snap, id=snap_id)
+
+    def delete_share(self, account: str, name: str, *, snapshot: str = "",
+                     with_snapshots: bool = False) -> None:
+        """Delete the share (and, when asked, its snapshots) or one snapshot, and everything in it.
+
+        A share with snapshots is kept unless ``with_snapshots`` (409 ShareHasSnapshots, as the service
+        answers a Delete Share without x-ms-delete-snapshots).
+        """
+        blobs: list[str] = []
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, name, snapshot)
+            doomed = [share]
+            if not snapshot:
+                snapshots = self._db.snapshots_of(conn, account, name)
+                if snapshots and not with_snapshots:
+                    raise StorageError(409, "ShareHasSnapshots",
+                                       "The share has snapshots and the operation requires no snapshots.")
+                doomed += snapshots
+            for record in doomed:
+                blobs += self._db.delete_share(conn, record.id)
+        self._discard(blobs)
+
+    def share_usage(self, account: str, name: str, snapshot: str = "") -> int:
+        return self._db.share_usage(self.get_share(account, name, snapshot).id)
 
     # -- nodes --
 
     def get_node(self, account: str, share: str, path: tuple[str, ...], *,
-                 is_dir: bool | None = None) -> Node:
-        """The node at ``path``; ``is_dir`` demands a type (a mismatch is 404 like the service)."""
-        _, node = self._db.resolve(self._db.conn(), account, share, path)
+                 is_dir: bool | None = None, snapshot: str = "") -> Node:
+        """The node at ``path`` (in ``snapshot`` when given); ``is_dir`` demands a type (a mismatch is
+        404 like the service)."""
+        _, node = self._db.resolve(self._db.conn(), account, share, path, snapshot)
         if is_dir is not None and node.is_dir != is_dir:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
         return node
@@ -185,6 +257,8 @@ class Store:
                     self._blobs.grow(node.blob, node.content_length, length)  # before the commit
                 else:
                     shrink_to = length  # after the commit
+                    self._db.set_ranges(conn, node.blob, clip_ranges(self._db.ranges(conn, node.blob),
+                                                                     0, length - 1))
                 new = replace(new, content_length=length)
             self._db.save(conn, new)
         if shrink_to is not None and new.blob is not None:
@@ -221,9 +295,9 @@ class Store:
             self._db.delete_node(conn, node.id)
 
     def list_directory(self, account: str, share_name: str, path: tuple[str, ...], prefix: str,
-                       marker: str | None, limit: int) -> Listing:
+                       marker: str | None, limit: int, snapshot: str = "") -> Listing:
         conn = self._db.conn()
-        _, node = self._db.resolve(conn, account, share_name, path)
+        _, node = self._db.resolve(conn, account, share_name, path, snapshot)
         if not node.is_dir:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
         nodes, next_marker = self._db.list_children(conn, node.id, prefix, marker, limit)
@@ -257,6 +331,8 @@ class Store:
                 existing = self._db.child(conn, share.id, parent_id, path[-1])
                 node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, smb,
                                       content, length, blob)
+                if body:
+                    self._db.set_ranges(conn, blob, ranges_written([], 0, len(body) - 1, length))
                 if existing is None:
                     self._db.insert(conn, node)
                 elif existing.is_dir:
@@ -272,7 +348,7 @@ class Store:
             if not committed:
                 self._blobs.unlink([blob])
         if old_blob:
-            self._blobs.unlink([old_blob])
+            self._discard([old_blob])
         return node
 
     def write_range(self, account: str, share_name: str, path: tuple[str, ...], offset: int,
@@ -305,6 +381,9 @@ class Store:
             smb = replace(current.smb, change_time=stamp, last_write_time=written)
             new = replace(current, etag=etag, last_modified=now, smb=smb)
             self._db.save(conn, new)
+            mark = ranges_cleared if data is None else ranges_written
+            self._db.set_ranges(conn, node.blob, mark(self._db.ranges(conn, node.blob), offset, end - 1,
+                                                      current.content_length))
         return new
 
     def read_range(self, node: Node, offset: int, length: int) -> bytes:
@@ -315,8 +394,21 @@ class Store:
             raise StorageError(404, E_RESOURCE_NOT_FOUND) from None
 
     def data_ranges(self, node: Node, start: int, end: int) -> list[tuple[int, int]]:
-        """Inclusive ranges holding data within ``[start, end]``, 512-aligned like the service's."""
-        return self._blobs.data_ranges(node.blob, node.content_length, start, end)
+        """The file's written ranges within ``[start, end]`` (storage.ranges), as List Ranges reports."""
+        end = min(end, node.content_length - 1)
+        return clip_ranges(self._db.ranges(self._db.conn(), node.blob), start, end)
+
+    def diff_ranges(self, node: Node, previous: Node | None, start: int,
+                    end: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(changed, cleared) ranges of ``node`` since ``previous``, its version in an earlier snapshot
+        (None: the file did not exist then, so all its data is new)."""
+        now = self.data_ranges(node, start, end)
+        if previous is None:
+            return now, []
+        then = clip_ranges(self._db.ranges(self._db.conn(), previous.blob), start,
+                           min(end, node.content_length - 1))
+        return self._blobs.diff_ranges(node.blob, node.content_length, now, previous.blob,
+                                       previous.content_length, then)
 
     def delete_file(self, account: str, share_name: str, path: tuple[str, ...],
                     lease_id: str | None = None) -> None:
@@ -327,7 +419,7 @@ class Store:
             check_lease(node, lease_id, write=True)
             self._db.delete_node(conn, node.id)
         if node.blob:
-            self._blobs.unlink([node.blob])
+            self._discard([node.blob])
 
     def rename(self, account: str, share_name: str, source: tuple[str, ...], target: tuple[str, ...], *,
                is_dir: bool, replace_existing: bool, metadata: Metadata | None = None,
@@ -369,7 +461,7 @@ class Store:
             new = replace(new, smb=apply_smb(new.smb, smb or SmbUpdate(), smb_time(now)))
             self._db.move(conn, new)
             self._db.save(conn, new)
-        self._blobs.unlink(dropped)
+        self._discard(dropped)
         return new
 
     def copy_file(self, source: Node, account: str, share_name: str, target: tuple[str, ...], *,
@@ -386,6 +478,7 @@ class Store:
             node = self._commit_copy(
                 account, share_name, target, blob, length, source.content,
                 source.metadata if metadata is None else metadata, copy_id, copy_source, lease_id,
+                source.blob,
             )
         except BaseException:
             self._blobs.unlink([blob])
@@ -394,7 +487,7 @@ class Store:
 
     def _commit_copy(self, account: str, share_name: str, path: tuple[str, ...], blob: str,
                      length: int, content: ContentSettings, metadata: Metadata, copy_id: str,
-                     copy_source: str, lease_id: str | None) -> Node:
+                     copy_source: str, lease_id: str | None, source_blob: str | None) -> Node:
         now = self.clock.now()
         etag = self.new_etag()
         old_blob: str | None = None
@@ -407,6 +500,7 @@ class Store:
             node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, SmbUpdate(),
                                   content, length, blob)
             node = replace(node, copy_id=copy_id, copy_source=copy_source, copy_completion=now)
+            self._db.set_ranges(conn, blob, clip_ranges(self._db.ranges(conn, source_blob), 0, length - 1))
             if existing is None:
                 self._db.insert(conn, node)
             elif existing.is_dir:
@@ -418,7 +512,7 @@ class Store:
                 old_blob = existing.blob
                 self._db.save(conn, node)
         if old_blob:
-            self._blobs.unlink([old_blob])
+            self._discard([old_blob])
         return node
 
     # -- leases --
