@@ -29,7 +29,7 @@ async def list_shares(call: Call) -> web.StreamResponse:
         parts.append(f"<MaxResults>{limit}</MaxResults>")
     parts.append("<Shares>")
     for share in shares:
-        parts.append(share_xml(share, "metadata" in include))
+        parts.append(share_xml(share, "metadata" in include, call.ctx.clock.now()))
     nxt = "" if next_marker is None else ";".join(p for p in next_marker if p)
     parts.append(f"</Shares><NextMarker>{escape(nxt)}</NextMarker></EnumerationResults>")
     return xml_reply(call, "".join(parts))

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from keyless.emulator.files.headers import header_error, int_header, parse_metadata
+from keyless.emulator.files.headers import header_error, int_header, lease_header, parse_metadata
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import XML_DECL, etag_headers, meta_headers, reply, xml_reply
+from keyless.emulator.files.replies import (
+    XML_DECL,
+    etag_headers,
+    meta_headers,
+    reply,
+    share_lease_headers,
+    xml_reply,
+)
 
 
 async def create_share(call: Call) -> web.StreamResponse:
@@ -17,15 +24,15 @@ async def create_share(call: Call) -> web.StreamResponse:
 
 
 async def get_share_properties(call: Call) -> web.StreamResponse:
-    share = call.ctx.store.get_share(call.target.account, call.share, call.snapshot)
+    share = call.ctx.store.get_share(call.target.account, call.share, call.snapshot,
+                                     lease_id=lease_header(call.headers))
     headers = {
         **etag_headers(share.etag, share.last_modified),
         **meta_headers(share.metadata),
         "x-ms-share-quota": str(share.quota),
         "x-ms-access-tier": "TransactionOptimized",
         "x-ms-enabled-protocols": "SMB",
-        "x-ms-lease-status": "unlocked",
-        "x-ms-lease-state": "available",
+        **share_lease_headers(share, call.ctx.clock.now()),
     }
     return reply(call, 200, headers)
 
@@ -40,8 +47,11 @@ async def delete_share(call: Call) -> web.StreamResponse:
     if option is not None and snapshot:
         raise header_error("x-ms-delete-snapshots", "InvalidHeaderValue",
                            "x-ms-delete-snapshots is not allowed when deleting one share snapshot.")
+    lease_id = lease_header(call.headers)
+    with_leased = option is not None and option.strip().lower() == "include-leased"
     await call.run(lambda: store.delete_share(account, share, snapshot=snapshot,
-                                              with_snapshots=option is not None))
+                                              with_snapshots=option is not None, with_leased=with_leased,
+                                              lease_id=lease_id))
     return reply(call, 202)
 
 
@@ -56,13 +66,15 @@ async def create_snapshot(call: Call) -> web.StreamResponse:
 
 async def set_share_metadata(call: Call) -> web.StreamResponse:
     metadata = parse_metadata(call.headers) or ()
-    share = call.ctx.store.update_share(call.target.account, call.share, metadata=metadata)
+    share = call.ctx.store.update_share(call.target.account, call.share, metadata=metadata,
+                                        lease_id=lease_header(call.headers))
     return reply(call, 200, etag_headers(share.etag, share.last_modified))
 
 
 async def set_share_properties(call: Call) -> web.StreamResponse:
     quota = int_header(call.headers, "x-ms-share-quota", 1, 102400)
-    share = call.ctx.store.update_share(call.target.account, call.share, quota=quota)
+    share = call.ctx.store.update_share(call.target.account, call.share, quota=quota,
+                                        lease_id=lease_header(call.headers))
     return reply(call, 200, etag_headers(share.etag, share.last_modified))
 
 
@@ -72,7 +84,7 @@ async def get_share_stats(call: Call) -> web.StreamResponse:
 
 
 async def get_share_acl(call: Call) -> web.StreamResponse:
-    share = call.ctx.store.get_share(call.target.account, call.share)
+    share = call.ctx.store.get_share(call.target.account, call.share, lease_id=lease_header(call.headers))
     response = xml_reply(call, f"{XML_DECL}<SignedIdentifiers />")
     response.headers.update(etag_headers(share.etag, share.last_modified))
     return response

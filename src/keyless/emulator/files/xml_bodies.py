@@ -13,16 +13,21 @@ from xml.sax.saxutils import escape, quoteattr
 
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint
+from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint, share_lease_headers
 from keyless.emulator.storage import Listing, Node, ShareRecord
 
 
-def share_xml(share: ShareRecord, with_metadata: bool) -> str:
+def share_xml(share: ShareRecord, with_metadata: bool, now: float) -> str:
+    lease = share_lease_headers(share, now)
+    duration = lease.get("x-ms-lease-duration")
     props = (
         f"<Properties><Last-Modified>{http_date(share.last_modified)}</Last-Modified>"
         f"<Etag>{escape(share.etag)}</Etag><Quota>{share.quota}</Quota>"
-        "<AccessTier>TransactionOptimized</AccessTier><LeaseStatus>unlocked</LeaseStatus>"
-        "<LeaseState>available</LeaseState><EnabledProtocols>SMB</EnabledProtocols></Properties>"
+        "<AccessTier>TransactionOptimized</AccessTier>"
+        f"<LeaseStatus>{lease['x-ms-lease-status']}</LeaseStatus>"
+        f"<LeaseState>{lease['x-ms-lease-state']}</LeaseState>"
+        + (f"<LeaseDuration>{duration}</LeaseDuration>" if duration else "")
+        + "<EnabledProtocols>SMB</EnabledProtocols></Properties>"
     )
     meta = ""
     if with_metadata:

@@ -16,6 +16,7 @@ from keyless.emulator.storage.records import Node
 
 class LeaseAction(enum.Enum):
     ACQUIRE = "acquire"
+    RENEW = "renew"  # share leases only (file leases never expire)
     RELEASE = "release"
     CHANGE = "change"
     BREAK = "break"

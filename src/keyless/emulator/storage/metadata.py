@@ -24,7 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage.records import ContentSettings, Metadata, Node, ShareRecord, SmbProps, name_key
+from keyless.emulator.storage.records import (
+    ContentSettings,
+    Metadata,
+    Node,
+    ShareLease,
+    ShareRecord,
+    SmbProps,
+    name_key,
+)
 from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
 
 _SCHEMA = """
@@ -102,6 +110,13 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE blob_ranges (blob TEXT PRIMARY KEY, ranges TEXT NOT NULL);
     """,
+    # 3: share leases (records.ShareLease).
+    """
+    ALTER TABLE shares ADD COLUMN lease_id TEXT;
+    ALTER TABLE shares ADD COLUMN lease_duration INTEGER NOT NULL DEFAULT -1;
+    ALTER TABLE shares ADD COLUMN lease_expires REAL;
+    ALTER TABLE shares ADD COLUMN lease_broken_at REAL;
+    """,
 )
 RANGES_SINCE = 2  # the schema version that brought blob_ranges
 
@@ -111,7 +126,8 @@ _NODE_COLUMNS = (
     "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
     "copy_completion"
 )
-_SHARE_COLUMNS = "id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot"
+_SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
+                  "lease_id, lease_duration, lease_expires, lease_broken_at")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
 _SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
 _SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
@@ -311,6 +327,11 @@ class MetadataDb:
         )
 
     @staticmethod
+    def set_share_lease(conn: sqlite3.Connection, share_id: int, lease: ShareLease) -> None:
+        conn.execute("UPDATE shares SET lease_id=?, lease_duration=?, lease_expires=?, lease_broken_at=? "
+                     "WHERE id=?", (lease.lease_id, lease.duration, lease.expires, lease.broken_at, share_id))
+
+    @staticmethod
     def delete_share(conn: sqlite3.Connection, share_id: int) -> list[str]:
         """Delete the share's rows; returns the blobs they named (to unlink after the commit)."""
         blobs = [str(r[0]) for r in conn.execute(
@@ -464,6 +485,12 @@ def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
         created=float(row[7]),  # type: ignore[arg-type]
         root_id=str(row[8]),
         snapshot=str(row[9]),
+        lease=ShareLease(
+            lease_id=_opt(row[10]),
+            duration=int(row[11]),  # type: ignore[call-overload]
+            expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
+            broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
+        ),
     )
 
 

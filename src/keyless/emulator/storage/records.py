@@ -46,6 +46,19 @@ class SmbUpdate:
 
 
 @dataclass(frozen=True)
+class ShareLease:
+    """A share's lease as stored; ``storage.share_leases`` derives its state from these and the time."""
+
+    lease_id: str | None = None
+    duration: int = -1  # seconds, or -1 for infinite
+    expires: float | None = None  # fixed leases
+    broken_at: float | None = None  # set by a break: breaking until then, broken after
+
+
+NO_LEASE = ShareLease()
+
+
+@dataclass(frozen=True)
 class ShareRecord:
     id: int
     account: str
@@ -57,6 +70,7 @@ class ShareRecord:
     created: float
     root_id: str
     snapshot: str = ""  # the x-ms-snapshot value of a share snapshot; "" for the live share
+    lease: ShareLease = NO_LEASE
 
 
 @dataclass(frozen=True)
