@@ -1,9 +1,10 @@
 """Azure Files REST data plane: one entry point, dispatch by method + ``restype`` + ``comp``.
 
 Order of work for every request: account (unknown: 400 ``InvalidUri``, the nearest thing the service
-says about a URI naming nothing it hosts; on Azure the host name would simply not resolve), then the
-injected authentication, then path and query validation and routing, then the injected authorization
-with the operation's data actions, then the handler. Every failure is a :class:`StorageError`, which the
+says about a URI naming nothing it hosts; on Azure the host name would simply not resolve), then
+``x-ms-version`` (unknown: 400), then the injected authentication, then path and query validation and
+routing, then the OAuth rule for management operations, then the injected authorization with the
+operation's data actions, then the handler. Every failure is a :class:`StorageError`, which the
 server turns into the service's XML reply.
 
 Operations that authenticate themselves (the SMB ticket exchange) are matched first, on the service URL,
@@ -21,9 +22,10 @@ from aiohttp import web
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files import routes
-from keyless.emulator.files.headers import flag
+from keyless.emulator.files.headers import check_version, flag
 from keyless.emulator.files.model import Call, Op, Security, Target
 from keyless.emulator.files.urls import bad_query, decode_segment, parse_query, parse_target
+from keyless.protocol import H_VERSION
 
 if TYPE_CHECKING:
     from keyless.emulator.context import Emulator
@@ -43,14 +45,28 @@ async def handle_files_request(ctx: Emulator, security: Security,
     account = decode_segment(segments[0]) if segments else ""
     if not account or ctx.config.account(account) is None:
         raise StorageError(400, "InvalidUri")
+    check_version(request.headers)
     caller = security.authenticate(ctx, request, account)
     request[keys.CALLER] = caller
     target = parse_target(account, segments[1:], flag(request.headers, "x-ms-allow-trailing-dot"))
     query = parse_query(raw_query)
     op = route(request.method, target, query, request.headers)
     request[keys.OPERATION] = op.name
+    if op.manages and caller.auth_type == keys.AUTH_OAUTH \
+            and request.headers.get(H_VERSION, "") < OAUTH_MANAGEMENT_VERSION:
+        raise StorageError(409, "FileOAuthManagementApiRestrictedToSrp", _SRP_ONLY)
     security.authorize(ctx, caller, account, target.share, op.actions)
     return await op.handler(Call(ctx, security, request, target, query, op))
+
+
+# The operations that manage the FileService and FileShare resources took no bearer token before version
+# 2024-11-04 ("Authorize access to file data" / "Azure Files OAuth over REST": these management APIs are
+# exposed on the data plane for legacy reasons and were keys or SAS only; the 2024-11-04 release notes:
+# "token-based authentication for all data plane APIs in the files service"). Azure's answer, as recorded
+# by azure-sdk-for-js against the service at version 2022-11-02, is 409 with this code and message.
+OAUTH_MANAGEMENT_VERSION = "2024-11-04"
+_SRP_ONLY = ("This API does not support bearer tokens. For OAuth, use the Storage Resource Provider APIs "
+             "instead. Learn more: https://aka.ms/azurefiles/restapi.")
 
 
 def _self_authenticating(request: web.Request, segments: list[str]) -> Op | None:
@@ -73,7 +89,7 @@ def route(method: str, target: Target, query: dict[str, str], headers: Mapping[s
 
 
 # x-ms-snapshot values: the service's DateTime with 7 fractional digits (Create Share Snapshot).
-_SNAPSHOT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
+_SNAPSHOT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$", re.ASCII)
 
 
 def _route(method: str, target: Target, query: dict[str, str], headers: Mapping[str, str]) -> Op:

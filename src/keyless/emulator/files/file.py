@@ -317,7 +317,7 @@ async def list_ranges(call: Call) -> web.StreamResponse:
     # the next page starts at, opaque to the client.
     marker = call.query.get("marker")
     if marker:
-        if not marker.isdigit():
+        if not (marker.isascii() and marker.isdigit()):
             raise bad_query("marker")
         entries = [e for e in entries if e[0] >= int(marker)]
     limit = max_results(call.query)

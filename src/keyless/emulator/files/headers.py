@@ -20,8 +20,10 @@ MAX_FILE_SIZE = 4 * 1024**4  # 4 TiB, the service's largest file
 _MAX_METADATA_BYTES = 8 * 1024
 _MAX_PERMISSION_BYTES = 8 * 1024
 _METADATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-_SMB_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$")
+# Numbers are ASCII digits only, as the service reads them (re.ASCII: no other script's digits).
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$", re.ASCII)
+_SMB_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$", re.ASCII)
+_INTEGER = re.compile(r"^-?[0-9]+$")
 _ATTRIBUTES = ("ReadOnly", "Hidden", "System", "None", "Directory", "Archive", "Temporary", "Offline",
                "NotContentIndexed", "NoScrubData")
 _ATTRIBUTE_BY_LOWER = {a.lower(): a for a in _ATTRIBUTES}
@@ -70,10 +72,10 @@ def int_header(headers: Mapping[str, str], name: str, lo: int, hi: int) -> int |
     raw = headers.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise header_error(name) from None
+    # int() would also take "+5", "1_000", " 5" and other scripts' digits; the service takes none of them.
+    if not _INTEGER.match(raw):
+        raise header_error(name)
+    value = int(raw)
     if not lo <= value <= hi:
         raise header_error(name, "OutOfRangeInput", "One of the request inputs is out of range.")
     return value
@@ -193,3 +195,25 @@ def parse_range(headers: Mapping[str, str]) -> tuple[str, int, int | None] | Non
 def lease_header(headers: Mapping[str, str]) -> str | None:
     value = headers.get("x-ms-lease-id")
     return value.strip() if value else None
+
+
+# Service versions the Files endpoint knows: Azure Storage's published x-ms-version values (the newer
+# ones as azure-storage-file-share lists them, _serialize.py _SUPPORTED_API_VERSIONS); anything else is
+# 400 InvalidHeaderValue naming x-ms-version, as the service answers. A newer SDK's version goes here.
+KNOWN_VERSIONS = frozenset({
+    "2009-09-19", "2011-08-18", "2012-02-12", "2013-08-15", "2014-02-14", "2015-02-21", "2015-04-05",
+    "2015-07-08", "2015-12-11", "2016-05-31", "2017-04-17", "2017-07-29", "2017-11-09", "2018-03-28",
+    "2018-11-09", "2019-02-02", "2019-07-07", "2019-10-10", "2019-12-12", "2020-02-10", "2020-04-08",
+    "2020-06-12", "2020-08-04", "2020-10-02", "2020-12-06", "2021-02-12", "2021-04-10", "2021-06-08",
+    "2021-08-06", "2021-10-04", "2021-12-02", "2022-11-02", "2023-01-03", "2023-05-03", "2023-08-03",
+    "2023-11-03", "2024-02-04", "2024-05-04", "2024-08-04", "2024-11-04", "2025-01-05", "2025-05-05",
+    "2025-07-05", "2025-11-05", "2026-02-06", "2026-04-06", "2026-06-06", "2026-10-06",
+})
+
+
+def check_version(headers: Mapping[str, str]) -> None:
+    """x-ms-version, when given, must be a version the service knows (a missing one means the oldest)."""
+    version = headers.get("x-ms-version")
+    if version is not None and version not in KNOWN_VERSIONS:
+        raise StorageError(400, "InvalidHeaderValue",
+                           extra={"HeaderName": "x-ms-version", "HeaderValue": version[:64]})

@@ -5,6 +5,8 @@ handler, and where its store work runs (:class:`Worker`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from keyless.emulator.files import copy_rename, directory, file, lease, service, share
@@ -80,6 +82,17 @@ FILE_OPS: Table = {
     ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles, on_snapshot=True),
     ("PUT", "forceclosehandles"): Op("ForceCloseHandles", WRITE, directory.force_close_handles),
 }
+
+
+def _managing(table: Table, *, except_comps: frozenset[str | None] = frozenset()) -> Table:
+    """Mark a table's rows as managing the FileService / FileShare resource (see ``Op.manages``)."""
+    return {key: op if key[1] in except_comps else replace(op, manages=True) for key, op in table.items()}
+
+
+# Every service-level and share-level operation manages a FileService or FileShare resource, except the
+# share's permissions (Create / Get Permission), which serve files' security descriptors.
+SERVICE_OPS = _managing(SERVICE_OPS)
+SHARE_OPS = _managing(SHARE_OPS, except_comps=frozenset({"filepermission"}))
 
 # Put with x-ms-copy-source and no comp: Copy File rather than Create File.
 COPY_OP = Op("CopyFile", WRITE, copy_rename.copy_file, Worker.ALWAYS)
