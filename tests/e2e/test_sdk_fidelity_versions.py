@@ -44,7 +44,8 @@ def test_management_operations_refuse_oauth_before_2024_11_04(emulator: Emulator
                                                                          "FileOAuthManagementApiRestrictedToSrp")
         assert "Storage Resource Provider" in str(refused.value)
     service = ShareServiceClient(emulator.account()["url"], credential=ManagedIdentityCredential(),
-                                 token_intent="backup", api_version=BEFORE, connection_verify=emulator.ca_cert)
+                                 token_intent="backup", api_version=BEFORE,
+                                 connection_verify=emulator.ca_cert)
     with pytest.raises(HttpResponseError) as listing:
         list(service.list_shares())
     assert listing.value.error_code == "FileOAuthManagementApiRestrictedToSrp"
