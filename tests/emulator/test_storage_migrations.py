@@ -11,7 +11,7 @@ import pytest
 
 from keyless.emulator.clock import Clock
 from keyless.emulator.storage import ContentSettings, SmbUpdate, Store
-from keyless.emulator.storage.metadata import _MIGRATIONS, _SCHEMA
+from keyless.emulator.storage.schema import MIGRATIONS, SCHEMA
 
 ACCT = "devaccount"
 
@@ -20,7 +20,7 @@ def _old_data_dir(path: Path) -> None:
     """A data directory as the first release wrote it: base schema only, user_version 0."""
     (path / "blobs").mkdir(parents=True)
     conn = sqlite3.connect(path / "meta.sqlite3")
-    conn.executescript(_SCHEMA)
+    conn.executescript(SCHEMA)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     times = ("2025-01-01T00:00:00.0000000Z",) * 3
     conn.execute("INSERT INTO shares (id, account, name, quota, metadata, etag, last_modified, created, "
@@ -57,7 +57,7 @@ def test_an_old_data_directory_opens_and_gains_snapshots_and_ranges(tmp_path: Pa
     store.close()
 
     conn = sqlite3.connect(tmp_path / "meta.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
     # Opening again applies nothing twice and keeps what the first open did.
     again = Store(tmp_path, Clock())
@@ -74,14 +74,14 @@ def test_a_new_data_directory_is_at_the_latest_version(tmp_path: Path) -> None:
     assert store.data_ranges(node, 0, 4095) == [(0, 511)]  # the 512-byte unit the write touched
     store.close()
     conn = sqlite3.connect(tmp_path / "meta.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
 
 
 def test_a_data_directory_from_a_newer_emulator_is_refused_by_name(tmp_path: Path) -> None:
     Store(tmp_path, Clock()).close()
     conn = sqlite3.connect(tmp_path / "meta.sqlite3")
-    conn.execute(f"PRAGMA user_version={len(_MIGRATIONS) + 1}")
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(RuntimeError, match=r"newer emulator.*another data directory"):
         Store(tmp_path, Clock())

@@ -47,6 +47,8 @@ SHARE_OPS: Table = {
     ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
     ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
     ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+    ("PUT", "filepermission"): Op("CreatePermission", WRITE, share.create_permission),
+    ("GET", "filepermission"): Op("GetPermission", READ, share.get_permission),
 }
 
 DIRECTORY_OPS: Table = {

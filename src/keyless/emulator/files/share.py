@@ -1,10 +1,21 @@
-"""Share operations: create, properties, metadata, delete, snapshot, stats, ACL."""
+"""Share operations: create, properties, metadata, delete, snapshot, stats, ACL, permissions."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from aiohttp import web
 
-from keyless.emulator.files.headers import header_error, int_header, lease_header, parse_metadata
+from keyless.emulator.errors import StorageError
+from keyless.emulator.files.headers import (
+    header_error,
+    int_header,
+    lease_header,
+    parse_metadata,
+    permission_text,
+    required,
+)
 from keyless.emulator.files.model import Call
 from keyless.emulator.files.replies import (
     XML_DECL,
@@ -14,6 +25,7 @@ from keyless.emulator.files.replies import (
     share_lease_headers,
     xml_reply,
 )
+from keyless.emulator.files.sddl import sddl_to_binary
 
 
 async def create_share(call: Call) -> web.StreamResponse:
@@ -88,3 +100,36 @@ async def get_share_acl(call: Call) -> web.StreamResponse:
     response = xml_reply(call, f"{XML_DECL}<SignedIdentifiers />")
     response.headers.update(etag_headers(share.etag, share.last_modified))
     return response
+
+
+_MAX_PERMISSION_BODY = 64 * 1024
+
+
+async def create_permission(call: Call) -> web.StreamResponse:
+    """Create Permission: JSON ``{"permission": ..., "format": "sddl" | "binary"}``; 201 with the key."""
+    if (call.request.content_length or 0) > _MAX_PERMISSION_BODY:
+        raise StorageError(413, "RequestBodyTooLarge")
+    try:
+        body = json.loads(await call.request.read())
+        permission, kind = body["permission"], body.get("format")
+        if not isinstance(permission, str) or not isinstance(kind, str | None):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise StorageError(400, "InvalidInput", 'The body must be JSON: {"permission": "<SDDL or base64>", '
+                           '"format": "sddl" or "binary"}.') from None
+    sddl = permission_text(permission, kind, "format")
+    key = call.ctx.store.create_permission(call.target.account, call.share, sddl)
+    return reply(call, 201, {"x-ms-file-permission-key": key})
+
+
+async def get_permission(call: Call) -> web.StreamResponse:
+    """Get Permission: the permission of ``x-ms-file-permission-key`` as SDDL, or as base64 of the binary
+    descriptor when ``x-ms-file-permission-format: binary``."""
+    key = required(call.headers, "x-ms-file-permission-key").strip()
+    kind = call.headers.get("x-ms-file-permission-format", "sddl").strip().lower()
+    if kind not in ("sddl", "binary"):
+        raise header_error("x-ms-file-permission-format")
+    sddl = call.ctx.store.get_permission(call.target.account, call.share, key)
+    permission = sddl if kind == "sddl" else base64.b64encode(sddl_to_binary(sddl)).decode("ascii")
+    body = json.dumps({"permission": permission, "format": "Sddl" if kind == "sddl" else "Binary"})
+    return reply(call, 200, body=body.encode(), content_type="application/json")

@@ -33,92 +33,8 @@ from keyless.emulator.storage.records import (
     SmbProps,
     name_key,
 )
+from keyless.emulator.storage.schema import MIGRATIONS, SCHEMA
 from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shares (
-    id INTEGER PRIMARY KEY,
-    account TEXT NOT NULL,
-    name TEXT NOT NULL,
-    quota INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    created REAL NOT NULL,
-    root_id TEXT NOT NULL,
-    UNIQUE (account, name)
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    id TEXT PRIMARY KEY,
-    share_id INTEGER NOT NULL,
-    parent_id TEXT,
-    name TEXT NOT NULL,
-    name_key TEXT NOT NULL,
-    is_dir INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_length INTEGER NOT NULL DEFAULT 0,
-    content_type TEXT,
-    content_encoding TEXT,
-    content_language TEXT,
-    content_disposition TEXT,
-    cache_control TEXT,
-    content_md5 BLOB,
-    attributes TEXT NOT NULL,
-    creation_time TEXT NOT NULL,
-    last_write_time TEXT NOT NULL,
-    change_time TEXT NOT NULL,
-    permission_key TEXT NOT NULL,
-    blob TEXT,
-    lease_id TEXT,
-    copy_id TEXT,
-    copy_source TEXT,
-    copy_completion REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_by_name ON nodes (share_id, parent_id, name_key);
-CREATE INDEX IF NOT EXISTS nodes_by_blob ON nodes (blob);
-"""
-
-# Schema changes after the first release, applied in order to any data directory whose
-# ``PRAGMA user_version`` is lower (an older emulator's data keeps opening). Never edit a shipped step.
-_MIGRATIONS: tuple[str, ...] = (
-    # 1: share snapshots. A snapshot is a share row with a non-empty ``snapshot`` (its x-ms-snapshot
-    # value) and its own copy of the tree; UNIQUE (account, name) becomes UNIQUE (account, name,
-    # snapshot), which SQLite can only do by rebuilding the table.
-    """
-    CREATE TABLE shares_v1 (
-        id INTEGER PRIMARY KEY,
-        account TEXT NOT NULL,
-        name TEXT NOT NULL,
-        snapshot TEXT NOT NULL DEFAULT '',
-        quota INTEGER NOT NULL,
-        metadata TEXT NOT NULL,
-        etag TEXT NOT NULL,
-        last_modified REAL NOT NULL,
-        created REAL NOT NULL,
-        root_id TEXT NOT NULL,
-        UNIQUE (account, name, snapshot)
-    );
-    INSERT INTO shares_v1 (id, account, name, quota, metadata, etag, last_modified, created, root_id)
-        SELECT id, account, name, quota, metadata, etag, last_modified, created, root_id FROM shares;
-    DROP TABLE shares;
-    ALTER TABLE shares_v1 RENAME TO shares;
-    """,
-    # 2: each blob's written ranges (storage.ranges), as JSON [[start, end], ...]. Data directories from
-    # before have them filled in from the blobs' allocated extents when the store opens.
-    """
-    CREATE TABLE blob_ranges (blob TEXT PRIMARY KEY, ranges TEXT NOT NULL);
-    """,
-    # 3: share leases (records.ShareLease).
-    """
-    ALTER TABLE shares ADD COLUMN lease_id TEXT;
-    ALTER TABLE shares ADD COLUMN lease_duration INTEGER NOT NULL DEFAULT -1;
-    ALTER TABLE shares ADD COLUMN lease_expires REAL;
-    ALTER TABLE shares ADD COLUMN lease_broken_at REAL;
-    """,
-)
-RANGES_SINCE = 2  # the schema version that brought blob_ranges
 
 _NODE_COLUMNS = (
     "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
@@ -156,13 +72,13 @@ class MetadataDb:
     def _migrate(conn: sqlite3.Connection) -> int:
         """Create the base schema, then apply the migrations this data directory has not seen yet;
         returns the version it had."""
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(_MIGRATIONS):
+        if version > len(MIGRATIONS):
             raise RuntimeError(f"{conn.execute('PRAGMA database_list').fetchone()[2]} was written by a newer "
-                               f"emulator (schema {version}, this one knows {len(_MIGRATIONS)}): "
+                               f"emulator (schema {version}, this one knows {len(MIGRATIONS)}): "
                                "upgrade keyless or use another data directory")
-        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits first; BEGIN..COMMIT makes each step (and its version) atomic.
             conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version={number}; COMMIT;")
         return version
@@ -327,6 +243,22 @@ class MetadataDb:
         )
 
     @staticmethod
+    def save_permission(conn: sqlite3.Connection, share_id: int, key: str, sddl: str) -> None:
+        conn.execute("INSERT OR IGNORE INTO share_permissions (share_id, key, sddl) VALUES (?,?,?)",
+                     (share_id, key, sddl))
+
+    @staticmethod
+    def permission(conn: sqlite3.Connection, share_id: int, key: str) -> str | None:
+        row = conn.execute("SELECT sddl FROM share_permissions WHERE share_id=? AND key=?",
+                           (share_id, key)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def copy_permissions(conn: sqlite3.Connection, from_share: int, to_share: int) -> None:
+        conn.execute("INSERT INTO share_permissions (share_id, key, sddl) "
+                     "SELECT ?, key, sddl FROM share_permissions WHERE share_id=?", (to_share, from_share))
+
+    @staticmethod
     def set_share_lease(conn: sqlite3.Connection, share_id: int, lease: ShareLease) -> None:
         conn.execute("UPDATE shares SET lease_id=?, lease_duration=?, lease_expires=?, lease_broken_at=? "
                      "WHERE id=?", (lease.lease_id, lease.duration, lease.expires, lease.broken_at, share_id))
@@ -337,6 +269,7 @@ class MetadataDb:
         blobs = [str(r[0]) for r in conn.execute(
             "SELECT blob FROM nodes WHERE share_id=? AND blob IS NOT NULL", (share_id,))]
         conn.execute("DELETE FROM nodes WHERE share_id=?", (share_id,))
+        conn.execute("DELETE FROM share_permissions WHERE share_id=?", (share_id,))
         conn.execute("DELETE FROM shares WHERE id=?", (share_id,))
         return blobs
 

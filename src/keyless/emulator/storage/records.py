@@ -43,6 +43,7 @@ class SmbUpdate:
     last_write_time: str | None = None
     change_time: str | None = None
     permission_key: str | None = None
+    permission: str | None = None  # an inline permission's SDDL (its key is permission_key); kept per share
 
 
 @dataclass(frozen=True)

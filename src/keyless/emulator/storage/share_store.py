@@ -6,6 +6,7 @@ with directories and files; the crash-safety rules in that module's docstring ap
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage.blobs import BlobStore
 from keyless.emulator.storage.leases import LeaseAction
-from keyless.emulator.storage.metadata import RANGES_SINCE, MetadataDb
+from keyless.emulator.storage.metadata import MetadataDb
 from keyless.emulator.storage.records import (
     ContentSettings,
     Metadata,
@@ -23,8 +24,15 @@ from keyless.emulator.storage.records import (
     ShareRecord,
     SmbUpdate,
 )
+from keyless.emulator.storage.schema import RANGES_SINCE
 from keyless.emulator.storage.share_leases import check_share_lease, lease_active, share_lease_transition
-from keyless.emulator.storage.smb_rules import new_smb_props, smb_time
+from keyless.emulator.storage.smb_rules import (
+    DEFAULT_PERMISSION,
+    DEFAULT_PERMISSION_KEY,
+    new_smb_props,
+    permission_key_for,
+    smb_time,
+)
 from keyless.protocol import E_SHARE_EXISTS
 
 if TYPE_CHECKING:
@@ -153,6 +161,7 @@ class ShareStore:
                 snap = replace(share, id=0, snapshot=stamp, etag=etag, last_modified=now, root_id=root.id,
                                metadata=share.metadata if metadata is None else metadata, lease=ShareLease())
                 snap_id = self._db.insert_share(conn, snap, root)
+                self._db.copy_permissions(conn, share.id, snap_id)
                 for node in nodes[1:]:
                     blob = None
                     if node.blob is not None:
@@ -199,6 +208,35 @@ class ShareStore:
     def share_usage(self, account: str, name: str, snapshot: str = "") -> int:
         return self._db.share_usage(self.get_share(account, name, snapshot).id)
 
+    # -- permissions (Create / Get Permission; keys on files and directories) --
+
+    def create_permission(self, account: str, name: str, sddl: str) -> str:
+        """Keep ``sddl`` on the share; returns its key (the same SDDL always gets the same key)."""
+        key = permission_key_for(sddl)
+        with self._db.write() as conn:
+            share = self._db.share_in(conn, account, name)
+            self._db.save_permission(conn, share.id, key, sddl)
+        return key
+
+    def get_permission(self, account: str, name: str, key: str) -> str:
+        share = self._db.get_share(account, name)
+        if key == DEFAULT_PERMISSION_KEY:
+            return DEFAULT_PERMISSION
+        sddl = self._db.permission(self._db.conn(), share.id, key)
+        if sddl is None:
+            raise _unknown_permission_key()
+        return sddl
+
+    def _use_permission(self, conn: sqlite3.Connection, share_id: int, smb: SmbUpdate | None) -> None:
+        """An inline permission is kept on the share; a permission key must name one kept there."""
+        if smb is None or smb.permission_key is None:
+            return
+        if smb.permission is not None:
+            self._db.save_permission(conn, share_id, smb.permission_key, smb.permission)
+        elif smb.permission_key != DEFAULT_PERMISSION_KEY \
+                and self._db.permission(conn, share_id, smb.permission_key) is None:
+            raise _unknown_permission_key()
+
     def lease_share(self, account: str, name: str, snapshot: str, action: LeaseAction, *,
                     lease_id: str | None, proposed: str | None, duration: int,
                     break_period: int | None) -> tuple[ShareRecord, int | None]:
@@ -211,3 +249,8 @@ class ShareStore:
                                                        break_period=break_period)
             self._db.set_share_lease(conn, share.id, lease)
         return replace(share, lease=lease), lease_time
+
+
+def _unknown_permission_key() -> StorageError:
+    return StorageError(400, "FileInvalidPermissionKey",
+                        "The specified file permission key doesn't exist in the share.")

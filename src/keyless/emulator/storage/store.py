@@ -88,6 +88,7 @@ class Store(ShareStore):
                 raise StorageError(404, E_RESOURCE_NOT_FOUND)
             if not is_dir:
                 check_lease(node, lease_id, write=True)
+            self._use_permission(conn, node.share_id, smb)
             new = replace(node, etag=etag, last_modified=now)
             if metadata is not None:
                 new = replace(new, metadata=metadata)
@@ -122,6 +123,7 @@ class Store(ShareStore):
             parent_id = self._db.parent_id(conn, share, path)
             if self._db.child(conn, share.id, parent_id, path[-1]) is not None:
                 raise StorageError(409, E_RESOURCE_EXISTS)
+            self._use_permission(conn, share.id, smb)
             node = self._new_node(share.id, parent_id, path[-1], True, metadata, etag, now, smb,
                                   ContentSettings(), 0, None)
             self._db.insert(conn, node)
@@ -173,6 +175,7 @@ class Store(ShareStore):
                     raise StorageError(409, E_RESOURCE_EXISTS)
                 parent_id = self._db.parent_id(conn, share, path)
                 existing = self._db.child(conn, share.id, parent_id, path[-1])
+                self._use_permission(conn, share.id, smb)
                 node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, smb,
                                       content, length, blob)
                 if body:
@@ -281,6 +284,7 @@ class Store(ShareStore):
                 raise StorageError(400, "InvalidInput", "The destination path is not valid.")
             if not is_dir:
                 check_lease(node, source_lease, write=True)
+            self._use_permission(conn, share.id, smb)
             parent_id = self._db.parent_id(conn, share, target)
             if is_dir and self._db.is_inside(conn, parent_id, node.id):
                 raise StorageError(400, "InvalidInput", "A directory cannot be moved into itself.")
