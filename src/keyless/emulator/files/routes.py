@@ -32,6 +32,7 @@ SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
 SERVICE_OPS: Table = {
     ("GET", "list"): Op("ListShares", READ, service.list_shares),
     ("GET", "properties"): Op("GetFileServiceProperties", READ, service.get_service_properties),
+    ("PUT", "properties"): Op("SetFileServiceProperties", WRITE, service.set_service_properties),
 }
 
 SHARE_OPS: Table = {
@@ -47,6 +48,7 @@ SHARE_OPS: Table = {
     ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
     ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
     ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+    ("PUT", "acl"): Op("SetShareAcl", WRITE, share.set_share_acl),
     ("PUT", "filepermission"): Op("CreatePermission", WRITE, share.create_permission),
     ("GET", "filepermission"): Op("GetPermission", READ, share.get_permission),
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -26,6 +28,8 @@ from keyless.emulator.files.replies import (
     xml_reply,
 )
 from keyless.emulator.files.sddl import sddl_to_binary
+from keyless.emulator.files.xml_bodies import invalid_xml, read_xml, text_of
+from keyless.emulator.storage import AccessPolicy
 
 
 async def create_share(call: Call) -> web.StreamResponse:
@@ -97,9 +101,44 @@ async def get_share_stats(call: Call) -> web.StreamResponse:
 
 async def get_share_acl(call: Call) -> web.StreamResponse:
     share = call.ctx.store.get_share(call.target.account, call.share, lease_id=lease_header(call.headers))
-    response = xml_reply(call, f"{XML_DECL}<SignedIdentifiers />")
+    identifiers = "".join(
+        f"<SignedIdentifier><Id>{escape(p.id)}</Id><AccessPolicy>"
+        + (f"<Start>{escape(p.start)}</Start>" if p.start else "")
+        + (f"<Expiry>{escape(p.expiry)}</Expiry>" if p.expiry else "")
+        + (f"<Permission>{escape(p.permission)}</Permission>" if p.permission else "")
+        + "</AccessPolicy></SignedIdentifier>"
+        for p in share.acl
+    )
+    response = xml_reply(call, f"{XML_DECL}<SignedIdentifiers>{identifiers}</SignedIdentifiers>")
     response.headers.update(etag_headers(share.etag, share.last_modified))
     return response
+
+
+_ACL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?Z?)?$", re.ASCII)
+
+
+async def set_share_acl(call: Call) -> web.StreamResponse:
+    """Set Share ACL: at most 5 stored access policies (signed identifiers), ids of 1 to 64 characters,
+    permissions from r, c, w, d, l; the policies sent replace the share's."""
+    root = await read_xml(call, "SignedIdentifiers", empty_ok=True)
+    policies: list[AccessPolicy] = []
+    for item in root:
+        if item.tag != "SignedIdentifier":
+            raise invalid_xml(f"unknown element {item.tag}")
+        ident = text_of(item, "Id")
+        policy = item.find("AccessPolicy")
+        start, expiry, permission = ("", "", "") if policy is None else (
+            text_of(policy, "Start"), text_of(policy, "Expiry"), text_of(policy, "Permission"))
+        if not 1 <= len(ident) <= 64 or any(p.id == ident for p in policies):
+            raise invalid_xml("each signed identifier needs a unique Id of 1 to 64 characters")
+        if any(t and not _ACL_TIME.match(t) for t in (start, expiry)) or not set(permission) <= set("rcwdl"):
+            raise invalid_xml(f"the access policy of {ident} is not valid")
+        policies.append(AccessPolicy(ident, start, expiry, permission))
+    if len(policies) > 5:
+        raise invalid_xml("a share has at most 5 signed identifiers")
+    share = call.ctx.store.update_share(call.target.account, call.share, acl=tuple(policies),
+                                        lease_id=lease_header(call.headers))
+    return reply(call, 200, etag_headers(share.etag, share.last_modified))
 
 
 _MAX_PERMISSION_BODY = 64 * 1024

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import xml.etree.ElementTree as ET
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
@@ -113,3 +114,37 @@ def _entry_xml(tag: str, node: Node, include: set[str], extended: bool) -> str:
         parts.append(f"<PermissionKey>{escape(node.smb.permission_key)}</PermissionKey>")
     parts.append(f"</{tag}>")
     return "".join(parts)
+
+
+_MAX_XML_BODY = 64 * 1024
+
+
+async def read_xml(call: Call, root: str, *, empty_ok: bool = False) -> ET.Element:
+    """The request's XML body (at most 64 KiB), whose root must be ``root``; 400 InvalidXmlDocument when
+    it is not well-formed or declares a DTD (no entity expansion is ever done). ``empty_ok``: no body
+    reads as an empty ``root`` (Set Share ACL without a body clears the ACL)."""
+    if (call.request.content_length or 0) > _MAX_XML_BODY:
+        raise StorageError(413, "RequestBodyTooLarge")
+    raw = await call.request.read()
+    if len(raw) > _MAX_XML_BODY:
+        raise StorageError(413, "RequestBodyTooLarge")
+    if empty_ok and not raw.strip():
+        return ET.Element(root)
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise invalid_xml("a DTD is not allowed")
+    try:
+        element = ET.fromstring(raw)  # noqa: S314 - bounded, and DTDs are refused above
+    except ET.ParseError as err:
+        raise invalid_xml(str(err)) from None
+    if element.tag != root:
+        raise invalid_xml(f"the root element must be {root}")
+    return element
+
+
+def invalid_xml(reason: str) -> StorageError:
+    return StorageError(400, "InvalidXmlDocument", extra={"Reason": reason})
+
+
+def text_of(element: ET.Element, tag: str) -> str:
+    child = element.find(tag)
+    return "" if child is None or child.text is None else child.text.strip()

@@ -5,6 +5,7 @@ their own modules (``leases``, ``share_leases``, ``smb_rules``). Records are pla
 
 from keyless.emulator.storage.leases import LeaseAction
 from keyless.emulator.storage.records import (
+    AccessPolicy,
     ContentSettings,
     Listing,
     Metadata,
@@ -19,6 +20,7 @@ from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
 from keyless.emulator.storage.store import Store
 
 __all__ = [
+    "AccessPolicy",
     "ContentSettings",
     "LeaseAction",
     "LeaseState",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage.records import (
+    AccessPolicy,
     ContentSettings,
     Metadata,
     Node,
@@ -43,7 +44,7 @@ _NODE_COLUMNS = (
     "copy_completion"
 )
 _SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
-                  "lease_id, lease_duration, lease_expires, lease_broken_at")
+                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
 _SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
 _SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
@@ -238,9 +239,19 @@ class MetadataDb:
     @staticmethod
     def save_share(conn: sqlite3.Connection, share: ShareRecord) -> None:
         conn.execute(
-            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=? WHERE id=?",
-            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified, share.id),
+            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=?, acl=? WHERE id=?",
+            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified,
+             json.dumps([[p.id, p.start, p.expiry, p.permission] for p in share.acl]), share.id),
         )
+
+    def service_properties(self, account: str) -> dict[str, str]:
+        rows = self.conn().execute("SELECT element, xml FROM service_properties WHERE account=?", (account,))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def set_service_properties(self, account: str, elements: dict[str, str]) -> None:
+        with self.write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO service_properties (account, element, xml) "
+                             "VALUES (?,?,?)", [(account, tag, xml) for tag, xml in elements.items()])
 
     @staticmethod
     def save_permission(conn: sqlite3.Connection, share_id: int, key: str, sddl: str) -> None:
@@ -424,6 +435,7 @@ def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
             expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
             broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
         ),
+        acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
     )
 
 

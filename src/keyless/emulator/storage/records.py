@@ -60,6 +60,16 @@ NO_LEASE = ShareLease()
 
 
 @dataclass(frozen=True)
+class AccessPolicy:
+    """One signed identifier of a share's ACL; start and expiry as sent (ISO 8601), any may be empty."""
+
+    id: str
+    start: str = ""
+    expiry: str = ""
+    permission: str = ""
+
+
+@dataclass(frozen=True)
 class ShareRecord:
     id: int
     account: str
@@ -72,6 +82,7 @@ class ShareRecord:
     root_id: str
     snapshot: str = ""  # the x-ms-snapshot value of a share snapshot; "" for the live share
     lease: ShareLease = NO_LEASE
+    acl: tuple[AccessPolicy, ...] = ()  # stored access policies (Set Share ACL), at most 5
 
 
 @dataclass(frozen=True)

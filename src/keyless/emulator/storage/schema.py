@@ -93,5 +93,13 @@ MIGRATIONS: tuple[str, ...] = (
         share_id INTEGER NOT NULL, key TEXT NOT NULL, sddl TEXT NOT NULL, PRIMARY KEY (share_id, key)
     );
     """,
+    # 5: File service properties per account (one row per top-level element, its XML as sent) and each
+    # share's stored access policies (Set Share ACL), as JSON [[id, start, expiry, permission], ...].
+    """
+    CREATE TABLE service_properties (
+        account TEXT NOT NULL, element TEXT NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (account, element)
+    );
+    ALTER TABLE shares ADD COLUMN acl TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 RANGES_SINCE = 2  # the schema version that brought blob_ranges

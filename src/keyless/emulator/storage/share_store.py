@@ -17,6 +17,7 @@ from keyless.emulator.storage.blobs import BlobStore
 from keyless.emulator.storage.leases import LeaseAction
 from keyless.emulator.storage.metadata import MetadataDb
 from keyless.emulator.storage.records import (
+    AccessPolicy,
     ContentSettings,
     Metadata,
     Node,
@@ -122,7 +123,8 @@ class ShareStore:
         return self._db.list_shares(account, prefix, marker, limit, snapshots=snapshots)
 
     def update_share(self, account: str, name: str, *, quota: int | None = None,
-                     metadata: Metadata | None = None, lease_id: str | None = None) -> ShareRecord:
+                     metadata: Metadata | None = None, acl: tuple[AccessPolicy, ...] | None = None,
+                     lease_id: str | None = None) -> ShareRecord:
         now = self.clock.now()
         etag = self.new_etag()
         with self._db.write() as conn:
@@ -132,6 +134,7 @@ class ShareStore:
                 share,
                 quota=share.quota if quota is None else quota,
                 metadata=share.metadata if metadata is None else metadata,
+                acl=share.acl if acl is None else acl,
                 etag=etag,
                 last_modified=now,
             )
@@ -207,6 +210,15 @@ class ShareStore:
 
     def share_usage(self, account: str, name: str, snapshot: str = "") -> int:
         return self._db.share_usage(self.get_share(account, name, snapshot).id)
+
+    # -- File service properties (per account: the top-level elements last set, as XML) --
+
+    def service_properties(self, account: str) -> dict[str, str]:
+        return self._db.service_properties(account)
+
+    def set_service_properties(self, account: str, elements: dict[str, str]) -> None:
+        """Replace the given top-level elements; the others keep theirs (Set File Service Properties)."""
+        self._db.set_service_properties(account, elements)
 
     # -- permissions (Create / Get Permission; keys on files and directories) --
 
