@@ -107,6 +107,10 @@ def _route(method: str, target: Target, query: dict[str, str], headers: Mapping[
     if restype is not None:
         raise bad_query("restype")
     if not target.path:
+        if comp in ("listhandles", "forceclosehandles"):
+            # The share root is a directory: its handles are listed and closed at the share's URL
+            # (the SDK's ShareDirectoryClient for "" sends no restype).
+            return _pick(routes.DIRECTORY_OPS, method, comp, "comp")
         raise StorageError(400, "InvalidUri")
     if method == "PUT" and comp is None and "x-ms-copy-source" in headers:
         return routes.COPY_OP

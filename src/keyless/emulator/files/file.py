@@ -34,7 +34,7 @@ from keyless.emulator.files.replies import (
     reply,
 )
 from keyless.emulator.files.urls import bad_query, max_results
-from keyless.emulator.storage import ContentSettings, Node
+from keyless.emulator.storage import ContentSettings, Node, check_lease
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 _STREAM_CHUNK = 1024 * 1024
@@ -169,9 +169,7 @@ async def get_file(call: Call) -> web.StreamResponse:
     store = call.ctx.store
     node = store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
                           snapshot=call.snapshot)
-    lease = lease_header(headers)
-    if lease is not None and (node.lease_id is None or lease.lower() != node.lease_id.lower()):
-        raise StorageError(412, "LeaseIdMismatchWithFileOperation")
+    check_lease(node, lease_header(headers), write=False)
     size = node.content_length
     out = file_headers(node)
     want_md5 = flag(headers, "x-ms-range-get-content-md5")
@@ -254,6 +252,7 @@ async def _stream(call: Call, status: int, headers: dict[str, str], node: Node, 
 async def get_file_properties(call: Call) -> web.StreamResponse:
     node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
                                    snapshot=call.snapshot)
+    check_lease(node, lease_header(call.headers), write=False)
     headers = file_headers(node)
     headers["Content-Length"] = str(node.content_length)
     if node.content.content_md5 is not None:
@@ -290,6 +289,7 @@ async def list_ranges(call: Call) -> web.StreamResponse:
     store = call.ctx.store
     account, share, path = call.target.account, call.share, call.target.path
     node = store.get_node(account, share, path, is_dir=False, snapshot=call.snapshot)
+    check_lease(node, lease_header(call.headers), write=False)
     previous_snapshot = call.query.get("prevsharesnapshot")
     previous: Node | None = None
     if previous_snapshot is not None:

@@ -113,6 +113,13 @@ def file_headers(node: Node) -> dict[str, str]:
     return headers
 
 
+def tier_headers(share: ShareRecord) -> dict[str, str]:
+    headers = {"x-ms-access-tier": share.access_tier}
+    if share.tier_changed is not None:
+        headers["x-ms-access-tier-change-time"] = http_date(share.tier_changed)
+    return headers
+
+
 def share_lease_headers(share: ShareRecord, now: float) -> dict[str, str]:
     """x-ms-lease-status / -state / -duration of a share (Get Share Properties)."""
     state = lease_state(share.lease, now)

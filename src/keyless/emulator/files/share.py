@@ -25,6 +25,7 @@ from keyless.emulator.files.replies import (
     meta_headers,
     reply,
     share_lease_headers,
+    tier_headers,
     xml_reply,
 )
 from keyless.emulator.files.sddl import sddl_to_binary
@@ -35,7 +36,8 @@ from keyless.emulator.storage import AccessPolicy
 async def create_share(call: Call) -> web.StreamResponse:
     quota = int_header(call.headers, "x-ms-share-quota", 1, 102400) or 5120
     metadata = parse_metadata(call.headers) or ()
-    share = call.ctx.store.create_share(call.target.account, call.share, quota, metadata)
+    share = call.ctx.store.create_share(call.target.account, call.share, quota, metadata,
+                                        _access_tier(call))
     return reply(call, 201, etag_headers(share.etag, share.last_modified))
 
 
@@ -46,7 +48,7 @@ async def get_share_properties(call: Call) -> web.StreamResponse:
         **etag_headers(share.etag, share.last_modified),
         **meta_headers(share.metadata),
         "x-ms-share-quota": str(share.quota),
-        "x-ms-access-tier": "TransactionOptimized",
+        **tier_headers(share),
         "x-ms-enabled-protocols": "SMB",
         **share_lease_headers(share, call.ctx.clock.now()),
     }
@@ -90,7 +92,7 @@ async def set_share_metadata(call: Call) -> web.StreamResponse:
 async def set_share_properties(call: Call) -> web.StreamResponse:
     quota = int_header(call.headers, "x-ms-share-quota", 1, 102400)
     share = call.ctx.store.update_share(call.target.account, call.share, quota=quota,
-                                        lease_id=lease_header(call.headers))
+                                        access_tier=_access_tier(call), lease_id=lease_header(call.headers))
     return reply(call, 200, etag_headers(share.etag, share.last_modified))
 
 
@@ -172,3 +174,18 @@ async def get_permission(call: Call) -> web.StreamResponse:
     permission = sddl if kind == "sddl" else base64.b64encode(sddl_to_binary(sddl)).decode("ascii")
     body = json.dumps({"permission": permission, "format": "Sddl" if kind == "sddl" else "Binary"})
     return reply(call, 200, body=body.encode(), content_type="application/json")
+
+
+# Standard (general-purpose v2) accounts, as the emulator's are: Premium is for premium accounts only.
+_TIERS = {t.lower(): t for t in ("TransactionOptimized", "Hot", "Cool")}
+
+
+def _access_tier(call: Call) -> str | None:
+    raw = call.headers.get("x-ms-access-tier")
+    if raw is None:
+        return None
+    tier = _TIERS.get(raw.strip().lower())
+    if tier is None:
+        raise header_error("x-ms-access-tier", message="A share on a standard account is "
+                           "TransactionOptimized, Hot or Cool.")
+    return tier

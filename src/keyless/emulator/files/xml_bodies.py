@@ -24,8 +24,10 @@ def share_xml(share: ShareRecord, with_metadata: bool, now: float) -> str:
     props = (
         f"<Properties><Last-Modified>{http_date(share.last_modified)}</Last-Modified>"
         f"<Etag>{escape(share.etag)}</Etag><Quota>{share.quota}</Quota>"
-        "<AccessTier>TransactionOptimized</AccessTier>"
-        f"<LeaseStatus>{lease['x-ms-lease-status']}</LeaseStatus>"
+        f"<AccessTier>{share.access_tier}</AccessTier>"
+        + (f"<AccessTierChangeTime>{http_date(share.tier_changed)}</AccessTierChangeTime>"
+           if share.tier_changed is not None else "")
+        + f"<LeaseStatus>{lease['x-ms-lease-status']}</LeaseStatus>"
         f"<LeaseState>{lease['x-ms-lease-state']}</LeaseState>"
         + (f"<LeaseDuration>{duration}</LeaseDuration>" if duration else "")
         + "<EnabledProtocols>SMB</EnabledProtocols></Properties>"

@@ -3,7 +3,7 @@ in SQLite (``metadata``), file bytes in sparse files (``blobs``), and the lease 
 their own modules (``leases``, ``share_leases``, ``smb_rules``). Records are plain values (``records``).
 """
 
-from keyless.emulator.storage.leases import LeaseAction
+from keyless.emulator.storage.leases import LeaseAction, check_lease
 from keyless.emulator.storage.records import (
     AccessPolicy,
     ContentSettings,
@@ -31,6 +31,7 @@ __all__ = [
     "SmbProps",
     "SmbUpdate",
     "Store",
+    "check_lease",
     "lease_state",
     "name_key",
     "permission_key_for",

@@ -44,7 +44,7 @@ _NODE_COLUMNS = (
     "copy_completion"
 )
 _SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
-                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl")
+                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
 _SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
 _SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
@@ -173,9 +173,10 @@ class MetadataDb:
         """Insert the share and its root directory; returns the share's row id."""
         cur = conn.execute(
             "INSERT INTO shares (account, name, snapshot, quota, metadata, etag, last_modified, created, "
-            "root_id) VALUES (?,?,?,?,?,?,?,?,?)",
+            "root_id, access_tier, tier_changed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (share.account, share.name, share.snapshot, share.quota, _dumps_metadata(share.metadata),
-             share.etag, share.last_modified, share.created, share.root_id),
+             share.etag, share.last_modified, share.created, share.root_id, share.access_tier,
+             share.tier_changed),
         )
         share_id = int(cur.lastrowid or 0)
         smb = root.smb
@@ -239,9 +240,11 @@ class MetadataDb:
     @staticmethod
     def save_share(conn: sqlite3.Connection, share: ShareRecord) -> None:
         conn.execute(
-            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=?, acl=? WHERE id=?",
+            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=?, acl=?, access_tier=?, "
+            "tier_changed=? WHERE id=?",
             (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified,
-             json.dumps([[p.id, p.start, p.expiry, p.permission] for p in share.acl]), share.id),
+             json.dumps([[p.id, p.start, p.expiry, p.permission] for p in share.acl]), share.access_tier,
+             share.tier_changed, share.id),
         )
 
     def service_properties(self, account: str) -> dict[str, str]:
@@ -436,6 +439,8 @@ def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
             broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
         ),
         acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
+        access_tier=str(row[15]),
+        tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
     )
 
 

@@ -83,6 +83,8 @@ class ShareRecord:
     snapshot: str = ""  # the x-ms-snapshot value of a share snapshot; "" for the live share
     lease: ShareLease = NO_LEASE
     acl: tuple[AccessPolicy, ...] = ()  # stored access policies (Set Share ACL), at most 5
+    access_tier: str = "TransactionOptimized"
+    tier_changed: float | None = None  # when access_tier was last set
 
 
 @dataclass(frozen=True)

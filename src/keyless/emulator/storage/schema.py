@@ -101,5 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE shares ADD COLUMN acl TEXT NOT NULL DEFAULT '[]';
     """,
+    # 6: the share's access tier and when it last changed.
+    """
+    ALTER TABLE shares ADD COLUMN access_tier TEXT NOT NULL DEFAULT 'TransactionOptimized';
+    ALTER TABLE shares ADD COLUMN tier_changed REAL;
+    """,
 )
 RANGES_SINCE = 2  # the schema version that brought blob_ranges

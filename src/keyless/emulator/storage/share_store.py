@@ -95,7 +95,8 @@ class ShareStore:
                 with contextlib.suppress(StorageError):
                     self.create_share(account.name, share.name, share.quota_gib, ())
 
-    def create_share(self, account: str, name: str, quota: int, metadata: Metadata) -> ShareRecord:
+    def create_share(self, account: str, name: str, quota: int, metadata: Metadata,
+                     access_tier: str | None = None) -> ShareRecord:
         now = self.clock.now()
         etag = self.new_etag()
         root = Node(
@@ -105,6 +106,8 @@ class ShareStore:
             copy_source=None, copy_completion=None,
         )
         share = ShareRecord(0, account, name, quota, metadata, etag, now, now, root.id)
+        if access_tier is not None:
+            share = replace(share, access_tier=access_tier, tier_changed=now)
         with self._db.write() as conn:
             if self._db.share_exists(conn, account, name):
                 raise StorageError(409, E_SHARE_EXISTS)
@@ -124,7 +127,7 @@ class ShareStore:
 
     def update_share(self, account: str, name: str, *, quota: int | None = None,
                      metadata: Metadata | None = None, acl: tuple[AccessPolicy, ...] | None = None,
-                     lease_id: str | None = None) -> ShareRecord:
+                     access_tier: str | None = None, lease_id: str | None = None) -> ShareRecord:
         now = self.clock.now()
         etag = self.new_etag()
         with self._db.write() as conn:
@@ -135,6 +138,8 @@ class ShareStore:
                 quota=share.quota if quota is None else quota,
                 metadata=share.metadata if metadata is None else metadata,
                 acl=share.acl if acl is None else acl,
+                access_tier=share.access_tier if access_tier is None else access_tier,
+                tier_changed=share.tier_changed if access_tier is None else now,
                 etag=etag,
                 last_modified=now,
             )
