@@ -1,7 +1,9 @@
-"""Rename File / Rename Directory and Copy File (synchronous, within one account), and Abort Copy File."""
+"""Rename File / Rename Directory, Copy File (synchronous, within one account), Put Range From URL, and
+Abort Copy File."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from urllib.parse import urlsplit
 
@@ -9,17 +11,21 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError
+from keyless.emulator.files import integrity
 from keyless.emulator.files.headers import (
     flag,
     header_error,
     lease_header,
     parse_metadata,
+    parse_range,
     parse_smb,
     required,
 )
 from keyless.emulator.files.model import READ, Call, Target
 from keyless.emulator.files.replies import etag_headers, node_headers, reply
 from keyless.emulator.files.urls import decode_segment, parse_query, parse_target
+from keyless.emulator.storage import Node
+from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 
 def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> Target:
@@ -74,18 +80,12 @@ async def rename_directory(call: Call) -> web.StreamResponse:
 async def copy_file(call: Call) -> web.StreamResponse:
     headers = call.headers
     raw_source = headers["x-ms-copy-source"]
-    source = _source_target(call, raw_source, "x-ms-copy-source",
-                            flag(headers, "x-ms-source-allow-trailing-dot"))
-    assert source.share is not None
-    caller = call.request.get(keys.CALLER)
-    if caller is not None:
-        call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
-    store = call.ctx.store
     # Restoring a file from a share snapshot copies from a source URL naming it (?sharesnapshot=...).
-    source_query = parse_query(urlsplit(raw_source.strip()).query)
+    source, snapshot = _readable_source(call)
+    assert source.share is not None
+    store = call.ctx.store
     try:
-        src = store.get_node(source.account, source.share, source.path, is_dir=False,
-                             snapshot=source_query.get("sharesnapshot", ""))
+        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
     except StorageError as err:
         if err.status == 404:
             raise StorageError(404, "CannotVerifyCopySource",
@@ -100,6 +100,80 @@ async def copy_file(call: Call) -> web.StreamResponse:
     ))
     return reply(call, 202, {**etag_headers(node.etag, node.last_modified), "x-ms-copy-id": copy_id,
                              "x-ms-copy-status": "success"})
+
+
+def _readable_source(call: Call, header: str = "x-ms-copy-source") -> tuple[Target, str]:
+    """The copy source (a file of this account, in a snapshot when its URL names one) and its
+    snapshot, checked readable by the caller.
+
+    The caller's own credential authorizes a source in its account (Shared Key: the account; OAuth: the
+    data actions on the source share). A source credential of its own (x-ms-copy-source-authorization,
+    a SAS in the URL) or a source in another account cannot be verified by the emulator yet: 403
+    CannotVerifyCopySource, as the service answers a source it cannot read.
+    """
+    raw = call.headers[header].strip()
+    query = parse_query(urlsplit(raw).query)
+    if "x-ms-copy-source-authorization" in call.headers or "sig" in query:
+        raise StorageError(403, "CannotVerifyCopySource", "The emulator cannot verify a copy source "
+                           "authorized by its own token or SAS yet; authorize the request itself instead.")
+    source = _source_target(call, raw, header, flag(call.headers, "x-ms-source-allow-trailing-dot"))
+    assert source.share is not None
+    caller = call.request.get(keys.CALLER)
+    if caller is not None:
+        call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
+    return source, query.get("sharesnapshot", "")
+
+
+async def put_range_from_url(call: Call) -> web.StreamResponse:
+    """Put Range From URL: up to 4 MiB of another file (``x-ms-source-range``) written at ``x-ms-range``."""
+    headers = call.headers
+    if required(headers, "x-ms-write").strip().lower() != "update":
+        raise header_error("x-ms-write", message="Put Range From URL only updates (x-ms-write: update).")
+    dest = parse_range(headers)
+    if dest is None or dest[2] is None:
+        raise header_error("x-ms-range", E_MISSING_HEADER if dest is None else "InvalidHeaderValue")
+    src_range = parse_range({"x-ms-range": required(headers, "x-ms-source-range")})
+    if src_range is None or src_range[2] is None:
+        raise header_error("x-ms-source-range")
+    start, end = dest[1], dest[2]
+    src_start, src_end = src_range[1], src_range[2]
+    length = end - start + 1
+    if src_end - src_start + 1 != length:
+        raise header_error("x-ms-source-range", message="The source and destination ranges differ in length.")
+    if length > MAX_RANGE_UPDATE_BYTES:
+        raise StorageError(413, "RequestBodyTooLarge")
+    if call.request.content_length not in (None, 0):
+        raise header_error("Content-Length")
+    source, snapshot = _readable_source(call)
+    store = call.ctx.store
+    assert source.share is not None
+    try:
+        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
+    except StorageError as err:
+        if err.status == 404:
+            raise StorageError(404, "CannotVerifyCopySource",
+                               "The specified resource does not exist.") from None
+        raise
+    if src_end >= src.content_length:
+        raise StorageError(416, E_INVALID_RANGE)
+    target = call.target
+    lease_id = lease_header(headers)
+
+    def work() -> tuple[bytes, Node]:
+        data = store.read_range(src, src_start, length)
+        integrity.check_crc64_header({"x-ms-content-crc64": headers.get("x-ms-source-content-crc64", "")},
+                                     data)
+        node = store.write_range(target.account, call.share, target.path, start, data, length,
+                                 lease_id=lease_id)
+        return data, node
+
+    data, node = await call.run(work, size=length)
+    return reply(call, 201, {
+        **etag_headers(node.etag, node.last_modified),
+        "x-ms-content-crc64": base64.b64encode(integrity.crc64_bytes(data)).decode("ascii"),
+        "x-ms-request-server-encrypted": "true",
+        "x-ms-file-last-write-time": node.smb.last_write_time,
+    })
 
 
 async def abort_copy(call: Call) -> web.StreamResponse:

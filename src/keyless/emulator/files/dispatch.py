@@ -114,6 +114,8 @@ def _route(method: str, target: Target, query: dict[str, str], headers: Mapping[
         raise StorageError(400, "InvalidUri")
     if method == "PUT" and comp is None and "x-ms-copy-source" in headers:
         return routes.COPY_OP
+    if method == "PUT" and comp == "range" and "x-ms-copy-source" in headers:
+        return routes.RANGE_FROM_URL_OP
     return _pick(routes.FILE_OPS, method, comp, "comp")
 
 

@@ -100,3 +100,5 @@ SHARE_OPS = _managing(SHARE_OPS, except_comps=frozenset({"filepermission"}))
 
 # Put with x-ms-copy-source and no comp: Copy File rather than Create File.
 COPY_OP = Op("CopyFile", WRITE, copy_rename.copy_file, Worker.ALWAYS)
+# Put with x-ms-copy-source and comp=range: Put Range From URL rather than Put Range.
+RANGE_FROM_URL_OP = Op("PutRangeFromURL", WRITE, copy_rename.put_range_from_url, BYTES)
