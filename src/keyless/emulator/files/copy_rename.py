@@ -28,15 +28,24 @@ from keyless.emulator.storage import Node
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 
-def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> Target:
-    """A rename/copy source: a URL into this account, or (rename) a path relative to the share."""
+def _source_target(call: Call, value: str, header: str, trailing_dot: bool,
+                   other_accounts: bool = False) -> Target:
+    """A rename/copy source: a URL into this account (or, ``other_accounts``, any account the emulator
+    hosts), or (rename) a path relative to the share."""
     value = value.strip()
+    account = call.target.account
     if value.lower().startswith(("https://", "http://")):
         parts = urlsplit(value)
         segments = parts.path.split("/")[1:]
-        if not segments or decode_segment(segments[0]) != call.target.account:
-            raise header_error(header, "CannotVerifyCopySource" if header == "x-ms-copy-source" else
-                               "InvalidHeaderValue", "The source must be in the same storage account.")
+        named = decode_segment(segments[0]) if segments else ""
+        if named != account and other_accounts and call.ctx.config.account(named) is not None:
+            account = named
+        elif named != account and header == "x-ms-copy-source":
+            # The request's own credential cannot read another account: the source is unverifiable.
+            raise StorageError(403, "CannotVerifyCopySource", "A copy source in another account needs a "
+                               "credential of its own.")
+        elif named != account:
+            raise header_error(header, message="The source must be in the same storage account.")
         raw = segments[1:]
     elif header == "x-ms-file-rename-source":
         raw = [call.share, *value.split("?", 1)[0].lstrip("/").split("/")]
@@ -44,7 +53,7 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> T
         raise header_error(header)
     if not raw or raw == [""]:
         raise header_error(header)
-    source = parse_target(call.target.account, raw, trailing_dot)
+    source = parse_target(account, raw, trailing_dot)
     if not source.path:
         raise header_error(header)
     return source
@@ -81,7 +90,7 @@ async def copy_file(call: Call) -> web.StreamResponse:
     headers = call.headers
     raw_source = headers["x-ms-copy-source"]
     # Restoring a file from a share snapshot copies from a source URL naming it (?sharesnapshot=...).
-    source, snapshot = _readable_source(call)
+    source, snapshot = _readable_source(call, source_token=False)
     assert source.share is not None
     store = call.ctx.store
     try:
@@ -102,22 +111,43 @@ async def copy_file(call: Call) -> web.StreamResponse:
                              "x-ms-copy-status": "success"})
 
 
-def _readable_source(call: Call, header: str = "x-ms-copy-source") -> tuple[Target, str]:
-    """The copy source (a file of this account, in a snapshot when its URL names one) and its
-    snapshot, checked readable by the caller.
+def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
+    """The copy source (a file the emulator hosts, in a snapshot when its URL names one) and its
+    snapshot, checked readable.
 
-    The caller's own credential authorizes a source in its account (Shared Key: the account; OAuth: the
-    data actions on the source share). A source credential of its own (x-ms-copy-source-authorization,
-    a SAS in the URL) or a source in another account cannot be verified by the emulator yet: 403
+    With ``source_token`` (Put Range From URL, version 2020-10-02+; Copy File has no such header) and
+    ``x-ms-copy-source-authorization: Bearer <token>``, the token is authenticated for the source's
+    account and needs read on the source share, whatever authorizes the request itself; the source may
+    then be in another account. Without it the request's own credential must read the source, so the
+    source must be in the request's account (Shared Key: the account; OAuth: the data actions on the
+    source share). A source signed with a SAS cannot be verified by the emulator yet: 403
     CannotVerifyCopySource, as the service answers a source it cannot read.
     """
+    header = "x-ms-copy-source"
     raw = call.headers[header].strip()
     query = parse_query(urlsplit(raw).query)
-    if "x-ms-copy-source-authorization" in call.headers or "sig" in query:
+    if "sig" in query:
         raise StorageError(403, "CannotVerifyCopySource", "The emulator cannot verify a copy source "
-                           "authorized by its own token or SAS yet; authorize the request itself instead.")
-    source = _source_target(call, raw, header, flag(call.headers, "x-ms-source-allow-trailing-dot"))
+                           "authorized by a SAS yet; use x-ms-copy-source-authorization: Bearer.")
+    source_auth = call.headers.get("x-ms-copy-source-authorization") if source_token else None
+    source = _source_target(call, raw, header, flag(call.headers, "x-ms-source-allow-trailing-dot"),
+                            other_accounts=source_auth is not None)
     assert source.share is not None
+    if source_auth is not None:
+        scheme, _, token = source_auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise header_error("x-ms-copy-source-authorization", message="Only the Bearer scheme "
+                               "(a Microsoft Entra token) authorizes a copy source.")
+        # The source's credential is checked as a request to the source would be: the same rules
+        # (signature, audience, expiry, x-ms-version, intent) through the injected authentication.
+        as_source = call.request.clone(headers={**call.headers, "Authorization": source_auth.strip()})
+        try:
+            source_caller = call.security.authenticate(call.ctx, as_source, source.account)
+            call.security.authorize(call.ctx, source_caller, source.account, source.share, READ)
+        except StorageError as err:
+            raise StorageError(403 if err.status in (401, 403) else err.status, "CannotVerifyCopySource",
+                               f"The copy source's authorization failed: {err.code}.") from None
+        return source, query.get("sharesnapshot", "")
     caller = call.request.get(keys.CALLER)
     if caller is not None:
         call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
@@ -144,7 +174,7 @@ async def put_range_from_url(call: Call) -> web.StreamResponse:
         raise StorageError(413, "RequestBodyTooLarge")
     if call.request.content_length not in (None, 0):
         raise header_error("Content-Length")
-    source, snapshot = _readable_source(call)
+    source, snapshot = _readable_source(call, source_token=True)
     store = call.ctx.store
     assert source.share is not None
     try:
