@@ -40,12 +40,14 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool,
         named = decode_segment(segments[0]) if segments else ""
         if named != account and other_accounts and call.ctx.config.account(named) is not None:
             account = named
-        elif named != account and header == "x-ms-copy-source":
+        elif named != account and header == "x-ms-copy-source" and call.ctx.config.account(named):
             # The request's own credential cannot read another account: the source is unverifiable.
             raise StorageError(403, "CannotVerifyCopySource", "A copy source in another account needs a "
                                "credential of its own.")
         elif named != account:
-            raise header_error(header, message="The source must be in the same storage account.")
+            # An account the emulator does not host (on Azure, a host that does not resolve).
+            raise header_error(header, "CannotVerifyCopySource" if header == "x-ms-copy-source" else
+                               "InvalidHeaderValue", "The source must be an account the emulator hosts.")
         raw = segments[1:]
     elif header == "x-ms-file-rename-source":
         raw = [call.share, *value.split("?", 1)[0].lstrip("/").split("/")]
@@ -145,7 +147,9 @@ def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
             source_caller = call.security.authenticate(call.ctx, as_source, source.account)
             call.security.authorize(call.ctx, source_caller, source.account, source.share, READ)
         except StorageError as err:
-            raise StorageError(403 if err.status in (401, 403) else err.status, "CannotVerifyCopySource",
+            # Whatever the source's credential lacks (signature, role, intent header), the service
+            # cannot read the source: 403 CannotVerifyCopySource, the reason in the message.
+            raise StorageError(403, "CannotVerifyCopySource",
                                f"The copy source's authorization failed: {err.code}.") from None
         return source, query.get("sharesnapshot", "")
     caller = call.request.get(keys.CALLER)
