@@ -2,7 +2,8 @@
 
 Create Share Snapshot, List Shares with ``include=snapshots``, reads and listings at ``sharesnapshot=``,
 Delete Share (one snapshot; with ``x-ms-delete-snapshots``), List Ranges with ``prevsharesnapshot=``,
-and the service's errors: a missing snapshot is 404 ``ShareSnapshotNotFound``, a write on a snapshot
+and the service's errors: a missing snapshot is 404 ``ShareSnapshotNotFound`` (409
+``PreviousSnapshotNotFound`` as ``prevsharesnapshot``), a write on a snapshot
 400 ``ShareSnapshotOperationNotSupported``, deleting a share that has snapshots 409 ``ShareHasSnapshots``.
 """
 
@@ -134,9 +135,9 @@ def test_range_diff_against_a_previous_snapshot(emulator: EmulatorProcess, share
         previous_sharesnapshot=before)
     assert list(unchanged) == []
 
-    with pytest.raises(ResourceNotFoundError) as missing:
+    with pytest.raises(HttpResponseError) as missing:
         list(fc.list_ranges_diff(previous_sharesnapshot=MISSING_SNAPSHOT))
-    assert missing.value.error_code == "ShareSnapshotNotFound"
+    assert (missing.value.status_code, missing.value.error_code) == (409, "PreviousSnapshotNotFound")
 
 
 def test_restore_a_file_from_a_snapshot_by_copy(emulator: EmulatorProcess, share: ShareClient) -> None:

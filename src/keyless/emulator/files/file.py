@@ -293,9 +293,15 @@ async def list_ranges(call: Call) -> web.StreamResponse:
     previous_snapshot = call.query.get("prevsharesnapshot")
     previous: Node | None = None
     if previous_snapshot is not None:
-        # The earlier snapshot must exist (404 ShareSnapshotNotFound); the file need not have existed
-        # in it, in which case everything it holds now is a change.
-        store.get_share(account, share, previous_snapshot)
+        # The earlier snapshot must exist (409 PreviousSnapshotNotFound, the code Azure's SDKs list for
+        # it); the file need not have existed in it, in which case everything it holds now is a change.
+        try:
+            store.get_share(account, share, previous_snapshot)
+        except StorageError as err:
+            if err.code != "ShareSnapshotNotFound":
+                raise
+            raise StorageError(409, "PreviousSnapshotNotFound",
+                               "The previous share snapshot is not found.") from None
         try:
             previous = store.get_node(account, share, path, is_dir=False, snapshot=previous_snapshot)
         except StorageError as err:
