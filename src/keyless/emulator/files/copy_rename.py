@@ -1,7 +1,9 @@
-"""Rename File / Rename Directory and Copy File (synchronous, within one account), and Abort Copy File."""
+"""Rename File / Rename Directory, Copy File (synchronous, within one account), Put Range From URL, and
+Abort Copy File."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from urllib.parse import urlsplit
 
@@ -9,31 +11,46 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.errors import StorageError
+from keyless.emulator.files import integrity
 from keyless.emulator.files.headers import (
     flag,
     header_error,
     lease_header,
     parse_metadata,
+    parse_range,
     parse_smb,
     required,
 )
 from keyless.emulator.files.model import READ, Call, Target
 from keyless.emulator.files.replies import etag_headers, node_headers, reply
-from keyless.emulator.files.urls import decode_segment, parse_target
+from keyless.emulator.files.urls import decode_segment, parse_query, parse_target
+from keyless.emulator.storage import Node
+from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 
-def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> Target:
-    """A rename/copy source: a URL into this account, or (rename) a path relative to the share."""
+def _source_target(call: Call, value: str, header: str, trailing_dot: bool,
+                   other_accounts: bool = False) -> Target:
+    """A rename/copy source: a URL into this account (or, ``other_accounts``, any account the emulator
+    hosts), or (rename) a path relative to the share."""
     value = value.strip()
+    account = call.target.account
     if value.lower().startswith(("https://", "http://")):
         try:
             parts = urlsplit(value)
         except ValueError:  # e.g. an unclosed IPv6 bracket: a malformed header, not a server fault
             raise header_error(header) from None
         segments = parts.path.split("/")[1:]
-        if not segments or decode_segment(segments[0]) != call.target.account:
+        named = decode_segment(segments[0]) if segments else ""
+        if named != account and other_accounts and call.ctx.config.account(named) is not None:
+            account = named
+        elif named != account and header == "x-ms-copy-source" and call.ctx.config.account(named):
+            # The request's own credential cannot read another account: the source is unverifiable.
+            raise StorageError(403, "CannotVerifyCopySource", "A copy source in another account needs a "
+                               "credential of its own.")
+        elif named != account:
+            # An account the emulator does not host (on Azure, a host that does not resolve).
             raise header_error(header, "CannotVerifyCopySource" if header == "x-ms-copy-source" else
-                               "InvalidHeaderValue", "The source must be in the same storage account.")
+                               "InvalidHeaderValue", "The source must be an account the emulator hosts.")
         raw = segments[1:]
     elif header == "x-ms-file-rename-source":
         raw = [call.share, *value.split("?", 1)[0].lstrip("/").split("/")]
@@ -41,7 +58,7 @@ def _source_target(call: Call, value: str, header: str, trailing_dot: bool) -> T
         raise header_error(header)
     if not raw or raw == [""]:
         raise header_error(header)
-    source = parse_target(call.target.account, raw, trailing_dot)
+    source = parse_target(account, raw, trailing_dot)
     if not source.path:
         raise header_error(header)
     return source
@@ -77,15 +94,12 @@ async def rename_directory(call: Call) -> web.StreamResponse:
 async def copy_file(call: Call) -> web.StreamResponse:
     headers = call.headers
     raw_source = headers["x-ms-copy-source"]
-    source = _source_target(call, raw_source, "x-ms-copy-source",
-                            flag(headers, "x-ms-source-allow-trailing-dot"))
+    # Restoring a file from a share snapshot copies from a source URL naming it (?sharesnapshot=...).
+    source, snapshot = _readable_source(call, source_token=False)
     assert source.share is not None
-    caller = call.request.get(keys.CALLER)
-    if caller is not None:
-        call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
     store = call.ctx.store
     try:
-        src = store.get_node(source.account, source.share, source.path, is_dir=False)
+        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
     except StorageError as err:
         if err.status == 404:
             raise StorageError(404, "CannotVerifyCopySource",
@@ -100,6 +114,103 @@ async def copy_file(call: Call) -> web.StreamResponse:
     ))
     return reply(call, 202, {**etag_headers(node.etag, node.last_modified), "x-ms-copy-id": copy_id,
                              "x-ms-copy-status": "success"})
+
+
+def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
+    """The copy source (a file the emulator hosts, in a snapshot when its URL names one) and its
+    snapshot, checked readable.
+
+    With ``source_token`` (Put Range From URL, version 2020-10-02+; Copy File has no such header) and
+    ``x-ms-copy-source-authorization: Bearer <token>``, the token is authenticated for the source's
+    account and needs read on the source share, whatever authorizes the request itself; the source may
+    then be in another account. Without it the request's own credential must read the source, so the
+    source must be in the request's account (Shared Key: the account; OAuth: the data actions on the
+    source share). A source signed with a SAS cannot be verified by the emulator yet: 403
+    CannotVerifyCopySource, as the service answers a source it cannot read.
+    """
+    header = "x-ms-copy-source"
+    raw = call.headers[header].strip()
+    query = parse_query(urlsplit(raw).query)
+    if "sig" in query:
+        raise StorageError(403, "CannotVerifyCopySource", "The emulator cannot verify a copy source "
+                           "authorized by a SAS yet; use x-ms-copy-source-authorization: Bearer.")
+    source_auth = call.headers.get("x-ms-copy-source-authorization") if source_token else None
+    source = _source_target(call, raw, header, flag(call.headers, "x-ms-source-allow-trailing-dot"),
+                            other_accounts=source_auth is not None)
+    assert source.share is not None
+    if source_auth is not None:
+        scheme, _, token = source_auth.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise header_error("x-ms-copy-source-authorization", message="Only the Bearer scheme "
+                               "(a Microsoft Entra token) authorizes a copy source.")
+        # The source's credential is checked as a request to the source would be: the same rules
+        # (signature, audience, expiry, x-ms-version, intent) through the injected authentication.
+        as_source = call.request.clone(headers={**call.headers, "Authorization": source_auth.strip()})
+        try:
+            source_caller = call.security.authenticate(call.ctx, as_source, source.account)
+            call.security.authorize(call.ctx, source_caller, source.account, source.share, READ)
+        except StorageError as err:
+            # Whatever the source's credential lacks (signature, role, intent header), the service
+            # cannot read the source: 403 CannotVerifyCopySource, the reason in the message.
+            raise StorageError(403, "CannotVerifyCopySource",
+                               f"The copy source's authorization failed: {err.code}.") from None
+        return source, query.get("sharesnapshot", "")
+    caller = call.request.get(keys.CALLER)
+    if caller is not None:
+        call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
+    return source, query.get("sharesnapshot", "")
+
+
+async def put_range_from_url(call: Call) -> web.StreamResponse:
+    """Put Range From URL: up to 4 MiB of another file (``x-ms-source-range``) written at ``x-ms-range``."""
+    headers = call.headers
+    if required(headers, "x-ms-write").strip().lower() != "update":
+        raise header_error("x-ms-write", message="Put Range From URL only updates (x-ms-write: update).")
+    dest = parse_range(headers)
+    if dest is None or dest[2] is None:
+        raise header_error("x-ms-range", E_MISSING_HEADER if dest is None else "InvalidHeaderValue")
+    src_range = parse_range({"x-ms-range": required(headers, "x-ms-source-range")})
+    if src_range is None or src_range[2] is None:
+        raise header_error("x-ms-source-range")
+    start, end = dest[1], dest[2]
+    src_start, src_end = src_range[1], src_range[2]
+    length = end - start + 1
+    if src_end - src_start + 1 != length:
+        raise header_error("x-ms-source-range", message="The source and destination ranges differ in length.")
+    if length > MAX_RANGE_UPDATE_BYTES:
+        raise StorageError(413, "RequestBodyTooLarge")
+    if call.request.content_length not in (None, 0):
+        raise header_error("Content-Length")
+    source, snapshot = _readable_source(call, source_token=True)
+    store = call.ctx.store
+    assert source.share is not None
+    try:
+        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
+    except StorageError as err:
+        if err.status == 404:
+            raise StorageError(404, "CannotVerifyCopySource",
+                               "The specified resource does not exist.") from None
+        raise
+    if src_end >= src.content_length:
+        raise StorageError(416, E_INVALID_RANGE)
+    target = call.target
+    lease_id = lease_header(headers)
+
+    def work() -> tuple[bytes, Node]:
+        data = store.read_range(src, src_start, length)
+        integrity.check_crc64_header({"x-ms-content-crc64": headers.get("x-ms-source-content-crc64", "")},
+                                     data)
+        node = store.write_range(target.account, call.share, target.path, start, data, length,
+                                 lease_id=lease_id)
+        return data, node
+
+    data, node = await call.run(work, size=length)
+    return reply(call, 201, {
+        **etag_headers(node.etag, node.last_modified),
+        "x-ms-content-crc64": base64.b64encode(integrity.crc64_bytes(data)).decode("ascii"),
+        "x-ms-request-server-encrypted": "true",
+        "x-ms-file-last-write-time": node.smb.last_write_time,
+    })
 
 
 async def abort_copy(call: Call) -> web.StreamResponse:

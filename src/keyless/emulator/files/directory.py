@@ -29,7 +29,8 @@ async def create_directory(call: Call) -> web.StreamResponse:
 
 
 async def get_directory_properties(call: Call) -> web.StreamResponse:
-    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=True)
+    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=True,
+                                   snapshot=call.snapshot)
     headers = {**node_headers(node), **meta_headers(node.metadata), "x-ms-server-encrypted": "true"}
     return reply(call, 200, headers)
 
@@ -61,12 +62,12 @@ async def list_files_and_directories(call: Call) -> web.StreamResponse:
     include = {p.strip().lower() for p in q.get("include", "").split(",") if p.strip()}
     extended = flag(call.headers, "x-ms-file-extended-info") or bool(include)
     listing = call.ctx.store.list_directory(call.target.account, call.share, call.target.path, prefix,
-                                            marker, limit)
+                                            marker, limit, call.snapshot)
     return xml_reply(call, listing_xml(call, listing, prefix, limit, include, extended))
 
 
 async def list_handles(call: Call) -> web.StreamResponse:
-    call.ctx.store.get_node(call.target.account, call.share, call.target.path)
+    call.ctx.store.get_node(call.target.account, call.share, call.target.path, snapshot=call.snapshot)
     return xml_reply(call, f"{XML_DECL}<EnumerationResults><Entries /><NextMarker /></EnumerationResults>")
 
 

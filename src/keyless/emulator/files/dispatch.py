@@ -3,8 +3,9 @@
 Order of work for every request: headers whose bytes are not UTF-8 and unknown ``x-ms-version`` values
 (400 ``InvalidHeaderValue``), then the account (unknown: 400 ``InvalidUri``, the nearest thing the service
 says about a URI naming nothing it hosts; on Azure the host name would simply not resolve), then the
-injected authentication, then path and query validation and routing, then the injected authorization
-with the operation's data actions, then the handler. Every failure is a :class:`StorageError`, which the
+injected authentication, then path and query validation and routing, then the OAuth rule for
+management operations, then the injected authorization with the operation's data actions, then the
+handler. Every failure is a :class:`StorageError`, which the
 server turns into the service's XML reply.
 
 Operations that authenticate themselves (the SMB ticket exchange) are matched first, on the service URL,
@@ -13,6 +14,7 @@ and skip the account check and authentication: they have rules of their own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from keyless.emulator.files import routes
 from keyless.emulator.files.headers import check_encoding, check_version, flag
 from keyless.emulator.files.model import Call, Op, Security, Target
 from keyless.emulator.files.urls import bad_query, decode_segment, parse_query, parse_target
+from keyless.protocol import H_VERSION
 
 if TYPE_CHECKING:
     from keyless.emulator.context import Emulator
@@ -51,8 +54,21 @@ async def handle_files_request(ctx: Emulator, security: Security,
     query = parse_query(raw_query)
     op = route(request.method, target, query, request.headers)
     request[keys.OPERATION] = op.name
+    if op.manages and caller.auth_type == keys.AUTH_OAUTH \
+            and request.headers.get(H_VERSION, "") < OAUTH_MANAGEMENT_VERSION:
+        raise StorageError(409, "FileOAuthManagementApiRestrictedToSrp", _SRP_ONLY)
     security.authorize(ctx, caller, account, target.share, op.actions)
     return await op.handler(Call(ctx, security, request, target, query, op))
+
+
+# The operations that manage the FileService and FileShare resources took no bearer token before version
+# 2024-11-04 ("Authorize access to file data" / "Azure Files OAuth over REST": these management APIs are
+# exposed on the data plane for legacy reasons and were keys or SAS only; the 2024-11-04 release notes:
+# "token-based authentication for all data plane APIs in the files service"). Azure's answer, as recorded
+# by azure-sdk-for-js against the service at version 2022-11-02, is 409 with this code and message.
+OAUTH_MANAGEMENT_VERSION = "2024-11-04"
+_SRP_ONLY = ("This API does not support bearer tokens. For OAuth, use the Storage Resource Provider APIs "
+             "instead. Learn more: https://aka.ms/azurefiles/restapi.")
 
 
 def _self_authenticating(request: web.Request, segments: list[str]) -> Op | None:
@@ -63,10 +79,24 @@ def _self_authenticating(request: web.Request, segments: list[str]) -> Op | None
 
 
 def route(method: str, target: Target, query: dict[str, str], headers: Mapping[str, str]) -> Op:
+    op = _route(method, target, query, headers)
+    snapshot = query.get("sharesnapshot")
+    if snapshot is not None:
+        if not _SNAPSHOT.match(snapshot):
+            raise bad_query("sharesnapshot")
+        if not op.on_snapshot:
+            raise StorageError(400, "ShareSnapshotOperationNotSupported",
+                               "The operation is not supported on a share snapshot.")
+    return op
+
+
+# x-ms-snapshot values: the service's DateTime with 7 fractional digits (Create Share Snapshot).
+_SNAPSHOT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$", re.ASCII)
+
+
+def _route(method: str, target: Target, query: dict[str, str], headers: Mapping[str, str]) -> Op:
     restype = query.get("restype")
     comp = query.get("comp")
-    if "sharesnapshot" in query or "snapshot" in query:
-        raise bad_query("sharesnapshot", "Share snapshots are not supported by the emulator.")
     if target.share is None:
         table = routes.SERVICE_OPS if restype in (None, "service") else {}
         return _pick(table, method, comp, "restype" if restype else "comp")
@@ -79,9 +109,15 @@ def route(method: str, target: Target, query: dict[str, str], headers: Mapping[s
     if restype is not None:
         raise bad_query("restype")
     if not target.path:
+        if comp in ("listhandles", "forceclosehandles"):
+            # The share root is a directory: its handles are listed and closed at the share's URL
+            # (the SDK's ShareDirectoryClient for "" sends no restype).
+            return _pick(routes.DIRECTORY_OPS, method, comp, "comp")
         raise StorageError(400, "InvalidUri")
     if method == "PUT" and comp is None and "x-ms-copy-source" in headers:
         return routes.COPY_OP
+    if method == "PUT" and comp == "range" and "x-ms-copy-source" in headers:
+        return routes.RANGE_FROM_URL_OP
     return _pick(routes.FILE_OPS, method, comp, "comp")
 
 

@@ -9,6 +9,7 @@ from functools import partial
 from aiohttp import web
 
 from keyless.emulator.errors import StorageError
+from keyless.emulator.files import integrity
 from keyless.emulator.files.headers import (
     MAX_FILE_SIZE,
     flag,
@@ -32,11 +33,12 @@ from keyless.emulator.files.replies import (
     node_headers,
     reply,
 )
-from keyless.emulator.files.urls import bad_query
-from keyless.emulator.storage import ContentSettings, Node
+from keyless.emulator.files.urls import bad_query, max_results
+from keyless.emulator.storage import ContentSettings, Node, check_lease
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 _STREAM_CHUNK = 1024 * 1024
+_STRUCTURED_SLACK = 64 * 1024  # smaller segments than the emulator's own cost more headers and CRCs
 
 
 async def create_file(call: Call) -> web.StreamResponse:
@@ -49,6 +51,7 @@ async def create_file(call: Call) -> web.StreamResponse:
         raise header_error("x-ms-content-length", E_MISSING_HEADER)
     body = await read_body(call, limit=min(length, MAX_RANGE_UPDATE_BYTES))
     check_md5(headers, body)
+    checksums = integrity_headers(headers, body)
     content = parse_content(headers) or ContentSettings()
     metadata = parse_metadata(headers) or ()
     smb = parse_smb(headers, call.ctx.clock.now(), is_dir=False)
@@ -60,27 +63,49 @@ async def create_file(call: Call) -> web.StreamResponse:
                                  body, lease_header(headers))
 
     node = await call.run(work, size=len(body))
-    return reply(call, 201, {**node_headers(node), "x-ms-request-server-encrypted": "true"})
+    return reply(call, 201, {**node_headers(node), **checksums, "x-ms-request-server-encrypted": "true"})
 
 
 async def read_body(call: Call, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes before reading it."""
+    """The request's content, refusing more than ``limit`` bytes before reading it.
+
+    A structured message body (``x-ms-structured-body``) is decoded and its CRC64s checked; its content
+    length is ``x-ms-structured-content-length``, and Content-Length counts the encoded message.
+    """
     request = call.request
-    if "x-ms-structured-body" in request.headers:
-        raise header_error("x-ms-structured-body", "UnsupportedHeader")
+    structured = integrity.wants_structured(request.headers)
     declared = request.content_length
     if declared is None:
         if request.body_exists and request.method == "PUT":
             raise StorageError(411, "MissingContentLengthHeader", "Content-Length HTTP header is missing.")
         return b""
-    if declared > MAX_RANGE_UPDATE_BYTES:
+    content_length = declared
+    if structured:
+        given = int_header(request.headers, integrity.STRUCTURED_LENGTH_HEADER, 0, MAX_RANGE_UPDATE_BYTES)
+        if given is None:
+            raise header_error(integrity.STRUCTURED_LENGTH_HEADER, E_MISSING_HEADER)
+        content_length = given
+        if declared > integrity.encoded_length(MAX_RANGE_UPDATE_BYTES) + _STRUCTURED_SLACK:
+            raise StorageError(413, "RequestBodyTooLarge")
+    elif declared > MAX_RANGE_UPDATE_BYTES:
         raise StorageError(413, "RequestBodyTooLarge")
-    if declared > limit:
-        raise header_error("Content-Length")
+    if content_length > limit:
+        raise header_error(integrity.STRUCTURED_LENGTH_HEADER if structured else "Content-Length")
     body = await request.read()
     if len(body) != declared:
         raise header_error("Content-Length")
-    return body
+    return integrity.decode(body, content_length) if structured else body
+
+
+def integrity_headers(headers: Mapping[str, str], data: bytes) -> dict[str, str]:
+    """Check ``x-ms-content-crc64`` and answer the checksums an upload asked for: the CRC64 when it sent
+    one (as a header or a structured body), and the structured-body header echoed, which the SDK checks."""
+    out: dict[str, str] = {}
+    if "x-ms-content-crc64" in headers or integrity.STRUCTURED_HEADER in headers:
+        out["x-ms-content-crc64"] = b64(integrity.check_crc64_header(headers, data))
+    if integrity.STRUCTURED_HEADER in headers:
+        out[integrity.STRUCTURED_HEADER] = integrity.STRUCTURED_V1_CRC64
+    return out
 
 
 def check_md5(headers: Mapping[str, str], body: bytes) -> bytes:
@@ -115,10 +140,12 @@ async def put_range(call: Call) -> web.StreamResponse:
             raise StorageError(413, "RequestBodyTooLarge")
         if call.request.content_length is None:
             raise StorageError(411, "MissingContentLengthHeader", "Content-Length HTTP header is missing.")
-        if call.request.content_length != length:
-            raise header_error("Content-Length")
         data = await read_body(call, limit=length)
+        if len(data) != length:
+            raise header_error(integrity.STRUCTURED_LENGTH_HEADER if integrity.STRUCTURED_HEADER in headers
+                               else "Content-Length")
         extra["Content-MD5"] = b64(check_md5(headers, data))
+        extra.update(integrity_headers(headers, data))
     elif call.request.content_length not in (None, 0):
         raise header_error("Content-Length")
     store = call.ctx.store
@@ -140,10 +167,9 @@ async def put_range(call: Call) -> web.StreamResponse:
 async def get_file(call: Call) -> web.StreamResponse:
     headers = call.headers
     store = call.ctx.store
-    node = store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
-    lease = lease_header(headers)
-    if lease is not None and (node.lease_id is None or lease.lower() != node.lease_id.lower()):
-        raise StorageError(412, "LeaseIdMismatchWithFileOperation")
+    node = store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
+                          snapshot=call.snapshot)
+    check_lease(node, lease_header(headers), write=False)
     size = node.content_length
     out = file_headers(node)
     want_md5 = flag(headers, "x-ms-range-get-content-md5")
@@ -165,12 +191,41 @@ async def get_file(call: Call) -> web.StreamResponse:
             out["x-ms-content-md5"] = b64(node.content.content_md5)
         if want_md5 and length > MAX_RANGE_UPDATE_BYTES:
             raise StorageError(400, "OutOfRangeInput", "The requested range for content MD5 exceeds 4 MiB.")
-    if length <= INLINE_BYTES or want_md5:
+    want_crc64 = flag(headers, "x-ms-range-get-content-crc64")
+    if want_crc64 and (parsed is None or want_md5 or length > MAX_RANGE_UPDATE_BYTES):
+        # Only for a range of at most 4 MiB, and not together with the MD5 (Get File, 2019-02-02+).
+        raise header_error("x-ms-range-get-content-crc64")
+    if integrity.wants_structured(headers):
+        return await _structured(call, status, out, node, start, length)
+    if length <= INLINE_BYTES or want_md5 or want_crc64:
         data = await call.run(lambda: store.read_range(node, start, length), size=length)
         if want_md5:
             out["Content-MD5"] = b64(hashlib.md5(data, usedforsecurity=False).digest())
+        if want_crc64:
+            out["x-ms-content-crc64"] = b64(integrity.crc64_bytes(data))
         return reply(call, status, out, body=data)
     return await _stream(call, status, out, node, start, length)
+
+
+async def _structured(call: Call, status: int, headers: dict[str, str], node: Node, start: int,
+                      length: int) -> web.StreamResponse:
+    """The range as a structured message (the SDK's crc64 download validation): the content length is
+    in x-ms-structured-content-length, Content-Length counts the message."""
+    store = call.ctx.store
+    headers = {**headers, integrity.STRUCTURED_HEADER: integrity.STRUCTURED_V1_CRC64,
+               integrity.STRUCTURED_LENGTH_HEADER: str(length)}
+    parts = integrity.encode(length, lambda offset, size: store.read_range(node, start + offset, size))
+    if call.request.method == "HEAD":
+        return reply(call, status, headers)
+    response = web.StreamResponse(status=status, headers={**base_headers(call), **headers})
+    response.content_length = integrity.encoded_length(length)
+    first = await call.run(lambda: next(parts, b""), size=length)  # errors surface before the headers go
+    await response.prepare(call.request)
+    await response.write(first)
+    while chunk := await call.run(lambda: next(parts, b""), size=length):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def _stream(call: Call, status: int, headers: dict[str, str], node: Node, start: int,
@@ -195,7 +250,9 @@ async def _stream(call: Call, status: int, headers: dict[str, str], node: Node, 
 
 
 async def get_file_properties(call: Call) -> web.StreamResponse:
-    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
+    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False,
+                                   snapshot=call.snapshot)
+    check_lease(node, lease_header(call.headers), write=False)
     headers = file_headers(node)
     headers["Content-Length"] = str(node.content_length)
     if node.content.content_md5 is not None:
@@ -229,17 +286,51 @@ async def delete_file(call: Call) -> web.StreamResponse:
 
 
 async def list_ranges(call: Call) -> web.StreamResponse:
-    if "prevsharesnapshot" in call.query:
-        raise bad_query("prevsharesnapshot", "Share snapshots are not supported by the emulator.")
-    node = call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
+    store = call.ctx.store
+    account, share, path = call.target.account, call.share, call.target.path
+    node = store.get_node(account, share, path, is_dir=False, snapshot=call.snapshot)
+    check_lease(node, lease_header(call.headers), write=False)
+    previous_snapshot = call.query.get("prevsharesnapshot")
+    previous: Node | None = None
+    if previous_snapshot is not None:
+        # The earlier snapshot must exist (409 PreviousSnapshotNotFound, the code Azure's SDKs list for
+        # it); the file need not have existed in it, in which case everything it holds now is a change.
+        try:
+            store.get_share(account, share, previous_snapshot)
+        except StorageError as err:
+            if err.code != "ShareSnapshotNotFound":
+                raise
+            raise StorageError(409, "PreviousSnapshotNotFound",
+                               "The previous share snapshot is not found.") from None
+        try:
+            previous = store.get_node(account, share, path, is_dir=False, snapshot=previous_snapshot)
+        except StorageError as err:
+            if err.status != 404:
+                raise
     parsed = parse_range(call.headers)
     start, end = 0, node.content_length - 1
     if parsed is not None:
         _, start, wanted_end = parsed
         end = end if wanted_end is None else min(end, wanted_end)
-    store = call.ctx.store
-    ranges = await call.run(lambda: store.data_ranges(node, start, end))
-    body = "".join(f"<Range><Start>{lo}</Start><End>{hi}</End></Range>" for lo, hi in ranges)
+    if previous_snapshot is None:
+        ranges = await call.run(lambda: store.data_ranges(node, start, end))
+        cleared: list[tuple[int, int]] = []
+    else:
+        ranges, cleared = await call.run(lambda: store.diff_ranges(node, previous, start, end))
+    entries = sorted([*((lo, hi, "Range") for lo, hi in ranges),
+                      *((lo, hi, "ClearRange") for lo, hi in cleared)])
+    # Pages (version 2024-05-04 and later: marker, maxresults, NextMarker); the marker is the offset
+    # the next page starts at, opaque to the client.
+    marker = call.query.get("marker")
+    if marker:
+        if not (marker.isascii() and marker.isdigit()):
+            raise bad_query("marker")
+        entries = [e for e in entries if e[0] >= int(marker)]
+    limit = max_results(call.query)
+    page, rest = entries[:limit], entries[limit:]
+    body = "".join(f"<{tag}><Start>{lo}</Start><End>{hi}</End></{tag}>" for lo, hi, tag in page)
+    if rest:
+        body += f"<NextMarker>{rest[0][0]}</NextMarker>"
     headers = {**etag_headers(node.etag, node.last_modified),
                "x-ms-content-length": str(node.content_length)}
     return reply(call, 200, headers, f"{XML_DECL}<Ranges>{body}</Ranges>".encode(), "application/xml")

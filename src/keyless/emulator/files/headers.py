@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from keyless.emulator.errors import StorageError
+from keyless.emulator.files.sddl import binary_to_sddl, invalid_permission, validate_sddl
 from keyless.emulator.storage import ContentSettings, Metadata, SmbUpdate, permission_key_for, smb_time
 from keyless.protocol import E_MISSING_HEADER
 
@@ -189,6 +190,7 @@ def parse_smb(headers: Mapping[str, str], now: float, *, is_dir: bool) -> SmbUpd
     permission = headers.get("x-ms-file-permission")
     key = headers.get("x-ms-file-permission-key")
     permission_key: str | None = None
+    sddl: str | None = None
     if permission is not None and permission.lower() not in ("inherit", "preserve"):
         if key is not None:
             raise header_error("x-ms-file-permission-key", message="Only one of x-ms-file-permission "
@@ -196,7 +198,9 @@ def parse_smb(headers: Mapping[str, str], now: float, *, is_dir: bool) -> SmbUpd
         if len(permission.encode("utf-8")) > _MAX_PERMISSION_BYTES:
             raise header_error("x-ms-file-permission", message="The permission is larger than 8 KiB; "
                                "create it on the share and pass x-ms-file-permission-key instead.")
-        permission_key = permission_key_for(permission)
+        sddl = permission_text(permission, headers.get("x-ms-file-permission-format"),
+                               "x-ms-file-permission-format")
+        permission_key = permission_key_for(sddl)
     elif key is not None:
         permission_key = key.strip() or None
     return SmbUpdate(
@@ -205,7 +209,23 @@ def parse_smb(headers: Mapping[str, str], now: float, *, is_dir: bool) -> SmbUpd
         last_write_time=_smb_time_header(headers, "x-ms-file-last-write-time", stamp),
         change_time=_smb_time_header(headers, "x-ms-file-change-time", stamp),
         permission_key=permission_key,
+        permission=sddl,
     )
+
+
+def permission_text(permission: str, file_format: str | None, format_header: str) -> str:
+    """A permission as SDDL, from SDDL or (``format`` binary, version 2024-11-04+) base64 of the binary
+    security descriptor; an invalid one is 400 FileInvalidPermission."""
+    kind = (file_format or "sddl").strip().lower()
+    if kind == "sddl":
+        return validate_sddl(permission)
+    if kind != "binary":
+        raise header_error(format_header)
+    try:
+        raw = base64.b64decode(permission, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid_permission() from None
+    return binary_to_sddl(raw)
 
 
 _CONTENT_HEADERS = ("x-ms-content-type", "x-ms-content-encoding", "x-ms-content-language",

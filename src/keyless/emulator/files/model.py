@@ -77,6 +77,12 @@ class Op:
     actions: frozenset[str]
     handler: Handler
     worker: Worker = Worker.NEVER
+    # Reads (and Delete Share) may name a share snapshot (``sharesnapshot=``); any other operation
+    # that names one is refused with 400 ShareSnapshotOperationNotSupported, as snapshots are read-only.
+    on_snapshot: bool = False
+    # Manages the FileService or FileShare resource (the service-level and share-level operations other
+    # than permissions): before version 2024-11-04 these refuse bearer tokens (see dispatch).
+    manages: bool = False
     # The SMB ticket exchange shares the Files endpoint but not its rules: it is matched before the
     # account check and authenticates the caller itself (a bearer token without the intent header).
     authenticates_itself: bool = False
@@ -95,6 +101,11 @@ class Call:
     def share(self) -> str:
         assert self.target.share is not None  # routing guarantees it for share-level operations
         return self.target.share
+
+    @property
+    def snapshot(self) -> str:
+        """The share snapshot the request reads (``sharesnapshot=``), or "" for the live share."""
+        return self.query.get("sharesnapshot", "")
 
     @property
     def headers(self) -> Mapping[str, str]:

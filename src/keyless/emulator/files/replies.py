@@ -13,7 +13,7 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.files.model import Call
-from keyless.emulator.storage import Metadata, Node
+from keyless.emulator.storage import LeaseState, Metadata, Node, ShareRecord, lease_state
 from keyless.protocol import CURRENT_VERSION, H_CLIENT_REQUEST_ID, H_REQUEST_ID, H_VERSION
 
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>'
@@ -110,6 +110,23 @@ def file_headers(node: Node) -> dict[str, str]:
         headers["x-ms-copy-progress"] = f"{node.content_length}/{node.content_length}"
         if node.copy_completion is not None:
             headers["x-ms-copy-completion-time"] = http_date(node.copy_completion)
+    return headers
+
+
+def tier_headers(share: ShareRecord) -> dict[str, str]:
+    headers = {"x-ms-access-tier": share.access_tier}
+    if share.tier_changed is not None:
+        headers["x-ms-access-tier-change-time"] = http_date(share.tier_changed)
+    return headers
+
+
+def share_lease_headers(share: ShareRecord, now: float) -> dict[str, str]:
+    """x-ms-lease-status / -state / -duration of a share (Get Share Properties)."""
+    state = lease_state(share.lease, now)
+    locked = state in (LeaseState.LEASED, LeaseState.BREAKING)
+    headers = {"x-ms-lease-status": "locked" if locked else "unlocked", "x-ms-lease-state": state.value}
+    if state is LeaseState.LEASED:
+        headers["x-ms-lease-duration"] = "infinite" if share.lease.duration == -1 else "fixed"
     return headers
 
 

@@ -5,6 +5,8 @@ handler, and where its store work runs (:class:`Worker`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from keyless.emulator.files import copy_rename, directory, file, lease, service, share
@@ -30,51 +32,73 @@ SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
 SERVICE_OPS: Table = {
     ("GET", "list"): Op("ListShares", READ, service.list_shares),
     ("GET", "properties"): Op("GetFileServiceProperties", READ, service.get_service_properties),
+    ("PUT", "properties"): Op("SetFileServiceProperties", WRITE, service.set_service_properties),
 }
 
 SHARE_OPS: Table = {
     ("PUT", None): Op("CreateShare", WRITE, share.create_share),
-    ("GET", None): Op("GetShareProperties", READ, share.get_share_properties),
-    ("HEAD", None): Op("GetShareProperties", READ, share.get_share_properties),
-    ("DELETE", None): Op("DeleteShare", DELETE, share.delete_share, Worker.ALWAYS),
+    ("GET", None): Op("GetShareProperties", READ, share.get_share_properties, on_snapshot=True),
+    ("HEAD", None): Op("GetShareProperties", READ, share.get_share_properties, on_snapshot=True),
+    ("DELETE", None): Op("DeleteShare", DELETE, share.delete_share, Worker.ALWAYS, on_snapshot=True),
+    ("PUT", "snapshot"): Op("SnapshotShare", WRITE, share.create_snapshot, Worker.ALWAYS),
+    ("PUT", "lease"): Op("LeaseShare", WRITE, lease.lease_share, on_snapshot=True),
     ("PUT", "metadata"): Op("SetShareMetadata", WRITE, share.set_share_metadata),
-    ("GET", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties),
-    ("HEAD", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties),
+    ("GET", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties, on_snapshot=True),
+    ("HEAD", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties, on_snapshot=True),
     ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
     ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
     ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+    ("PUT", "acl"): Op("SetShareAcl", WRITE, share.set_share_acl),
+    ("PUT", "filepermission"): Op("CreatePermission", WRITE, share.create_permission),
+    ("GET", "filepermission"): Op("GetPermission", READ, share.get_permission),
 }
 
 DIRECTORY_OPS: Table = {
     ("PUT", None): Op("CreateDirectory", WRITE, directory.create_directory),
-    ("GET", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties),
-    ("HEAD", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties),
+    ("GET", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties, on_snapshot=True),
+    ("HEAD", None): Op("GetDirectoryProperties", READ, directory.get_directory_properties, on_snapshot=True),
     ("DELETE", None): Op("DeleteDirectory", DELETE, directory.delete_directory),
     ("PUT", "metadata"): Op("SetDirectoryMetadata", WRITE, directory.set_directory_metadata),
-    ("GET", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties),
-    ("HEAD", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties),
+    ("GET", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties,
+                            on_snapshot=True),
+    ("HEAD", "metadata"): Op("GetDirectoryMetadata", READ, directory.get_directory_properties,
+                             on_snapshot=True),
     ("PUT", "properties"): Op("SetDirectoryProperties", WRITE, directory.set_directory_properties),
-    ("GET", "list"): Op("ListFilesAndDirectories", READ, directory.list_files_and_directories),
-    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles),
+    ("GET", "list"): Op("ListFilesAndDirectories", READ, directory.list_files_and_directories,
+                        on_snapshot=True),
+    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles, on_snapshot=True),
     ("PUT", "forceclosehandles"): Op("ForceCloseHandles", WRITE, directory.force_close_handles),
     ("PUT", "rename"): Op("RenameDirectory", WRITE | DELETE, copy_rename.rename_directory),
 }
 
 FILE_OPS: Table = {
     ("PUT", None): Op("CreateFile", WRITE, file.create_file, BYTES),
-    ("GET", None): Op("GetFile", READ, file.get_file, BYTES),
-    ("HEAD", None): Op("GetFileProperties", READ, file.get_file_properties),
+    ("GET", None): Op("GetFile", READ, file.get_file, BYTES, on_snapshot=True),
+    ("HEAD", None): Op("GetFileProperties", READ, file.get_file_properties, on_snapshot=True),
     ("DELETE", None): Op("DeleteFile", DELETE, file.delete_file),
     ("PUT", "range"): Op("PutRange", WRITE, file.put_range, BYTES),
-    ("GET", "rangelist"): Op("ListFileRangeList", READ, file.list_ranges, Worker.ALWAYS),
+    ("GET", "rangelist"): Op("ListFileRangeList", READ, file.list_ranges, Worker.ALWAYS, on_snapshot=True),
     ("PUT", "properties"): Op("SetFileProperties", WRITE, file.set_file_properties),
     ("PUT", "metadata"): Op("SetFileMetadata", WRITE, file.set_file_metadata),
     ("PUT", "rename"): Op("RenameFile", WRITE | DELETE, copy_rename.rename_file),
     ("PUT", "lease"): Op("LeaseFile", WRITE, lease.lease_file),
     ("PUT", "copy"): Op("AbortCopyFile", WRITE, copy_rename.abort_copy),
-    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles),
+    ("GET", "listhandles"): Op("ListHandles", READ, directory.list_handles, on_snapshot=True),
     ("PUT", "forceclosehandles"): Op("ForceCloseHandles", WRITE, directory.force_close_handles),
 }
 
+
+def _managing(table: Table, *, except_comps: frozenset[str | None] = frozenset()) -> Table:
+    """Mark a table's rows as managing the FileService / FileShare resource (see ``Op.manages``)."""
+    return {key: op if key[1] in except_comps else replace(op, manages=True) for key, op in table.items()}
+
+
+# Every service-level and share-level operation manages a FileService or FileShare resource, except the
+# share's permissions (Create / Get Permission), which serve files' security descriptors.
+SERVICE_OPS = _managing(SERVICE_OPS)
+SHARE_OPS = _managing(SHARE_OPS, except_comps=frozenset({"filepermission"}))
+
 # Put with x-ms-copy-source and no comp: Copy File rather than Create File.
 COPY_OP = Op("CopyFile", WRITE, copy_rename.copy_file, Worker.ALWAYS)
+# Put with x-ms-copy-source and comp=range: Put Range From URL rather than Put Range.
+RANGE_FROM_URL_OP = Op("PutRangeFromURL", WRITE, copy_rename.put_range_from_url, BYTES)

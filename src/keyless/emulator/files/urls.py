@@ -90,10 +90,9 @@ def max_results(query: Mapping[str, str]) -> int:
     raw = query.get("maxresults")
     if raw is None:
         return MAX_LIST_RESULTS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_query("maxresults") from None
+    if not (raw.isascii() and raw.lstrip("-").isdigit()):  # ASCII digits only, as the service reads them
+        raise bad_query("maxresults")
+    value = int(raw)
     if value <= 0:
         raise StorageError(400, "OutOfRangeQueryParameterValue",
                            "One of the query parameters specified in the request URI is outside the "

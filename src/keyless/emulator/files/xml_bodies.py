@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+import xml.etree.ElementTree as ET
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 from keyless.emulator.errors import StorageError
 from keyless.emulator.files.model import Call
-from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint
+from keyless.emulator.files.replies import XML_DECL, http_date, service_endpoint, share_lease_headers
 from keyless.emulator.storage import Listing, Node, ShareRecord
 
 
-def share_xml(share: ShareRecord, with_metadata: bool) -> str:
+def share_xml(share: ShareRecord, with_metadata: bool, now: float) -> str:
+    lease = share_lease_headers(share, now)
+    duration = lease.get("x-ms-lease-duration")
     props = (
         f"<Properties><Last-Modified>{http_date(share.last_modified)}</Last-Modified>"
         f"<Etag>{escape(share.etag)}</Etag><Quota>{share.quota}</Quota>"
-        "<AccessTier>TransactionOptimized</AccessTier><LeaseStatus>unlocked</LeaseStatus>"
-        "<LeaseState>available</LeaseState><EnabledProtocols>SMB</EnabledProtocols></Properties>"
+        f"<AccessTier>{share.access_tier}</AccessTier>"
+        + (f"<AccessTierChangeTime>{http_date(share.tier_changed)}</AccessTierChangeTime>"
+           if share.tier_changed is not None else "")
+        + f"<LeaseStatus>{lease['x-ms-lease-status']}</LeaseStatus>"
+        f"<LeaseState>{lease['x-ms-lease-state']}</LeaseState>"
+        + (f"<LeaseDuration>{duration}</LeaseDuration>" if duration else "")
+        + "<EnabledProtocols>SMB</EnabledProtocols></Properties>"
     )
     meta = ""
     if with_metadata:
         meta = "<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in share.metadata) + "</Metadata>"
-    return f"<Share><Name>{escape(share.name)}</Name>{props}{meta}</Share>"
+    snapshot = f"<Snapshot>{share.snapshot}</Snapshot>" if share.snapshot else ""
+    return f"<Share><Name>{escape(share.name)}</Name>{snapshot}{props}{meta}</Share>"
 
 
 def encode_marker(key: str) -> str:
@@ -107,3 +116,37 @@ def _entry_xml(tag: str, node: Node, include: set[str], extended: bool) -> str:
         parts.append(f"<PermissionKey>{escape(node.smb.permission_key)}</PermissionKey>")
     parts.append(f"</{tag}>")
     return "".join(parts)
+
+
+_MAX_XML_BODY = 64 * 1024
+
+
+async def read_xml(call: Call, root: str, *, empty_ok: bool = False) -> ET.Element:
+    """The request's XML body (at most 64 KiB), whose root must be ``root``; 400 InvalidXmlDocument when
+    it is not well-formed or declares a DTD (no entity expansion is ever done). ``empty_ok``: no body
+    reads as an empty ``root`` (Set Share ACL without a body clears the ACL)."""
+    if (call.request.content_length or 0) > _MAX_XML_BODY:
+        raise StorageError(413, "RequestBodyTooLarge")
+    raw = await call.request.read()
+    if len(raw) > _MAX_XML_BODY:
+        raise StorageError(413, "RequestBodyTooLarge")
+    if empty_ok and not raw.strip():
+        return ET.Element(root)
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise invalid_xml("a DTD is not allowed")
+    try:
+        element = ET.fromstring(raw)  # noqa: S314 - bounded, and DTDs are refused above
+    except ET.ParseError as err:
+        raise invalid_xml(str(err)) from None
+    if element.tag != root:
+        raise invalid_xml(f"the root element must be {root}")
+    return element
+
+
+def invalid_xml(reason: str) -> StorageError:
+    return StorageError(400, "InvalidXmlDocument", extra={"Reason": reason})
+
+
+def text_of(element: ET.Element, tag: str) -> str:
+    child = element.find(tag)
+    return "" if child is None or child.text is None else child.text.strip()

@@ -1,10 +1,11 @@
 """The emulator's file store. :class:`Store` is the one door the handlers use; behind it metadata lives
 in SQLite (``metadata``), file bytes in sparse files (``blobs``), and the lease and SMB property rules in
-their own modules (``leases``, ``smb_rules``). Records are plain values (``records``).
+their own modules (``leases``, ``share_leases``, ``smb_rules``). Records are plain values (``records``).
 """
 
-from keyless.emulator.storage.leases import LeaseAction
+from keyless.emulator.storage.leases import LeaseAction, check_lease
 from keyless.emulator.storage.records import (
+    AccessPolicy,
     ContentSettings,
     Listing,
     Metadata,
@@ -14,12 +15,15 @@ from keyless.emulator.storage.records import (
     SmbUpdate,
     name_key,
 )
+from keyless.emulator.storage.share_leases import LeaseState, lease_state
 from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
 from keyless.emulator.storage.store import Store
 
 __all__ = [
+    "AccessPolicy",
     "ContentSettings",
     "LeaseAction",
+    "LeaseState",
     "Listing",
     "Metadata",
     "Node",
@@ -27,6 +31,8 @@ __all__ = [
     "SmbProps",
     "SmbUpdate",
     "Store",
+    "check_lease",
+    "lease_state",
     "name_key",
     "permission_key_for",
     "smb_time",

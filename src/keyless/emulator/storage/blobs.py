@@ -21,6 +21,7 @@ from typing import cast
 
 _LOCK_STRIPES = 64
 COPY_CHUNK = 4 * 1024 * 1024
+_BLOCK = 512  # the service's range granularity
 
 
 class BlobStore:
@@ -152,6 +153,34 @@ class BlobStore:
         finally:
             os.close(fd)
         return _merge(ranges)
+
+    def diff_ranges(self, blob: str | None, size: int, current: list[tuple[int, int]], previous: str | None,
+                    previous_size: int, before: list[tuple[int, int]],
+                    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """What changed since ``previous`` (the file in an earlier snapshot), given both versions' written
+        ranges: (ranges now holding different data, ranges cleared since), inclusive, 512-aligned.
+
+        A unit written now and not then, or written in both with different bytes, is a changed range; a
+        unit written then and not now is a cleared range. Bytes are compared only where both hold data.
+        """
+        changed: list[tuple[int, int]] = []
+        cleared: list[tuple[int, int]] = []
+        for lo, hi in _merge(current + before):
+            pos = lo - lo % _BLOCK
+            while pos <= hi:
+                n = min(COPY_CHUNK, hi - pos + 1)
+                now = self.read(blob, size, pos, n).ljust(n, b"\0")
+                then = self.read(previous, previous_size, pos, n).ljust(n, b"\0")
+                for off in range(0, n, _BLOCK):
+                    unit = (pos + off, min(pos + off + _BLOCK, hi + 1) - 1)
+                    in_now = any(a <= unit[0] <= b for a, b in current)
+                    in_then = any(a <= unit[0] <= b for a, b in before)
+                    if in_now and (not in_then or now[off:off + _BLOCK] != then[off:off + _BLOCK]):
+                        changed.append(unit)
+                    elif in_then and not in_now:
+                        cleared.append(unit)
+                pos += n
+        return _merge(changed), _merge(cleared)
 
     def copy(self, source: str | None, size: int, target: str) -> None:
         """Copy the data ranges of ``source`` into ``target`` (a new blob as long as the source)."""

@@ -16,15 +16,18 @@ from keyless.emulator.storage.records import Node
 
 class LeaseAction(enum.Enum):
     ACQUIRE = "acquire"
+    RENEW = "renew"  # share leases only (file leases never expire)
     RELEASE = "release"
     CHANGE = "change"
     BREAK = "break"
 
 
 def check_lease(node: Node, lease_id: str | None, *, write: bool) -> None:
-    """The service's lease rules for files: writes need the lease id, reads may omit it."""
+    """The service's lease rules for files: writes need the lease id, reads may omit it; a lease id
+    given (read or write) must be the file's active lease (Get File: "performed only if the file's lease
+    is currently active and the lease ID specified in the request matches")."""
     if node.lease_id is None:
-        if lease_id is not None and write:
+        if lease_id is not None:
             raise StorageError(412, "LeaseNotPresentWithFileOperation",
                                "There is currently no lease on the file.")
         return

@@ -24,53 +24,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage.records import ContentSettings, Metadata, Node, ShareRecord, SmbProps, name_key
+from keyless.emulator.storage.records import (
+    AccessPolicy,
+    ContentSettings,
+    Metadata,
+    Node,
+    ShareLease,
+    ShareRecord,
+    SmbProps,
+    name_key,
+)
+from keyless.emulator.storage.schema import MIGRATIONS, SCHEMA
 from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shares (
-    id INTEGER PRIMARY KEY,
-    account TEXT NOT NULL,
-    name TEXT NOT NULL,
-    quota INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    created REAL NOT NULL,
-    root_id TEXT NOT NULL,
-    UNIQUE (account, name)
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    id TEXT PRIMARY KEY,
-    share_id INTEGER NOT NULL,
-    parent_id TEXT,
-    name TEXT NOT NULL,
-    name_key TEXT NOT NULL,
-    is_dir INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_length INTEGER NOT NULL DEFAULT 0,
-    content_type TEXT,
-    content_encoding TEXT,
-    content_language TEXT,
-    content_disposition TEXT,
-    cache_control TEXT,
-    content_md5 BLOB,
-    attributes TEXT NOT NULL,
-    creation_time TEXT NOT NULL,
-    last_write_time TEXT NOT NULL,
-    change_time TEXT NOT NULL,
-    permission_key TEXT NOT NULL,
-    blob TEXT,
-    lease_id TEXT,
-    copy_id TEXT,
-    copy_source TEXT,
-    copy_completion REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_by_name ON nodes (share_id, parent_id, name_key);
-CREATE INDEX IF NOT EXISTS nodes_by_blob ON nodes (blob);
-"""
 
 _NODE_COLUMNS = (
     "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
@@ -78,11 +43,20 @@ _NODE_COLUMNS = (
     "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
     "copy_completion"
 )
-_SHARE_COLUMNS = "id, account, name, quota, metadata, etag, last_modified, created, root_id"
+_SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
+                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
 _SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
 _SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
 _SELECT_SHARE = f"SELECT {_SHARE_COLUMNS} FROM shares"  # noqa: S608
+_TREE_COLUMNS = ", ".join(f"n.{c.strip()}" for c in _NODE_COLUMNS.split(","))
+# A share's nodes, parents first (a renamed directory may be older than its new parent).
+_SELECT_TREE = (
+    "WITH RECURSIVE tree(id, depth) AS (SELECT id, 0 FROM nodes "  # noqa: S608
+    "WHERE share_id=? AND parent_id IS NULL "
+    "UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN tree t ON n.parent_id = t.id) "
+    f"SELECT {_TREE_COLUMNS} FROM nodes n JOIN tree t ON n.id = t.id ORDER BY t.depth"
+)
 _INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 26)})"  # noqa: S608
 
 
@@ -92,7 +66,27 @@ class MetadataDb:
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self.conn().executescript(_SCHEMA)
+        # The version this data directory had when opened (the store back-fills what migrations cannot).
+        self.opened_at_version = self._migrate(self.conn())
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> int:
+        """Create the base schema, then apply the migrations this data directory has not seen yet;
+        returns the version it had."""
+        conn.executescript(SCHEMA)
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"{conn.execute('PRAGMA database_list').fetchone()[2]} was written by a newer "
+                               f"emulator (schema {version}, this one knows {len(MIGRATIONS)}): "
+                               "upgrade keyless or use another data directory")
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits first; BEGIN..COMMIT makes each step (and its version) atomic.
+            conn.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version={number}; COMMIT;")
+        return version
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn().execute("PRAGMA user_version").fetchone()[0])
 
     # -- connections and transactions --
 
@@ -137,63 +131,151 @@ class MetadataDb:
         rows = self.conn().execute("SELECT blob FROM nodes WHERE blob IS NOT NULL")
         return {str(r[0]) for r in rows}
 
+    def file_blobs(self) -> list[tuple[str, int]]:
+        """(blob, committed length) of every file version, live and in snapshots."""
+        rows = self.conn().execute("SELECT blob, content_length FROM nodes WHERE blob IS NOT NULL")
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    # -- written ranges (storage.ranges) --
+
+    @staticmethod
+    def ranges(conn: sqlite3.Connection, blob: str | None) -> list[tuple[int, int]]:
+        if blob is None:
+            return []
+        row = conn.execute("SELECT ranges FROM blob_ranges WHERE blob=?", (blob,)).fetchone()
+        return [] if row is None else [(int(a), int(b)) for a, b in json.loads(str(row[0]))]
+
+    @staticmethod
+    def set_ranges(conn: sqlite3.Connection, blob: str, ranges: list[tuple[int, int]]) -> None:
+        conn.execute("INSERT OR REPLACE INTO blob_ranges (blob, ranges) VALUES (?, ?)",
+                     (blob, json.dumps([list(r) for r in ranges])))
+
+    @staticmethod
+    def drop_ranges(conn: sqlite3.Connection, blobs: list[str]) -> None:
+        conn.executemany("DELETE FROM blob_ranges WHERE blob=?", [(b,) for b in blobs])
+
+    def sweep_ranges(self) -> None:
+        """Forget the ranges of blobs no row names (a crash between a commit and the clean-up)."""
+        with self.write() as conn:
+            conn.execute("DELETE FROM blob_ranges WHERE blob NOT IN "
+                         "(SELECT blob FROM nodes WHERE blob IS NOT NULL)")
+
     # -- shares --
 
     @staticmethod
-    def share_exists(conn: sqlite3.Connection, account: str, name: str) -> bool:
-        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=?", (account, name)).fetchone()
+    def share_exists(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> bool:
+        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=? AND snapshot=?",
+                           (account, name, snapshot)).fetchone()
         return row is not None
 
     @staticmethod
     def insert_share(conn: sqlite3.Connection, share: ShareRecord, root: Node) -> int:
         """Insert the share and its root directory; returns the share's row id."""
         cur = conn.execute(
-            "INSERT INTO shares (account, name, quota, metadata, etag, last_modified, created, root_id) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (share.account, share.name, share.quota, _dumps_metadata(share.metadata), share.etag,
-             share.last_modified, share.created, share.root_id),
+            "INSERT INTO shares (account, name, snapshot, quota, metadata, etag, last_modified, created, "
+            "root_id, access_tier, tier_changed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (share.account, share.name, share.snapshot, share.quota, _dumps_metadata(share.metadata),
+             share.etag, share.last_modified, share.created, share.root_id, share.access_tier,
+             share.tier_changed),
         )
         share_id = int(cur.lastrowid or 0)
         smb = root.smb
         conn.execute(
             "INSERT INTO nodes (id, share_id, parent_id, name, name_key, is_dir, metadata, etag, "
             "last_modified, attributes, creation_time, last_write_time, change_time, permission_key) "
-            "VALUES (?,?,NULL,'','',1,'[]',?,?,?,?,?,?,?)",
-            (root.id, share_id, root.etag, root.last_modified, smb.attributes, smb.creation_time,
-             smb.last_write_time, smb.change_time, smb.permission_key),
+            "VALUES (?,?,NULL,'','',1,?,?,?,?,?,?,?,?)",
+            (root.id, share_id, _dumps_metadata(root.metadata), root.etag, root.last_modified,
+             smb.attributes, smb.creation_time, smb.last_write_time, smb.change_time, smb.permission_key),
         )
         return share_id
 
-    def get_share(self, account: str, name: str) -> ShareRecord:
-        return self.share_in(self.conn(), account, name)
+    def get_share(self, account: str, name: str, snapshot: str = "") -> ShareRecord:
+        return self.share_in(self.conn(), account, name, snapshot)
 
     @staticmethod
-    def share_in(conn: sqlite3.Connection, account: str, name: str) -> ShareRecord:
+    def share_in(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> ShareRecord:
         row = conn.execute(
-            _SELECT_SHARE + " WHERE account=? AND name=?", (account, name)
+            _SELECT_SHARE + " WHERE account=? AND name=? AND snapshot=?", (account, name, snapshot)
         ).fetchone()
         if row is None:
+            if snapshot and MetadataDb.share_exists(conn, account, name):
+                raise StorageError(404, "ShareSnapshotNotFound",
+                                   "The specified share snapshot does not exist.")
             raise StorageError(404, E_SHARE_NOT_FOUND)
         return _share_from_row(row)
 
-    def list_shares(self, account: str, prefix: str, marker: str | None,
-                    limit: int) -> tuple[list[ShareRecord], str | None]:
+    def list_shares(self, account: str, prefix: str, marker: tuple[str, str] | None, limit: int, *,
+                    snapshots: bool = False) -> tuple[list[ShareRecord], tuple[str, str] | None]:
+        """Shares by name; with ``snapshots`` each share's snapshots (oldest first) precede it.
+
+        Markers are (name, snapshot) pairs: a page may end between two snapshots of one share.
+        """
+        # The live share sorts after its snapshots: its key is "~", above every timestamp.
+        order = "CASE snapshot WHEN '' THEN '~' ELSE snapshot END"
+        m_name, m_snap = marker or ("", "")
         rows = self.conn().execute(
-            _SELECT_SHARE + " WHERE account=? AND substr(name,1,?)=? AND name>=? "
-            "ORDER BY name LIMIT ?",
-            (account, len(prefix), prefix, marker or "", limit + 1),
+            _SELECT_SHARE + f" WHERE account=? AND substr(name,1,?)=? AND (?=1 OR snapshot='') "
+            f"AND (name, {order}) >= (?, ?) ORDER BY name, {order} LIMIT ?",
+            (account, len(prefix), prefix, int(snapshots), m_name, m_snap or ("~" if marker else ""),
+             limit + 1),
         ).fetchall()
         shares = [_share_from_row(r) for r in rows]
         if len(shares) > limit:
-            return shares[:limit], shares[limit].name
+            nxt = shares[limit]
+            return shares[:limit], (nxt.name, nxt.snapshot)
         return shares, None
+
+    @staticmethod
+    def snapshots_of(conn: sqlite3.Connection, account: str, name: str) -> list[ShareRecord]:
+        rows = conn.execute(_SELECT_SHARE + " WHERE account=? AND name=? AND snapshot<>'' ORDER BY snapshot",
+                            (account, name)).fetchall()
+        return [_share_from_row(r) for r in rows]
+
+    @staticmethod
+    def share_nodes(conn: sqlite3.Connection, share_id: int) -> list[Node]:
+        """Every node of a share, parents before children (ordered by depth from the root)."""
+        rows = conn.execute(_SELECT_TREE, (share_id,)).fetchall()
+        return [_node_from_row(r) for r in rows]
 
     @staticmethod
     def save_share(conn: sqlite3.Connection, share: ShareRecord) -> None:
         conn.execute(
-            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=? WHERE id=?",
-            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified, share.id),
+            "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=?, acl=?, access_tier=?, "
+            "tier_changed=? WHERE id=?",
+            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified,
+             json.dumps([[p.id, p.start, p.expiry, p.permission] for p in share.acl]), share.access_tier,
+             share.tier_changed, share.id),
         )
+
+    def service_properties(self, account: str) -> dict[str, str]:
+        rows = self.conn().execute("SELECT element, xml FROM service_properties WHERE account=?", (account,))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def set_service_properties(self, account: str, elements: dict[str, str]) -> None:
+        with self.write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO service_properties (account, element, xml) "
+                             "VALUES (?,?,?)", [(account, tag, xml) for tag, xml in elements.items()])
+
+    @staticmethod
+    def save_permission(conn: sqlite3.Connection, share_id: int, key: str, sddl: str) -> None:
+        conn.execute("INSERT OR IGNORE INTO share_permissions (share_id, key, sddl) VALUES (?,?,?)",
+                     (share_id, key, sddl))
+
+    @staticmethod
+    def permission(conn: sqlite3.Connection, share_id: int, key: str) -> str | None:
+        row = conn.execute("SELECT sddl FROM share_permissions WHERE share_id=? AND key=?",
+                           (share_id, key)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def copy_permissions(conn: sqlite3.Connection, from_share: int, to_share: int) -> None:
+        conn.execute("INSERT INTO share_permissions (share_id, key, sddl) "
+                     "SELECT ?, key, sddl FROM share_permissions WHERE share_id=?", (to_share, from_share))
+
+    @staticmethod
+    def set_share_lease(conn: sqlite3.Connection, share_id: int, lease: ShareLease) -> None:
+        conn.execute("UPDATE shares SET lease_id=?, lease_duration=?, lease_expires=?, lease_broken_at=? "
+                     "WHERE id=?", (lease.lease_id, lease.duration, lease.expires, lease.broken_at, share_id))
 
     @staticmethod
     def delete_share(conn: sqlite3.Connection, share_id: int) -> list[str]:
@@ -201,6 +283,7 @@ class MetadataDb:
         blobs = [str(r[0]) for r in conn.execute(
             "SELECT blob FROM nodes WHERE share_id=? AND blob IS NOT NULL", (share_id,))]
         conn.execute("DELETE FROM nodes WHERE share_id=?", (share_id,))
+        conn.execute("DELETE FROM share_permissions WHERE share_id=?", (share_id,))
         conn.execute("DELETE FROM shares WHERE id=?", (share_id,))
         return blobs
 
@@ -244,9 +327,9 @@ class MetadataDb:
         return parent_id
 
     def resolve(self, conn: sqlite3.Connection, account: str, share_name: str,
-                path: tuple[str, ...]) -> tuple[ShareRecord, Node]:
+                path: tuple[str, ...], snapshot: str = "") -> tuple[ShareRecord, Node]:
         """(share, node); 404 when the node does not exist. The empty path is the root directory."""
-        share = self.share_in(conn, account, share_name)
+        share = self.share_in(conn, account, share_name, snapshot)
         if not path:
             return share, self.node_by_id(conn, share.root_id)
         node = self.child(conn, share.id, self.parent_id(conn, share, path), path[-1])
@@ -348,6 +431,16 @@ def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
         last_modified=float(row[6]),  # type: ignore[arg-type]
         created=float(row[7]),  # type: ignore[arg-type]
         root_id=str(row[8]),
+        snapshot=str(row[9]),
+        lease=ShareLease(
+            lease_id=_opt(row[10]),
+            duration=int(row[11]),  # type: ignore[call-overload]
+            expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
+            broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
+        ),
+        acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
+        access_tier=str(row[15]),
+        tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
     )
 
 

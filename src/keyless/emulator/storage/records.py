@@ -43,6 +43,30 @@ class SmbUpdate:
     last_write_time: str | None = None
     change_time: str | None = None
     permission_key: str | None = None
+    permission: str | None = None  # an inline permission's SDDL (its key is permission_key); kept per share
+
+
+@dataclass(frozen=True)
+class ShareLease:
+    """A share's lease as stored; ``storage.share_leases`` derives its state from these and the time."""
+
+    lease_id: str | None = None
+    duration: int = -1  # seconds, or -1 for infinite
+    expires: float | None = None  # fixed leases
+    broken_at: float | None = None  # set by a break: breaking until then, broken after
+
+
+NO_LEASE = ShareLease()
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """One signed identifier of a share's ACL; start and expiry as sent (ISO 8601), any may be empty."""
+
+    id: str
+    start: str = ""
+    expiry: str = ""
+    permission: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,11 @@ class ShareRecord:
     last_modified: float
     created: float
     root_id: str
+    snapshot: str = ""  # the x-ms-snapshot value of a share snapshot; "" for the live share
+    lease: ShareLease = NO_LEASE
+    acl: tuple[AccessPolicy, ...] = ()  # stored access policies (Set Share ACL), at most 5
+    access_tier: str = "TransactionOptimized"
+    tier_changed: float | None = None  # when access_tier was last set
 
 
 @dataclass(frozen=True)

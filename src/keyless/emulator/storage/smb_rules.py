@@ -27,7 +27,8 @@ def permission_key_for(permission: str) -> str:
     return f"{int.from_bytes(digest[:8], 'big')}*{int.from_bytes(digest[8:16], 'big')}"
 
 
-DEFAULT_PERMISSION_KEY = permission_key_for("O:SYG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1301bf;;;AU)")
+DEFAULT_PERMISSION = "O:SYG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x1301bf;;;AU)"
+DEFAULT_PERMISSION_KEY = permission_key_for(DEFAULT_PERMISSION)
 
 
 def new_smb_props(update: SmbUpdate, now: float, *, is_dir: bool) -> SmbProps:

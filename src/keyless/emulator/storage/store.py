@@ -29,122 +29,38 @@ job, because it alone orders the byte work against the commit:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage.blobs import BlobStore
 from keyless.emulator.storage.leases import LeaseAction, check_lease, lease_transition
-from keyless.emulator.storage.metadata import MetadataDb
-from keyless.emulator.storage.records import ContentSettings, Listing, Metadata, Node, ShareRecord, SmbUpdate
+from keyless.emulator.storage.ranges import clip_ranges, ranges_cleared, ranges_written
+from keyless.emulator.storage.records import (
+    ContentSettings,
+    Listing,
+    Metadata,
+    Node,
+    SmbUpdate,
+)
+from keyless.emulator.storage.share_store import ShareStore
 from keyless.emulator.storage.smb_rules import apply_smb, new_smb_props, smb_time
 from keyless.protocol import (
     E_DIRECTORY_NOT_EMPTY,
     E_INVALID_RANGE,
     E_RESOURCE_EXISTS,
     E_RESOURCE_NOT_FOUND,
-    E_SHARE_EXISTS,
 )
 
-if TYPE_CHECKING:
-    from keyless.emulator.clock import Clock
-    from keyless.emulator.config import EmulatorConfig
 
-_DOTNET_EPOCH_TICKS = 621355968000000000  # .NET ticks at 1970-01-01, the base of Azure's etags
-
-
-class Store:
-    def __init__(self, data_dir: Path, clock: Clock) -> None:
-        self.data_dir = data_dir
-        self.clock = clock
-        self._blobs = BlobStore(data_dir / "blobs")
-        self._db = MetadataDb(data_dir / "meta.sqlite3")
-        self._etag_lock = threading.Lock()
-        self._last_ticks = 0
-        self.sweep_orphans()
-
-    def close(self) -> None:
-        self._db.close()
-
-    def new_etag(self) -> str:
-        """``"0x8DC..."``: .NET ticks of now, strictly increasing so two writes never share an etag."""
-        ticks = int(self.clock.now() * 10_000_000) + _DOTNET_EPOCH_TICKS
-        with self._etag_lock:
-            ticks = max(ticks, self._last_ticks + 1)
-            self._last_ticks = ticks
-        return f'"0x{ticks:X}"'
-
-    def sweep_orphans(self) -> int:
-        """Delete blobs no row names (left by a crash between byte work and commit). Start-up only."""
-        return self._blobs.sweep(self._db.referenced_blobs())
-
-    # -- shares --
-
-    def ensure_shares(self, config: EmulatorConfig) -> None:
-        """Create the configured shares that do not exist yet (idempotent, safe on every start)."""
-        for account in config.accounts:
-            for share in account.shares:
-                with contextlib.suppress(StorageError):
-                    self.create_share(account.name, share.name, share.quota_gib, ())
-
-    def create_share(self, account: str, name: str, quota: int, metadata: Metadata) -> ShareRecord:
-        now = self.clock.now()
-        etag = self.new_etag()
-        root = Node(
-            id=self._db.new_node_id(), share_id=0, parent_id=None, name="", is_dir=True, metadata=(),
-            etag=etag, last_modified=now, content_length=0, content=ContentSettings(),
-            smb=new_smb_props(SmbUpdate(), now, is_dir=True), blob=None, lease_id=None, copy_id=None,
-            copy_source=None, copy_completion=None,
-        )
-        share = ShareRecord(0, account, name, quota, metadata, etag, now, now, root.id)
-        with self._db.write() as conn:
-            if self._db.share_exists(conn, account, name):
-                raise StorageError(409, E_SHARE_EXISTS)
-            share_id = self._db.insert_share(conn, share, root)
-        return replace(share, id=share_id)
-
-    def get_share(self, account: str, name: str) -> ShareRecord:
-        return self._db.get_share(account, name)
-
-    def list_shares(self, account: str, prefix: str, marker: str | None,
-                    limit: int) -> tuple[list[ShareRecord], str | None]:
-        return self._db.list_shares(account, prefix, marker, limit)
-
-    def update_share(self, account: str, name: str, *, quota: int | None = None,
-                     metadata: Metadata | None = None) -> ShareRecord:
-        now = self.clock.now()
-        etag = self.new_etag()
-        with self._db.write() as conn:
-            share = self._db.share_in(conn, account, name)
-            new = replace(
-                share,
-                quota=share.quota if quota is None else quota,
-                metadata=share.metadata if metadata is None else metadata,
-                etag=etag,
-                last_modified=now,
-            )
-            self._db.save_share(conn, new)
-        return new
-
-    def delete_share(self, account: str, name: str) -> None:
-        """Deletes the share and everything in it, as the service does."""
-        with self._db.write() as conn:
-            share = self._db.share_in(conn, account, name)
-            blobs = self._db.delete_share(conn, share.id)
-        self._blobs.unlink(blobs)
-
-    def share_usage(self, account: str, name: str) -> int:
-        return self._db.share_usage(self.get_share(account, name).id)
+class Store(ShareStore):
+    """The handlers' one door: share-level work (``ShareStore``) and the directories and files in a share."""
 
     # -- nodes --
 
     def get_node(self, account: str, share: str, path: tuple[str, ...], *,
-                 is_dir: bool | None = None) -> Node:
-        """The node at ``path``; ``is_dir`` demands a type (a mismatch is 404 like the service)."""
-        _, node = self._db.resolve(self._db.conn(), account, share, path)
+                 is_dir: bool | None = None, snapshot: str = "") -> Node:
+        """The node at ``path`` (in ``snapshot`` when given); ``is_dir`` demands a type (a mismatch is
+        404 like the service)."""
+        _, node = self._db.resolve(self._db.conn(), account, share, path, snapshot)
         if is_dir is not None and node.is_dir != is_dir:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
         return node
@@ -172,6 +88,7 @@ class Store:
                 raise StorageError(404, E_RESOURCE_NOT_FOUND)
             if not is_dir:
                 check_lease(node, lease_id, write=True)
+            self._use_permission(conn, node.share_id, smb)
             new = replace(node, etag=etag, last_modified=now)
             if metadata is not None:
                 new = replace(new, metadata=metadata)
@@ -185,6 +102,8 @@ class Store:
                     self._blobs.grow(node.blob, node.content_length, length)  # before the commit
                 else:
                     shrink_to = length  # after the commit
+                    self._db.set_ranges(conn, node.blob, clip_ranges(self._db.ranges(conn, node.blob),
+                                                                     0, length - 1))
                 new = replace(new, content_length=length)
             self._db.save(conn, new)
         if shrink_to is not None and new.blob is not None:
@@ -204,6 +123,7 @@ class Store:
             parent_id = self._db.parent_id(conn, share, path)
             if self._db.child(conn, share.id, parent_id, path[-1]) is not None:
                 raise StorageError(409, E_RESOURCE_EXISTS)
+            self._use_permission(conn, share.id, smb)
             node = self._new_node(share.id, parent_id, path[-1], True, metadata, etag, now, smb,
                                   ContentSettings(), 0, None)
             self._db.insert(conn, node)
@@ -221,9 +141,9 @@ class Store:
             self._db.delete_node(conn, node.id)
 
     def list_directory(self, account: str, share_name: str, path: tuple[str, ...], prefix: str,
-                       marker: str | None, limit: int) -> Listing:
+                       marker: str | None, limit: int, snapshot: str = "") -> Listing:
         conn = self._db.conn()
-        _, node = self._db.resolve(conn, account, share_name, path)
+        _, node = self._db.resolve(conn, account, share_name, path, snapshot)
         if not node.is_dir:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
         nodes, next_marker = self._db.list_children(conn, node.id, prefix, marker, limit)
@@ -255,8 +175,11 @@ class Store:
                     raise StorageError(409, E_RESOURCE_EXISTS)
                 parent_id = self._db.parent_id(conn, share, path)
                 existing = self._db.child(conn, share.id, parent_id, path[-1])
+                self._use_permission(conn, share.id, smb)
                 node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, smb,
                                       content, length, blob)
+                if body:
+                    self._db.set_ranges(conn, blob, ranges_written([], 0, len(body) - 1, length))
                 if existing is None:
                     self._db.insert(conn, node)
                 elif existing.is_dir:
@@ -272,7 +195,7 @@ class Store:
             if not committed:
                 self._blobs.unlink([blob])
         if old_blob:
-            self._blobs.unlink([old_blob])
+            self._discard([old_blob])
         return node
 
     def write_range(self, account: str, share_name: str, path: tuple[str, ...], offset: int,
@@ -305,6 +228,9 @@ class Store:
             smb = replace(current.smb, change_time=stamp, last_write_time=written)
             new = replace(current, etag=etag, last_modified=now, smb=smb)
             self._db.save(conn, new)
+            mark = ranges_cleared if data is None else ranges_written
+            self._db.set_ranges(conn, node.blob, mark(self._db.ranges(conn, node.blob), offset, end - 1,
+                                                      current.content_length))
         return new
 
     def read_range(self, node: Node, offset: int, length: int) -> bytes:
@@ -315,8 +241,21 @@ class Store:
             raise StorageError(404, E_RESOURCE_NOT_FOUND) from None
 
     def data_ranges(self, node: Node, start: int, end: int) -> list[tuple[int, int]]:
-        """Inclusive ranges holding data within ``[start, end]``, 512-aligned like the service's."""
-        return self._blobs.data_ranges(node.blob, node.content_length, start, end)
+        """The file's written ranges within ``[start, end]`` (storage.ranges), as List Ranges reports."""
+        end = min(end, node.content_length - 1)
+        return clip_ranges(self._db.ranges(self._db.conn(), node.blob), start, end)
+
+    def diff_ranges(self, node: Node, previous: Node | None, start: int,
+                    end: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(changed, cleared) ranges of ``node`` since ``previous``, its version in an earlier snapshot
+        (None: the file did not exist then, so all its data is new)."""
+        now = self.data_ranges(node, start, end)
+        if previous is None:
+            return now, []
+        then = clip_ranges(self._db.ranges(self._db.conn(), previous.blob), start,
+                           min(end, node.content_length - 1))
+        return self._blobs.diff_ranges(node.blob, node.content_length, now, previous.blob,
+                                       previous.content_length, then)
 
     def delete_file(self, account: str, share_name: str, path: tuple[str, ...],
                     lease_id: str | None = None) -> None:
@@ -327,7 +266,7 @@ class Store:
             check_lease(node, lease_id, write=True)
             self._db.delete_node(conn, node.id)
         if node.blob:
-            self._blobs.unlink([node.blob])
+            self._discard([node.blob])
 
     def rename(self, account: str, share_name: str, source: tuple[str, ...], target: tuple[str, ...], *,
                is_dir: bool, replace_existing: bool, metadata: Metadata | None = None,
@@ -345,6 +284,7 @@ class Store:
                 raise StorageError(400, "InvalidInput", "The destination path is not valid.")
             if not is_dir:
                 check_lease(node, source_lease, write=True)
+            self._use_permission(conn, share.id, smb)
             parent_id = self._db.parent_id(conn, share, target)
             if is_dir and self._db.is_inside(conn, parent_id, node.id):
                 raise StorageError(400, "InvalidInput", "A directory cannot be moved into itself.")
@@ -369,7 +309,7 @@ class Store:
             new = replace(new, smb=apply_smb(new.smb, smb or SmbUpdate(), smb_time(now)))
             self._db.move(conn, new)
             self._db.save(conn, new)
-        self._blobs.unlink(dropped)
+        self._discard(dropped)
         return new
 
     def copy_file(self, source: Node, account: str, share_name: str, target: tuple[str, ...], *,
@@ -386,6 +326,7 @@ class Store:
             node = self._commit_copy(
                 account, share_name, target, blob, length, source.content,
                 source.metadata if metadata is None else metadata, copy_id, copy_source, lease_id,
+                source.blob,
             )
         except BaseException:
             self._blobs.unlink([blob])
@@ -394,7 +335,7 @@ class Store:
 
     def _commit_copy(self, account: str, share_name: str, path: tuple[str, ...], blob: str,
                      length: int, content: ContentSettings, metadata: Metadata, copy_id: str,
-                     copy_source: str, lease_id: str | None) -> Node:
+                     copy_source: str, lease_id: str | None, source_blob: str | None) -> Node:
         now = self.clock.now()
         etag = self.new_etag()
         old_blob: str | None = None
@@ -407,6 +348,7 @@ class Store:
             node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, SmbUpdate(),
                                   content, length, blob)
             node = replace(node, copy_id=copy_id, copy_source=copy_source, copy_completion=now)
+            self._db.set_ranges(conn, blob, clip_ranges(self._db.ranges(conn, source_blob), 0, length - 1))
             if existing is None:
                 self._db.insert(conn, node)
             elif existing.is_dir:
@@ -418,7 +360,7 @@ class Store:
                 old_blob = existing.blob
                 self._db.save(conn, node)
         if old_blob:
-            self._blobs.unlink([old_blob])
+            self._discard([old_blob])
         return node
 
     # -- leases --
