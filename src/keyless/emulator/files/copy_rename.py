@@ -130,7 +130,10 @@ def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
     """
     header = "x-ms-copy-source"
     raw = call.headers[header].strip()
-    query = parse_query(urlsplit(raw).query)
+    try:
+        query = parse_query(urlsplit(raw).query)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: a malformed header, not a server fault
+        raise header_error(header) from None
     if "sig" in query:
         raise StorageError(403, "CannotVerifyCopySource", "The emulator cannot verify a copy source "
                            "authorized by a SAS yet; use x-ms-copy-source-authorization: Bearer.")
