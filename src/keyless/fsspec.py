@@ -135,17 +135,26 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
         self._made_credential: Any = None
 
     # --- pickling: options only, never a token or a key ----------------------------------------------
-    def __reduce__(self) -> tuple[Any, ...]:
+    def _shippable_options(self) -> dict[str, Any]:
+        """The options without secrets: what a pickle or ``to_dict`` carries."""
         if self._credential_obj is not None:
             raise TypeError(
-                "azfiles: a filesystem built with a credential object cannot be pickled (the object may "
-                "hold tokens); let each process use its managed identity (the default), or Shared Key "
-                f"with shared_key_from_env=True and {KEY_ENV} set on every worker"
+                "azfiles: a filesystem built with a credential object cannot be pickled or serialised (the "
+                "object may hold tokens); let each process use its managed identity (the default), or "
+                f"Shared Key with shared_key_from_env=True and {KEY_ENV} set on every worker"
             )
-        kwargs = {k: v for k, v in self.storage_kwargs.items() if k not in ("account_key", "credential")}
+        options = {k: v for k, v in self.storage_options.items() if k not in ("account_key", "credential")}
         if self._account_key is not None:
-            kwargs["shared_key_from_env"] = True
-        return _rebuild, (type(self), self.storage_args, kwargs)
+            options["shared_key_from_env"] = True
+        return options
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.storage_args, self._shippable_options())
+
+    def to_dict(self, *, include_password: bool = True) -> dict[str, Any]:
+        """fsspec's JSON form, without secrets whatever ``include_password`` says."""
+        return {"cls": f"{type(self).__module__}:{type(self).__name__}", "protocol": "azfiles",
+                "args": list(self.storage_args), **self._shippable_options()}
 
     # --- clients --------------------------------------------------------------------------------------
     def _emulator(self) -> Any:
