@@ -192,10 +192,43 @@ def put_command(s: Session, local: str, remote: str, recursive: bool) -> None:
 @click.argument("source")
 @click.argument("dest")
 @click.option("-r", "--recursive", is_flag=True)
+@click.option("--dask", "dask_scheduler", default=None, metavar="SCHEDULER_ADDRESS",
+              help="Copy a remote tree on a Dask cluster (keyless[dask]); rerun to finish a copy.")
 @common_options
-def cp_command(s: Session, source: str, dest: str, recursive: bool) -> None:
+def cp_command(s: Session, source: str, dest: str, recursive: bool, dask_scheduler: str | None) -> None:
     """Copy local->remote, remote->local or remote->remote (across shares and accounts)."""
+    if dask_scheduler:
+        _dask_copy(s, source, dest, recursive, dask_scheduler)
+        return
     _summary(s, "copied", _transfer(s, source, dest, recursive, "cp"))
+
+
+def _dask_copy(s: Session, source: str, dest: str, recursive: bool, scheduler: str) -> None:
+    """``cp -r --dask``: the library's cluster copy, with this command's identity options and progress."""
+    if not (recursive and _is_remote(source) and _is_remote(dest)):
+        raise click.UsageError("--dask copies a remote tree to a remote directory: cp -r SRC DST --dask ADDR")
+    try:
+        from keyless.files.dask_copy import copy_tree_on_dask
+        from keyless.fsspec import AzureFilesFileSystem
+    except ImportError:
+        raise click.UsageError("--dask needs the Dask extra: pip install 'keyless[dask]'") from None
+    import os
+
+    surl, durl = s.parse(source), s.parse(dest)
+    fs = AzureFilesFileSystem(
+        client_id=s.client_id, object_id=s.object_id, resource_id=s.resource_id,
+        emulator=str(s.emulator.path) if s.emulator else None,
+        shared_key_from_env=bool(os.environ.get("AZURE_STORAGE_KEY")), max_concurrency=s.concurrency,
+    )
+
+    def progress(r: Any) -> None:
+        if not s.quiet and not s.as_json:
+            click.echo(f"cp --dask: {r.files + r.skipped}/{r.total_files} files "
+                       f"({r.skipped} already there), {_size(r.bytes)}", err=True)
+
+    report = copy_tree_on_dask(fs, f"{surl.account}/{surl.share}/{surl.path}",
+                               f"{durl.account}/{durl.share}/{durl.path}", scheduler, progress=progress)
+    s.emit(report.to_json(), lambda: None)
 
 
 @click.command("mv")

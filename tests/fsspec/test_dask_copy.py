@@ -1,0 +1,41 @@
+"""The cluster copy's splitting, progress and resume, on an in-process Dask cluster (fast; the worker
+processes and their own authentication are covered by test_dask.py and bench/bench_dask_copy.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyless.files.dask_copy import copy_tree_on_dask
+from keyless.fsspec import PART_SUFFIX, AzureFilesFileSystem
+
+from .conftest import ACCOUNT
+
+pytestmark = pytest.mark.slow
+distributed = pytest.importorskip("distributed")
+
+
+def test_cluster_copy_splits_reports_and_resumes(azfs: AzureFilesFileSystem, root: str) -> None:
+    files = {f"{root}/src/d{i % 4}/f{i}.txt": f"file {i}".encode() * (i + 1) for i in range(40)}
+    azfs.pipe(files)
+    fs = AzureFilesFileSystem(skip_instance_cache=True)  # account/share/path form
+    src, dst = f"{ACCOUNT}/{root}/src", f"{ACCOUNT}/{root}/dst"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        seen: list[int] = []
+        report = copy_tree_on_dask(fs, src, dst, client, batch_files=10,
+                                   progress=lambda r: seen.append(r.files))
+        assert (report.files, report.skipped, report.tasks) == (40, 0, 4)
+        assert seen == sorted(seen) and seen[-1] == 40 and len(seen) == 5
+        for path, data in files.items():
+            assert azfs.cat_file(path.replace("/src/", "/dst/")) == data
+
+        # An interrupted run: files lost, a half-written temporary left behind, a source changed since.
+        azfs.rm([f"{root}/dst/d0/f0.txt", f"{root}/dst/d1/f5.txt"])
+        azfs.pipe_file(f"{root}/dst/d2/.f6.txt.dead{PART_SUFFIX}", b"partial")
+        azfs.pipe_file(f"{root}/src/d3/f7.txt", b"changed since")
+        report = copy_tree_on_dask(fs, src, dst, cluster.scheduler_address, batch_files=10)
+        assert (report.files, report.skipped) == (3, 37)
+        assert azfs.cat_file(f"{root}/dst/d0/f0.txt") == files[f"{root}/src/d0/f0.txt"]
+        assert azfs.cat_file(f"{root}/dst/d3/f7.txt") == b"changed since"
+        again = copy_tree_on_dask(fs, src, dst, client, batch_files=10)
+        assert (again.files, again.skipped, again.tasks) == (0, 40, 0)
