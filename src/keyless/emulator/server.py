@@ -33,6 +33,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from keyless.emulator import request_keys as keys
+from keyless.emulator import sas
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.auth import authenticate, authorize
 from keyless.emulator.ca import ensure_tls
@@ -193,6 +194,7 @@ def _files_middleware(ctx: Emulator) -> Any:
                 client_request_id=_loggable(request.headers.get(H_CLIENT_REQUEST_ID)),
                 version=_loggable(request.headers.get(H_VERSION)),
                 fault=request.get(keys.FAULT),
+                AuthenticationHash=request.get(sas.AUTH_HASH),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
         _common_headers(request, response, request_id, ctx.clock.now())
