@@ -133,9 +133,6 @@ def test_rollout_from_scan_to_shared_key_off(emulator_factory: Callable[..., Emu
     got = urllib3.PoolManager(ca_certs=emu.ca_cert).request("GET", minted.stdout.strip(), retries=False)
     assert got.status == 200 and got.data == b"from machine B"
     # A key-signed SAS is refused like Shared Key itself.
-    from datetime import timedelta
-
-    from azure.storage.fileshare import generate_file_sas
     key_sas = generate_file_sas("prodfiles", "backup", ["b.txt"], key, permission="r",
                                 expiry=datetime.now(UTC) + timedelta(minutes=5))
     keyed = urllib3.PoolManager(ca_certs=emu.ca_cert).request("GET", f"{acct['url']}/backup/b.txt?{key_sas}",
