@@ -17,6 +17,7 @@ import pytest
 import urllib3
 from azure.core.exceptions import HttpResponseError
 from azure.storage.fileshare import (
+    AccessPolicy,
     AccountSasPermissions,
     ResourceTypes,
     ShareClient,
@@ -27,6 +28,8 @@ from azure.storage.fileshare import (
     generate_share_sas,
 )
 
+from keyless.emulator.errors import StorageError
+from keyless.emulator.files import share_acl
 from keyless.testing import EmulatorProcess, start_emulator
 
 
@@ -162,3 +165,63 @@ def test_sas_requests_are_audited_as_sas_with_a_key_hash(emu: EmulatorProcess) -
     assert ok and all(re.fullmatch(key_hash, r["AuthenticationHash"]) for r in ok)
     log_text = Path(emu.info["audit_log"]).read_text(encoding="utf-8")
     assert sig.group(1) not in log_text and emu.account()["key"] not in log_text
+
+
+def test_stored_access_policy_grants_changes_and_revokes(emu: EmulatorProcess) -> None:
+    acct = emu.account()
+    owner = ShareClient(account_url=acct["url"], share_name="demo", connection_verify=emu.ca_cert,
+                        credential={"account_name": acct["name"], "account_key": acct["key"]})
+    owner.set_share_access_policy({"readers": AccessPolicy(permission="r", expiry=soon(), start=soon(-5))})
+    got = owner.get_share_access_policy()["signed_identifiers"]
+    assert [(p.id, p.access_policy.permission) for p in got] == [("readers", "r")]
+    sas = generate_file_sas(acct["name"], "demo", ["docs", "a.txt"], acct["key"], policy_id="readers")
+    assert "si=readers" in sas and "sp=" not in sas
+    assert file_client(emu, sas).download_file().readall() == b"alpha"
+    with pytest.raises(HttpResponseError) as refused:
+        file_client(emu, sas).upload_file(b"no write in the policy")
+    assert refused.value.error_code == "AuthorizationPermissionMismatch"
+    # A field in both the SAS and the policy is refused.
+    both = generate_file_sas(acct["name"], "demo", ["docs", "a.txt"], acct["key"], policy_id="readers",
+                             permission="r")
+    assert raw_get(emu, f"demo/docs/a.txt?{both}").status == 403
+    # Changing the policy changes the SAS at once; removing it revokes the SAS.
+    owner.set_share_access_policy({"readers": AccessPolicy(permission="r", expiry=soon(-1), start=soon(-5))})
+    expired = raw_get(emu, f"demo/docs/a.txt?{sas}")
+    assert expired.status == 403 and detail(expired).startswith("Signature not valid in the specified time")
+    owner.set_share_access_policy({})
+    revoked = raw_get(emu, f"demo/docs/a.txt?{sas}")
+    assert revoked.status == 403 and code(revoked) == "AuthenticationFailed"
+    assert owner.get_share_access_policy()["signed_identifiers"] == []
+
+
+def test_a_recreated_share_does_not_inherit_policies(emu: EmulatorProcess) -> None:
+    acct = emu.account()
+    service = ShareServiceClient(account_url=acct["url"], connection_verify=emu.ca_cert,
+                                 credential={"account_name": acct["name"], "account_key": acct["key"]})
+    share = service.create_share("reborn")
+    share.get_file_client("f.txt").upload_file(b"one")
+    share.set_share_access_policy({"p": AccessPolicy(permission="r", expiry=soon())})
+    sas = generate_file_sas(acct["name"], "reborn", ["f.txt"], acct["key"], policy_id="p")
+    assert raw_get(emu, f"reborn/f.txt?{sas}").status == 200
+    service.delete_share("reborn")
+    service.create_share("reborn").get_file_client("f.txt").upload_file(b"two")
+    assert raw_get(emu, f"reborn/f.txt?{sas}").status == 403
+
+
+def test_share_acl_bodies_are_checked_as_the_service_does() -> None:
+    six = "".join(f"<SignedIdentifier><Id>p{i}</Id></SignedIdentifier>" for i in range(6))
+    for body, expected in [(f"<SignedIdentifiers>{six}</SignedIdentifiers>", "InvalidXmlDocument"),
+                           ("<SignedIdentifiers><SignedIdentifier><Id></Id></SignedIdentifier>"
+                            "</SignedIdentifiers>", "InvalidXmlNodeValue"),
+                           ("<SignedIdentifiers><SignedIdentifier><Id>x</Id><AccessPolicy><Permission>rx"
+                            "</Permission></AccessPolicy></SignedIdentifier></SignedIdentifiers>",
+                            "InvalidXmlNodeValue"),
+                           ("<!DOCTYPE x [<!ENTITY a 'b'>]><SignedIdentifiers/>", "InvalidXmlDocument"),
+                           ("<SignedIdentifiers>", "InvalidXmlDocument")]:
+        with pytest.raises(StorageError) as refused:
+            share_acl.parse_identifiers(body.encode())
+        assert refused.value.status == 400 and refused.value.code == expected, body
+    parsed = share_acl.parse_identifiers(b"<SignedIdentifiers><SignedIdentifier><Id>a</Id><AccessPolicy>"
+                                         b"<Permission>rl</Permission></AccessPolicy></SignedIdentifier>"
+                                         b"</SignedIdentifiers>")
+    assert parsed == [share_acl.AccessPolicy("a", permission="rl")]

@@ -270,9 +270,6 @@ def authenticate_sas(ctx: Emulator, request: web.Request, account: str) -> Calle
         key_label = f"UserDelegationKey({_sha256(signing_key)})"
         request[keys.CALLER] = Caller(AUTH_SAS, delegator, None)
     else:
-        if query.get("si"):
-            # Stored access policies are not kept by the emulator yet: refused, never half-checked.
-            raise _failed("Stored access policies (si) are not supported by the emulator.")
         string_to_sign = _resource_string(account, query, resource, delegated=False)
         signing_key = key
         key_label = f"key1({_sha256(key)})"
@@ -280,6 +277,8 @@ def authenticate_sas(ctx: Emulator, request: web.Request, account: str) -> Calle
     expected = hmac.digest(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256)
     if not hmac.compare_digest(expected, given):
         raise _failed(_SIGNATURE_MISMATCH.format(string_to_sign))
+    if query.get("si") and delegator is None and "ss" not in query:
+        query = _with_stored_policy(ctx, account, resource, query)
     _check_window(query.get("st", ""), query.get("se", ""), ctx.clock.now())
     _check_ip(query.get("sip", ""), request.remote)
     _check_protocol(query.get("spr", ""), request.secure)
@@ -324,6 +323,25 @@ def _resource_string(account: str, q: dict[str, str], resource: _Resource, *, de
         parts.append(q.get("si", ""))
     parts += [q.get(name, "") for name in ("sip", "spr", "sv", "rscc", "rscd", "rsce", "rscl", "rsct")]
     return "\n".join(parts)
+
+
+def _with_stored_policy(ctx: Emulator, account: str, resource: _Resource,
+                        q: dict[str, str]) -> dict[str, str]:
+    """The SAS's fields completed from the share's stored access policy ``si`` (REST "Define a stored
+    access policy"): a field may be in the SAS or in the policy, never in both; the policy is read now,
+    so changing or deleting it changes or revokes the SAS at once."""
+    from keyless.emulator.files import share_acl  # the Files package imports this module's callers
+
+    policy = share_acl.find(ctx, account, resource.share or "", q["si"])
+    if policy is None:
+        raise _failed(f"The specified signed identifier '{q['si'][:64]}' does not exist on the share.")
+    merged = dict(q)
+    for name, value in (("st", policy.start), ("se", policy.expiry), ("sp", policy.permission)):
+        if value and q.get(name):
+            raise _failed(_NOT_WELL_FORMED)
+        if value:
+            merged[name] = value
+    return merged
 
 
 def _delegation_signing_key(ctx: Emulator, account_key: bytes, q: dict[str, str]) -> tuple[bytes, str]:

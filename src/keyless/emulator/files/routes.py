@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from keyless.emulator.files import copy_rename, directory, file, lease, service, share, user_delegation
+from keyless.emulator.files import (
+    copy_rename,
+    directory,
+    file,
+    lease,
+    service,
+    share,
+    share_acl,
+    user_delegation,
+)
 from keyless.emulator.files.model import DELETE, READ, WRITE, Call, Op, Worker
 from keyless.emulator.smb_ticket import OPERATION as KERBEROS_TICKET
 from keyless.emulator.smb_ticket import handle_kerbticket
@@ -46,7 +55,9 @@ SHARE_OPS: Table = {
     ("HEAD", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties),
     ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
     ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
-    ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+    ("GET", "acl"): Op("GetShareAcl", READ, share_acl.get_share_acl),
+    ("HEAD", "acl"): Op("GetShareAcl", READ, share_acl.get_share_acl),
+    ("PUT", "acl"): Op("SetShareAcl", WRITE, share_acl.set_share_acl),
 }
 
 DIRECTORY_OPS: Table = {
