@@ -29,8 +29,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-extras=""
-[ "$want_test" = "1" ] && extras="[test]"
+# The SMB side (and its MIT Kerberos bindings) is the "smb" extra: always wanted on Linux.
+extras="[smb]"
+[ "$want_test" = "1" ] && extras="[smb,test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import keyless" # fail loudly if the install did not take

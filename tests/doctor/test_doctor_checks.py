@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import click
 
-from keyless.cli.doctor_cmd import render_row
+from keyless.cli.doctor_render import render_row
 from keyless.doctor import CheckResult, Status
 from keyless.doctor.identity import check_token
 from keyless.doctor.network import check_dns, classify_dns

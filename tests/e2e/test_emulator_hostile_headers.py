@@ -187,16 +187,16 @@ def test_request_with_non_utf8_client_request_id_is_refused_and_audited(emulator
     assert_service_error(reply, 400, "InvalidHeaderValue")
     # Nothing was applied, and the refusal is on record with the header shown escaped.
     assert files(emulator, "GET", path, bearer(emulator)).body == b"keep me"
-    lines = [r for r in emulator.audit("StorageFileLogs") if marker in str(r.get("client_request_id"))]
-    assert [(r["method"], r["uri"], r["status"]) for r in lines] == [("DELETE", path, 400)]
+    lines = [r for r in emulator.audit("StorageFileLogs") if marker in str(r.get("ClientRequestId"))]
+    assert [(urlsplit(r["Uri"]).path, r["StatusCode"]) for r in lines] == [(path, "400")]
 
     # Valid UTF-8 beyond ASCII is an ordinary client request id: applied, echoed and audited as sent.
     request_id = f"{marker}-é"
     reply = files(emulator, "DELETE", path, [*bearer(emulator),
                                              ("x-ms-client-request-id", request_id.encode("utf-8"))])
     assert reply.status == 202
-    lines = [r for r in emulator.audit("StorageFileLogs") if r.get("client_request_id") == request_id]
-    assert [(r["operation"], r["status"]) for r in lines] == [("DeleteFile", 202)]
+    lines = [r for r in emulator.audit("StorageFileLogs") if r.get("ClientRequestId") == request_id]
+    assert [(r["OperationName"], r["StatusCode"]) for r in lines] == [("DeleteFile", "202")]
 
 
 def test_identity_side_non_utf8_bytes_are_refused_like_wrong_values(emulator: EmulatorProcess) -> None:
@@ -306,10 +306,11 @@ def test_client_gone_mid_body_is_no_server_error(emulator: EmulatorProcess) -> N
     lines: list[dict[str, Any]] = []
     while not lines and time.monotonic() < deadline:
         lines = [r for r in emulator.audit("StorageFileLogs")
-                 if r["uri"] == f"{path}?comp=range" and r["method"] == "PUT" and r["status"] != 201]
+                 if urlsplit(r["Uri"]).path == path and urlsplit(r["Uri"]).query == "comp=range"
+                 and r["StatusCode"] != "201"]
         time.sleep(0.05)
     assert lines, "the cut-short request was not audited"
-    assert all(r["status"] < 500 for r in lines), lines
+    assert all(int(r["StatusCode"]) < 500 for r in lines), lines
     assert "internal error" not in emulator.stderr() and "Traceback" not in emulator.stderr()
     # Nothing of the partial body was stored.
     assert files(emulator, "GET", path, bearer(emulator)).body == bytes(4096)

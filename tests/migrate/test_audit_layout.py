@@ -11,7 +11,8 @@ from pathlib import Path
 from aiohttp.test_utils import make_mocked_request
 
 from keyless.emulator.audit import AuditLog, category_of, diagnostic_path, redact_uri
-from keyless.migrate.logs import ReadStats, read_logs
+from keyless.migrate.logs import read_logs
+from keyless.migrate.records import ReadStats
 
 
 def fake_token(claims: dict[str, str]) -> str:

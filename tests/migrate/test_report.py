@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from keyless.cli.migrate_cmd import migrate_group
-from keyless.migrate.logs import Key, ReadStats, from_row, parse_time, read_logs
+from keyless.migrate.logs import read_logs
+from keyless.migrate.records import Key, ReadStats, from_row, parse_time
 from keyless.migrate.report import Report, key_signed
 
 FIXTURES = Path(__file__).parent / "fixtures"

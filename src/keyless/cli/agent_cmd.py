@@ -69,6 +69,9 @@ def _log_handler(log_file: str | None, config_path: str | None) -> logging.Handl
 @click.pass_context
 def agent_command(ctx: click.Context) -> None:
     """Keep the SMB tickets registered by `keyless smb set` fresh (a systemd service)."""
+    from keyless.cli.extras import require_smb_extra
+
+    require_smb_extra()
     if ctx.invoked_subcommand is None:
         ctx.invoke(run_command)
 

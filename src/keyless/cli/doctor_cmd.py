@@ -15,31 +15,15 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 
 import click
 
 from keyless.cli import _files_common as common
-from keyless.doctor import CheckResult, DoctorTarget, Status, run_checks
+from keyless.cli.doctor_render import NAME_WIDTH, STATUS_WIDTH, render_row
+from keyless.cli.extras import require_smb_extra
+from keyless.doctor import DoctorTarget, Status, run_checks
 from keyless.doctor.runner import exit_code
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX
-
-_COLORS = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.SKIP: "bright_black"}
-_NAME_WIDTH = 14
-_STATUS_WIDTH = 5
-
-
-def render_row(result: CheckResult, width: int = 110) -> str:
-    """One table row, the detail wrapped under itself, and the fix (for WARN / FAIL) below it."""
-    indent = " " * (_NAME_WIDTH + _STATUS_WIDTH + 2)
-    detail = textwrap.wrap(result.detail, width=max(40, width - len(indent))) or [""]
-    status = click.style(f"{result.status!s:<{_STATUS_WIDTH}}", fg=_COLORS[result.status])
-    lines = [f"{result.name:<{_NAME_WIDTH}} {status} {detail[0]}"]
-    lines += [indent + line for line in detail[1:]]
-    if result.fix and result.status in (Status.WARN, Status.FAIL):
-        fix = textwrap.wrap("fix: " + result.fix, width=max(40, width - len(indent)))
-        lines += [indent + click.style(line, fg="cyan") for line in fix]
-    return "\n".join(lines)
 
 
 @click.command("doctor")
@@ -76,7 +60,10 @@ def doctor_command(
 ) -> None:
     """Check identity, IMDS, token, DNS, TLS, clock, intent header and RBAC; print each problem's fix."""
     if smb_uri:
-        _doctor_smb(smb_uri, smb_config, client_id, emulator_path, as_json)
+        require_smb_extra()  # the SMB checks import the Linux-only SMB side
+        from keyless.cli.doctor_smb import doctor_smb
+
+        doctor_smb(smb_uri, smb_config, client_id, emulator_path, as_json)
         return
     emu = common.load_emulator(emulator_path)
     if emu is not None and not account and emu.accounts:
@@ -101,7 +88,7 @@ def doctor_command(
     else:
         where = f"{account}/{share}" if account else "identity only (no --account/--share)"
         click.echo(f"keyless doctor: {where}" + (f" on emulator {emu.files_url}" if emu else "") + "\n")
-        click.echo(f"{'CHECK':<{_NAME_WIDTH}} {'STATUS':<{_STATUS_WIDTH}} DETAIL")
+        click.echo(f"{'CHECK':<{NAME_WIDTH}} {'STATUS':<{STATUS_WIDTH}} DETAIL")
         results = run_checks(target, on_result=lambda r: click.echo(render_row(r)))
     code = exit_code(results)
     counts = {str(s): sum(1 for r in results if r.status == s) for s in Status}
@@ -112,28 +99,4 @@ def doctor_command(
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         verdict = click.style("FAILED", fg="red") if code else click.style("healthy", fg="green")
         click.echo(f"\n{summary}: {verdict}")
-    sys.exit(code)
-
-
-def _doctor_smb(uri: str, config: str | None, client_id: str | None, emulator_path: str | None,
-                as_json: bool) -> None:
-    """``--smb``: the checks of keyless.doctor.smb, rendered like the others."""
-    from keyless.doctor.smb import SmbTarget, run_smb_checks
-    from keyless.smb.errors import SmbError
-    from keyless.smb.target import read_emulator
-
-    try:
-        emu = read_emulator(emulator_path) if emulator_path else None
-    except SmbError as exc:
-        raise click.UsageError(exc.message) from None
-    target = SmbTarget(uri, client_id=client_id, config_path=config, emulator=emu)
-    if as_json:
-        results = run_smb_checks(target)
-    else:
-        click.echo(f"keyless doctor --smb {uri}\n")
-        click.echo(f"{'CHECK':<{_NAME_WIDTH}} {'STATUS':<{_STATUS_WIDTH}} DETAIL")
-        results = run_smb_checks(target, on_result=lambda r: click.echo(render_row(r)))
-    code = exit_code(results)
-    if as_json:
-        click.echo(json.dumps({"checks": [r.to_json() for r in results], "exit_code": code}, indent=2))
     sys.exit(code)

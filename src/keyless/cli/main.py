@@ -7,6 +7,7 @@ import importlib
 import click
 
 from keyless import __version__
+from keyless.cli import console
 
 # Commands are registered by name and imported lazily, so ``keyless token`` never pays for aiohttp.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,7 +48,8 @@ def cli() -> None:
 
 
 def main() -> None:
-    cli()
+    console.make_output_safe()
+    cli(color=console.color_wanted())
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from keyless import __version__
+from keyless.cli.extras import require_smb_extra
 from keyless.smb.errors import SmbError
 
 EMULATOR_ENV = "KEYLESS_EMULATOR"
@@ -84,6 +85,7 @@ def _config(config_path: str | None) -> Any:
 @click.group("smb", context_settings={"help_option_names": ["-h", "--help"]})
 def smb_group() -> None:
     """Kerberos tickets for SMB mounts with a managed identity (azfilesauthmanager, explained)."""
+    require_smb_extra()
 
 
 @smb_group.command("set")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.files import transfer
+from keyless.files import localpaths, transfer
 from keyless.files.transfer import Progress, TransferStats
 from keyless.files.urls import join_path
 
@@ -50,7 +50,7 @@ def _into(client: ShareClient, target: str, name: str) -> str:
 
 
 def _contents_only(source: str) -> bool:
-    return source.endswith("/")
+    return localpaths.ends_with_separator(source)
 
 
 def _local_size(path: Path) -> int:
@@ -126,7 +126,7 @@ def plan_download(
         )
     if target.is_dir():
         target = transfer.safe_local_path(target, name)
-    dest = target
+    dest = localpaths.for_os(target)
 
     def run(progress: Progress) -> TransferStats:
         stats = TransferStats()

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from keyless import localos
+from keyless.files import localpaths
 from keyless.files.errors import IntegrityError, NotFound, UnsafeName
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import ranges, run_bounded
@@ -68,21 +70,16 @@ class TransferStats:
 # --- safety of local names ---------------------------------------------------------------------------------
 
 
-def safe_local_path(root: Path, remote_relative: str) -> Path:
-    """``root / remote_relative``, refusing any name that could land outside ``root``."""
-    if not remote_relative or "\x00" in remote_relative or "\\" in remote_relative:
-        raise UnsafeName(f"refusing remote name {remote_relative!r}")
-    if remote_relative.startswith("/") or (len(remote_relative) > 1 and remote_relative[1] == ":"):
-        raise UnsafeName(f"refusing absolute remote name {remote_relative!r}")
-    parts = remote_relative.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise UnsafeName(f"refusing remote name {remote_relative!r}: it would escape {root}")
+def safe_local_path(root: Path, remote_relative: str, platform: str | None = None) -> Path:
+    """``root / remote_relative``, refusing any name that could land outside ``root`` or that this system's
+    file names cannot hold (``localpaths``; ``platform`` is injectable for tests)."""
+    parts = localpaths.check_relative(remote_relative, platform)
     target = root.joinpath(*parts)
     resolved_root = root.resolve()
     # A symlink already inside root could still point outside: check the resolved parent too.
     if not target.parent.resolve().is_relative_to(resolved_root):
         raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {root}")
-    return target
+    return Path(localpaths.os_path(target, platform))
 
 
 # --- single files ------------------------------------------------------------------------------------
@@ -101,7 +98,7 @@ def upload_file(
 ) -> int:
     """Upload ``local`` to ``remote``; returns the number of bytes."""
     concurrency = concurrency or client.concurrency
-    fd = os.open(local, os.O_RDONLY)
+    fd = os.open(local, os.O_RDONLY | localos.BINARY_FLAGS)
     try:
         st = os.fstat(fd)
         size = st.st_size
@@ -110,7 +107,7 @@ def upload_file(
 
         def send(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data = os.pread(fd, length, offset)
+            data = localos.pread(fd, length, offset)
             if len(data) != length:
                 raise IntegrityError(f"{local} changed size during the upload")
             if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
@@ -144,7 +141,7 @@ def download_file(
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
     part = _part_name(local)
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         os.ftruncate(fd, size)
 
@@ -154,7 +151,7 @@ def download_file(
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            os.pwrite(fd, data, offset)
+            localos.pwrite(fd, data, offset)
             progress(length)
 
         run_bounded(fetch, ranges(size), concurrency)
@@ -180,7 +177,7 @@ def download_file(
 def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
     digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
     for offset, length in ranges(size):
-        digest.update(os.pread(fd, length, offset))
+        digest.update(localos.pread(fd, length, offset))
     if base64.b64encode(digest.digest()).decode() != expected_b64:
         raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
 
@@ -326,15 +323,18 @@ def download_tree(
     progress: Progress = _noop,
     skip: Callable[[str, Path, int, str], bool] | None = None,
     tree: RemoteTree | None = None,
+    platform: str | None = None,
 ) -> TransferStats:
     """Download every file under ``remote_root`` into ``local_root``; unsafe names are refused up front.
     ``tree``: the listing when the caller has it already (the tree is listed once either way)."""
     stats = TransferStats()
     local_root.mkdir(parents=True, exist_ok=True)
     tree = tree or list_tree(client, remote_root)
-    for rel in tree.dirs:
-        safe_local_path(local_root, rel).mkdir(parents=True, exist_ok=True)
-    items = [(rel, entry, safe_local_path(local_root, rel)) for rel, entry in tree.files]
+    localpaths.check_case_collisions([*tree.dirs, *(rel for rel, _ in tree.files)], platform)
+    dirs = [safe_local_path(local_root, rel, platform) for rel in tree.dirs]
+    items = [(rel, entry, safe_local_path(local_root, rel, platform)) for rel, entry in tree.files]
+    for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
+        path.mkdir(parents=True, exist_ok=True)
 
     def one(item: tuple[str, Entry, Path]) -> None:
         rel, entry, target = item
@@ -451,6 +451,7 @@ def sync_down(
     workers: int | None = None,
     progress: Progress = _noop,
     tree: RemoteTree | None = None,
+    platform: str | None = None,
 ) -> TransferStats:
     """Make ``local_root`` match ``remote_root``; with ``delete``, remove local files absent remotely.
     The remote tree is listed once (``tree``, when the caller has it already)."""
@@ -464,12 +465,15 @@ def sync_down(
         return same_file(st.st_size, st.st_mtime, size, mtime)
 
     stats = download_tree(
-        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree
+        client, remote_root, local_root, workers=workers, progress=progress, skip=skip, tree=tree,
+        platform=platform,
     )
     if delete:
-        remote = {rel for rel, _ in tree.files}
+        # On a case-insensitive file system the local ``README.md`` *is* the remote ``Readme.md`` that was
+        # just downloaded over it: comparing names exactly would delete it.
+        remote = {localpaths.case_key(rel, platform) for rel, _ in tree.files}
         for rel, path in list(_local_files(local_root)):
-            if rel not in remote:
+            if localpaths.case_key(rel, platform) not in remote:
                 path.unlink()
                 stats.add(deleted=1)
     return stats

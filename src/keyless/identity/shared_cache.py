@@ -2,23 +2,25 @@
 
 Thirty-two worker processes each with their own cache make 32 IMDS calls per refresh, and IMDS answers 429
 beyond 5 concurrent requests. With this cache they make one: the process that needs a token takes an
-exclusive ``fcntl`` lock on the key's lock file, reads the key's token file, and only when that holds no
-fresh token fetches one and writes it (atomically, mode 0600) before releasing the lock; the others wait on
-the lock and then read the fresh file.
+exclusive lock on the key's lock file (``flock``; ``msvcrt.locking`` on Windows), reads the key's token
+file, and only when that holds no fresh token fetches one and writes it (atomically, mode 0600) before
+releasing the lock; the others wait on the lock and then read the fresh file.
 
 Where: ``$KEYLESS_TOKEN_CACHE_DIR``, else ``$XDG_RUNTIME_DIR/keyless`` (a per-user tmpfs on systemd
 machines, gone at logout), else ``/run/user/<uid>/keyless`` when that runtime dir exists, else
 ``/run/keyless`` for root, else the directory given explicitly; with none of them the shared cache is off.
+On Windows: ``$KEYLESS_TOKEN_CACHE_DIR``, else ``%LOCALAPPDATA%\\keyless\\tokens`` (under the user's profile,
+whose ACL admits only the user, SYSTEM and Administrators; on disk, not encrypted).
 Nothing from the files is trusted blindly: the directory must be ours and 0700, each file a regular file
-(no symlinks) owned by us with no group/other bits, and its content must name the exact cache key and
-parse; anything else is ignored and overwritten. Off by default for libraries, on for the CLI and agent.
+(no symlinks) owned by us with no group/other bits (on Windows, which has neither uids nor mode bits in
+``stat``: a real directory under the user's profile, and regular files, no links), and its content must
+name the exact cache key and parse; anything else is ignored and overwritten. Off by default for
+libraries, on for the CLI and agent. The operating-system differences live in ``keyless.localos``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from keyless import localos
 from keyless.clock import SYSTEM_CLOCK, Clock
 from keyless.fsutil import atomic_write
 from keyless.identity.cache import CacheKey
@@ -45,17 +48,26 @@ class SharedCacheUnavailable(Exception):
 
 
 def default_directory(env: Mapping[str, str] | None = None, *, uid: int | None = None,
-                      run_dir: Path = Path("/run")) -> Path | None:
+                      run_dir: Path = Path("/run"), windows: bool | None = None) -> Path | None:
     env = os.environ if env is None else env
     explicit = env.get(ENV_DIR)
     if explicit:
         return Path(explicit)
+    if windows is None:
+        windows = not localos.HAS_UIDS
+    if windows:
+        # No per-user tmpfs on Windows: the profile's local (non-roaming) application data is the
+        # per-user, per-machine place.
+        root = localos.user_cache_root(env, windows=True)
+        return root / "keyless" / "tokens" if root else None
     runtime = env.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "keyless"
     # No XDG_RUNTIME_DIR (cron, sudo, containers): systemd's per-user runtime dir still exists for users
     # with a session, and root has /run. Both are tmpfs, so tokens never reach a disk.
-    uid = os.getuid() if uid is None else uid
+    uid = localos.current_uid() if uid is None else uid
+    if uid is None:
+        return None
     user_runtime = run_dir / "user" / str(uid)
     if user_runtime.is_dir() and user_runtime.stat().st_uid == uid:
         return user_runtime / "keyless"
@@ -66,8 +78,14 @@ def default_directory(env: Mapping[str, str] | None = None, *, uid: int | None =
 
 class SharedTokenCache:
     def __init__(self, directory: Path, *, clock: Clock = SYSTEM_CLOCK, lock_timeout: float = 120.0,
-                 expiry_margin: float = 30.0) -> None:
+                 expiry_margin: float = 30.0, locker: localos.Locker | None = None,
+                 uid: int | localos.Unset | None = localos.UNSET,
+                 env: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
+        # Injectable so that tests run the Windows forms (msvcrt locking, no uids) on Linux.
+        self._locker = locker or localos.default_locker()
+        self._uid = localos.current_uid() if isinstance(uid, localos.Unset) else uid
+        self._env = os.environ if env is None else env  # Windows: where the user's profile is
         self._clock = clock
         # Waiting longer than the whole IMDS retry schedule would only happen if a holder hung; then this
         # process fetches on its own rather than wait forever.
@@ -80,13 +98,17 @@ class SharedTokenCache:
     def _ensure_directory(self) -> None:
         if self._checked:
             return
+        if self._uid is None:  # Windows: the place is what keeps others out, so check it before making it
+            problem = localos.profile_problem(self.directory, self._env)
+            if problem:
+                raise SharedCacheUnavailable(problem)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(self.directory)
-        if not stat.S_ISDIR(st.st_mode):
-            raise SharedCacheUnavailable(f"{self.directory} is not a directory (a symlink?)")
-        if st.st_uid != os.getuid():
+        if not stat.S_ISDIR(st.st_mode) or localos.is_junction(self.directory):
+            raise SharedCacheUnavailable(f"{self.directory} is not a directory (a symlink or junction?)")
+        if self._uid is not None and st.st_uid != self._uid:
             raise SharedCacheUnavailable(f"{self.directory} belongs to uid {st.st_uid}, not to this user")
-        if st.st_mode & 0o077:
+        if localos.privacy_problem(st, uid=self._uid):
             os.chmod(self.directory, 0o700)  # ours, but too open: tighten rather than give up
         self._checked = True
 
@@ -96,17 +118,15 @@ class SharedTokenCache:
 
     @contextlib.contextmanager
     def _locked(self, lock_path: Path) -> Iterator[bool]:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        if not localos.NOFOLLOW and lock_path.is_symlink():
+            raise OSError(f"{lock_path} is a symbolic link")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | localos.NOFOLLOW | localos.BINARY_FLAGS, 0o600)
         try:
             deadline = time.monotonic() + self._lock_timeout
             pause = 0.005
             while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if self._locker.try_lock(fd):
                     break
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
                 if time.monotonic() >= deadline:
                     log.warning("shared token cache: %s stayed locked for %.0f s; fetching without it",
                                 lock_path, self._lock_timeout)
@@ -118,7 +138,7 @@ class SharedTokenCache:
             try:
                 yield True
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._locker.unlock(fd)
         finally:
             os.close(fd)
 
@@ -126,12 +146,14 @@ class SharedTokenCache:
         """The token stored for ``key`` if the file passes every check, else None."""
         _, data_path = self._paths(key)
         try:
-            fd = os.open(data_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            if not localos.NOFOLLOW and data_path.is_symlink():
+                return None
+            fd = os.open(data_path, os.O_RDONLY | localos.NOFOLLOW | localos.BINARY_FLAGS)
         except OSError:
             return None  # absent, or a symlink (ELOOP): either way nothing to use
         try:
             st = os.fstat(fd)
-            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077
+            if (not stat.S_ISREG(st.st_mode) or localos.privacy_problem(st, uid=self._uid)
                     or st.st_size > _MAX_FILE):
                 log.warning("shared token cache: ignoring %s (not a private regular file of this user)",
                             data_path)

@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from keyless.migrate.logs import ReadStats, expand, is_json_lines, read_logs, read_range
+from keyless.migrate.logs import expand, is_json_lines, read_logs, read_range
+from keyless.migrate.records import ReadStats
 from keyless.migrate.report import Report
 
 # Below this much input, one process: worker start-up would cost more than it saves.

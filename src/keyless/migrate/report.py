@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keyless.migrate.logs import (
+from keyless.migrate.records import (
     ACCOUNT,
     AGENT,
     APP,
