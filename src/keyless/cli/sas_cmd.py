@@ -73,7 +73,7 @@ def sas_command(session: Session, remote: str, permissions: str, expiry: str, st
     try:
         sas.normalize_permissions(permissions, share=not is_file)
     except sas.SasError as exc:
-        raise click.BadParameter(str(exc).removeprefix(f"--permissions {permissions!r}: "),
+        raise click.BadParameter(str(exc).removeprefix(f"permissions {permissions!r}: "),
                                  param_hint="--permissions") from None
     credential = common.make_credential(session.client_id, session.object_id, session.resource_id,
                                         session.emulator)
@@ -85,7 +85,8 @@ def sas_command(session: Session, remote: str, permissions: str, expiry: str, st
             token = sas.user_delegation_sas(key, target, permissions=permissions, expiry=expires,
                                             start=starts, ip=ip, https_only=https_only, is_file=is_file)
         except sas.SasError as exc:
-            raise click.UsageError(str(exc)) from None
+            hint = "--ip" if str(exc).startswith("IP range") else "--expiry"
+            raise click.BadParameter(str(exc), param_hint=hint) from None
     finally:
         client.close()
     url = f"{target.url if target.path else target.share_url}?{token}"

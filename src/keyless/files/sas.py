@@ -73,7 +73,7 @@ def normalize_permissions(permissions: str, *, share: bool) -> str:
     unknown = sorted(set(permissions) - set(allowed))
     if unknown or not permissions:
         kind = "a share" if share else "a file"
-        raise SasError(f"--permissions {permissions!r}: {kind} SAS takes letters from {allowed!r} "
+        raise SasError(f"permissions {permissions!r}: {kind} SAS takes letters from {allowed!r} "
                        f"(r read, c create, w write, d delete{', l list' if share else ''})")
     return "".join(c for c in allowed if c in permissions)
 
@@ -129,11 +129,11 @@ def user_delegation_sas(key: UserDelegationKey, target: FileUrl, *, permissions:
     st = format_time(start) if start else ""
     se = format_time(expiry)
     if start is not None and start >= expiry:
-        raise SasError(f"--start {st} is not before --expiry {se}")
+        raise SasError(f"the start {st} is not before the expiry {se}")
     if key.signed_expiry and se > key.signed_expiry:
-        raise SasError(f"--expiry {se} is after the user delegation key's expiry {key.signed_expiry}")
+        raise SasError(f"the expiry {se} is after the user delegation key's expiry {key.signed_expiry}")
     if ip and not _IP.match(ip):
-        raise SasError(f"--ip {ip!r}: give one address (168.1.5.65) or a range (168.1.5.60-168.1.5.70)")
+        raise SasError(f"IP range {ip!r}: give one address (168.1.5.65) or a range (168.1.5.60-168.1.5.70)")
     spr = "https" if https_only else ""
     resource = f"/file/{target.account}/{target.share}" + (f"/{target.path}" if is_file else "")
     string_to_sign = "\n".join([
@@ -155,8 +155,6 @@ def user_delegation_sas(key: UserDelegationKey, target: FileUrl, *, permissions:
 
 
 def sas_url(target: FileUrl, token: str, *, is_file: bool) -> str:
-    base = target.url if is_file else target.share_url
-    if not is_file and target.path:
-        base = target.share_url
-    return f"{base}?{token}"
+    """The file's URL with a file SAS; the share's URL with a share SAS."""
+    return f"{target.url if is_file else target.share_url}?{token}"
 
