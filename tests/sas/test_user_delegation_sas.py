@@ -5,7 +5,9 @@ same key and inputs is the same string, and both work.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +19,9 @@ from azure.identity import ManagedIdentityCredential as SdkManagedIdentityCreden
 from azure.storage.fileshare import ShareClient as SdkShareClient
 from azure.storage.fileshare import ShareFileClient, ShareServiceClient, generate_file_sas, generate_share_sas
 from azure.storage.fileshare import UserDelegationKey as SdkUserDelegationKey
+from click.testing import CliRunner
 
+from keyless.cli.migrate_cmd import migrate_group
 from keyless.files import sas
 from keyless.files.client import ShareClient
 from keyless.files.urls import share_url
@@ -200,3 +204,29 @@ def test_expired_delegation_sas_and_bad_key_requests(emu: EmulatorProcess) -> No
         headers={"Authorization": f"SharedKey sasacct:{'A' * 44}", "x-ms-version": "2025-11-05"},
         retries=False)
     assert keyed.status == 403 and keyed.headers["x-ms-error-code"] == "AuthenticationFailed"
+
+
+def test_migrate_report_tells_delegation_sas_from_key_signed_sas(emu: EmulatorProcess) -> None:
+    client = keyless_client(emu)
+    start, expiry = window()
+    key = sas.get_user_delegation_key(client, start, expiry)
+    target = client.url("docs/a.txt")
+    ud_url = sas.sas_url(target, sas.user_delegation_sas(key, target, permissions="r", expiry=expiry,
+                                                         is_file=True), is_file=True)
+    time.sleep(0.05)
+    cutoff = datetime.now(UTC).isoformat()
+    time.sleep(0.05)
+    assert get(ud_url, emu).status == 200
+    log = emu.info["audit_log"]
+    ready = CliRunner().invoke(migrate_group, ["report", log, "--since", cutoff, "--json"])
+    data = json.loads(ready.stdout)
+    assert ready.exit_code == 0 and data["ready"] is True, ready.stdout
+    assert data["accounts"]["sasacct"]["requests_by_authentication_type"] == {"SAS": 1}
+    # The same file read with a key-signed SAS is a key user the report names.
+    acct = emu.account("sasacct")
+    key_sas = generate_file_sas("sasacct", "data", ["docs", "a.txt"], acct["key"], permission="r",
+                                expiry=expiry)
+    assert get(f"{acct['url']}/data/docs/a.txt?{key_sas}", emu).status == 200
+    not_ready = CliRunner().invoke(migrate_group, ["report", log, "--since", cutoff, "--json"])
+    data = json.loads(not_ready.stdout)
+    assert not_ready.exit_code == 1 and data["accounts"]["sasacct"]["key_signed_requests"] == 1
