@@ -21,6 +21,7 @@ from azure.storage.fileshare import ShareClient
 
 from keyless.emulator.config import ConfigError, load_config
 from keyless.identity import ManagedIdentityCredential
+from keyless.migrate.finish import FinishError, account_resource_id
 from keyless.testing import EmulatorProcess
 
 ADMIN = "bbbbbbbb-0000-0000-0000-00000000a4a1"
@@ -163,3 +164,14 @@ def test_finish_refuses_without_a_ready_verdict_and_names_missing_roles(
         assert key not in out.stdout + out.stderr and "Traceback" not in out.stderr
     # Nothing changed: the key still works.
     assert key_share(emu).get_file_client("k.txt").download_file().readall() == b"key user"
+
+
+def test_account_resource_id_from_parts_or_whole() -> None:
+    rid = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/acct"
+    assert account_resource_id("acct", "s1", "rg1", None) == rid
+    assert account_resource_id("acct", None, None, rid + "/") == rid
+    for args, expected in [(("acct", None, "rg1", None), "--subscription and --resource-group"),
+                           (("acct", None, None, "/subscriptions/s1"), "expected /subscriptions/"),
+                           (("other", None, None, rid), "not --account 'other'")]:
+        with pytest.raises(FinishError, match=expected):
+            account_resource_id(*args)
