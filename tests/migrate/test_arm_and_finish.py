@@ -115,6 +115,8 @@ def test_patch_applies_to_files_at_once_and_survives_restart(
     status, doc = arm(emu, "PATCH", account_path(emu), token(emu, ADMIN),
                       {"properties": {"allowSharedKeyAccess": False}})
     assert status == 200 and doc["properties"]["allowSharedKeyAccess"] is False
+    info = json.loads((emu.data_dir / "emulator.json").read_text())
+    assert [a["allow_shared_key"] for a in info["accounts"] if a["name"] == "armacct"] == [False]
     with pytest.raises(HttpResponseError) as refused:
         key_share(emu).get_file_client("before.txt").download_file().readall()
     assert refused.value.status_code == 403

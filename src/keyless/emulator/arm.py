@@ -37,6 +37,7 @@ from keyless.emulator.config import (
 )
 from keyless.emulator.errors import TokenRejected
 from keyless.emulator.issuer import DETAIL_AUDIENCE, DETAIL_EXPIRED
+from keyless.emulator_info import INFO_FILE
 from keyless.fsutil import atomic_write
 
 if TYPE_CHECKING:
@@ -78,6 +79,20 @@ def set_allow_shared_key(ctx: Emulator, account: str, allowed: bool, *, persist:
         state = _read_state(path)
         state.setdefault("allow_shared_key", {})[account] = allowed
         atomic_write(path, json.dumps(state, indent=2).encode("utf-8"))
+        _refresh_emulator_json(ctx, account, allowed)
+
+
+def _refresh_emulator_json(ctx: Emulator, account: str, allowed: bool) -> None:
+    """``emulator.json`` keeps telling the truth about ``allow_shared_key`` (clients and tests read it)."""
+    info_path = ctx.data_dir / INFO_FILE
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return  # not written yet (or being replaced at shutdown): it is built from the live config
+    for entry in info.get("accounts", []):
+        if isinstance(entry, dict) and entry.get("name") == account:
+            entry["allow_shared_key"] = allowed
+    atomic_write(info_path, json.dumps(info, indent=2).encode("utf-8"))
 
 
 def _read_state(path: Path) -> dict[str, Any]:
