@@ -73,6 +73,7 @@ class EmulatorInfo:
     pid: int | None = None
     keytab: str = ""
     token_lifetime: float = 0.0
+    arm_url: str = ""  # the emulator's Azure Resource Manager endpoint (storage accounts only)
 
     def to_json(self) -> dict[str, Any]:
         """The ``emulator.json`` document (what the emulator writes; :func:`parse_emulator_info` reads it)."""
@@ -80,6 +81,7 @@ class EmulatorInfo:
             "version": FORMAT_VERSION,
             "pid": self.pid,
             "files_url": self.files_url,
+            "arm_url": self.arm_url,
             "imds_url": self.imds_url,
             "app_service": {"IDENTITY_ENDPOINT": self.app_service_endpoint,
                             "IDENTITY_HEADER": self.app_service_header},
@@ -181,6 +183,7 @@ def parse_emulator_info(doc: Any, path: Path) -> EmulatorInfo:
         path=path,
         imds_url=_str(doc, "imds_url").rstrip("/"),
         files_url=_str(doc, "files_url").rstrip("/"),
+        arm_url=_str(doc, "arm_url", "").rstrip("/"),
         ca_cert=_str(doc, "ca_cert"),
         tenant_id=_str(doc, "tenant_id", ""),
         authority_host=_str(doc, "authority_host", "").rstrip("/"),

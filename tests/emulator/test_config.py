@@ -91,7 +91,7 @@ def test_custom_world_starts_without_grants() -> None:
         ({"identities": [{"name": "x", "type": "robot"}]}, "identities[0].type"),
         ({"identities": [{"name": "a", "type": "system"}, {"name": "b", "type": "system"}]}, "at most one"),
         ({"identities": [{"name": "x", "client_id": "nope"}]}, "identities[0].client_id"),
-        ({"role_assignments": [{"role": "Owner", "principal": "demo-vm", "scope": "devaccount"}]},
+        ({"role_assignments": [{"role": "Janitor", "principal": "demo-vm", "scope": "devaccount"}]},
          "role_assignments[0].role"),
         ({"role_assignments": [{"role": "Storage File Data SMB MI Admin", "principal": "ghost",
                                 "scope": "devaccount"}]}, "role_assignments[0].principal"),

@@ -19,7 +19,8 @@ def main(emulator_dir: str, root: str) -> None:
     import pandas as pd
 
     from keyless.files.dask_copy import copy_tree_on_dask
-    from keyless.fsspec import PART_SUFFIX, AzureFilesFileSystem
+    from keyless.files.parts import PART_SUFFIX
+    from keyless.fsspec import AzureFilesFileSystem
 
     facts: dict[str, object] = {}
     azfs = AzureFilesFileSystem(account_name="devaccount", skip_instance_cache=True)

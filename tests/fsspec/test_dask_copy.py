@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from keyless.files.dask_copy import copy_tree_on_dask
-from keyless.fsspec import PART_SUFFIX, AzureFilesFileSystem
+from keyless.files.parts import PART_SUFFIX
+from keyless.fsspec import AzureFilesFileSystem
 
 from .conftest import ACCOUNT
 

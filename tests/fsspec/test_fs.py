@@ -9,7 +9,8 @@ import pickle
 import fsspec
 import pytest
 
-from keyless.fsspec import PART_SUFFIX, AzureFilesFileSystem
+from keyless.files.parts import PART_SUFFIX
+from keyless.fsspec import AzureFilesFileSystem
 from keyless.testing import EmulatorProcess
 
 from .conftest import ACCOUNT

@@ -18,6 +18,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "smb": ("keyless.cli.smb_cmd", "smb_group"),
     "agent": ("keyless.cli.agent_cmd", "agent_command"),
     "migrate": ("keyless.cli.migrate_cmd", "migrate_group"),
+    "sas": ("keyless.cli.sas_cmd", "sas_command"),
     **{name: ("keyless.cli.files_cmd", f"FILE_COMMANDS:{name}")
        for name in ("ls", "get", "put", "cp", "mv", "rm", "mkdir", "cat", "stat", "sync")},
 }

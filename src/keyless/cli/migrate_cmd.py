@@ -2,7 +2,9 @@
 
 ``scan`` finds storage credentials left on a machine (exit 1 when it finds any, so it can gate CI and
 images); ``report`` reads ``StorageFileLogs`` exports and says whether Shared Key can be switched off
-(exit 0 ready, 1 not ready or unknown). Usage errors exit 2. Neither ever prints a secret.
+(exit 0 ready, 1 not ready or unknown); ``finish`` checks that verdict, then disallows Shared Key on the
+account through Azure Resource Manager with the managed identity and verifies it. Usage errors exit 2.
+None ever prints a secret.
 """
 
 from __future__ import annotations
@@ -87,3 +89,69 @@ def report_command(logs: tuple[Path, ...], since: str | None, until: str | None,
     else:
         click.echo(render_text(data), nl=False)
     raise SystemExit(0 if data["ready"] else EXIT_NOT_READY)
+
+
+@migrate_group.command("finish")
+@click.option("--account", required=True, help="Storage account name.")
+@click.option("--subscription", default=None, help="Subscription id of the account.")
+@click.option("--resource-group", default=None, help="Resource group of the account.")
+@click.option("--resource-id", default=None, help="The account's full ARM id (instead of the two above).")
+@click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path),
+              help="StorageFileLogs export(s) for the verdict (files or directories); repeatable.")
+@click.option("--since", help="Only requests at or after this time (ISO 8601, or 30m / 24h / 7d ago).")
+@click.option("--force", is_flag=True, help="Switch Shared Key off even when the verdict is not ready.")
+@click.option("--client-id", default=None, help="User-assigned identity: client id.")
+@click.option("--object-id", default=None, help="User-assigned identity: object (principal) id.")
+@click.option("--emulator", "emulator_path", envvar="KEYLESS_EMULATOR", default=None,
+              help="emulator.json (or its directory) [env KEYLESS_EMULATOR].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: verdict, patch, verification.")
+def finish_command(account: str, subscription: str | None, resource_group: str | None,
+                   resource_id: str | None, logs: tuple[Path, ...], since: str | None, force: bool,
+                   client_id: str | None, object_id: str | None, emulator_path: str | None,
+                   as_json: bool) -> None:
+    """Disallow Shared Key on ACCOUNT once no caller uses a key (the report's verdict over --log).
+
+    Sets allowSharedKeyAccess=false through Azure Resource Manager with the managed identity (it needs
+    Storage Account Contributor, Contributor or Owner on the account), then verifies: the account shows
+    false and, when a key is at hand (AZURE_STORAGE_KEY, or the emulator's), a Shared Key request is
+    refused. Exit status 0 when done, 1 when refused by the verdict, 2 on bad input, 3 when a step failed.
+    """
+    import os
+
+    from keyless.cli import _files_common as common
+    from keyless.migrate import finish as fin
+
+    emu = common.load_emulator(emulator_path)
+    try:
+        rid = fin.account_resource_id(account, subscription, resource_group, resource_id)
+    except fin.FinishError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if emu is not None and not emu.arm_url:
+        raise click.UsageError(f"{emu.path}: this emulator has no Resource Manager endpoint (arm_url); "
+                               "restart it with a current keyless")
+    credential = common.make_credential(client_id, object_id, None, emu)
+    arm = fin.ArmClient(credential, emu.arm_url if emu else fin.ARM_ENDPOINT, emu.ca_cert if emu else None)
+    key = os.environ.get("AZURE_STORAGE_KEY") or None
+    account_url = f"https://{account}.file.core.windows.net"
+    if emu is not None:
+        known = next((a for a in emu.accounts if a.name == account), None)
+        if known is not None:
+            account_url, key = known.url, key or known.key
+    probe = (account_url, key, emu.ca_cert if emu else None) if key else None
+    try:
+        outcome = fin.finish(account, rid, arm, logs=list(logs), force=force, probe=probe,
+                             since=parse_when(since, "--since") if since else None)
+    except fin.FinishError as exc:
+        if as_json:
+            click.echo(json.dumps({"account": account, "failed_step": exc.step, "error": str(exc)}, indent=2))
+        else:
+            click.secho(f"Error ({exc.step}): {exc}", fg="red", err=True)
+        raise SystemExit(EXIT_NOT_READY if exc.step == "verdict" else 3) from None
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        for step in outcome.steps:
+            click.echo(step)
+        if outcome.forced:
+            click.echo("note: forced past a not-ready verdict; the callers above now get 403")
+        click.echo(f"done: Shared Key is disallowed on {account}")

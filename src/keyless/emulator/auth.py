@@ -1,4 +1,5 @@
-"""Files-side authentication (bearer tokens, Shared Key) and authorization (RBAC data actions).
+"""Files-side authentication (bearer tokens, Shared Key, shared access signatures in
+:mod:`keyless.emulator.sas`) and authorization (RBAC data actions).
 
 The Files handlers call :func:`authenticate` once per request and :func:`authorize` with the data
 actions of the operation. Every failure is the service's: status, error code, message and the extra
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from keyless.emulator import request_keys as keys
+from keyless.emulator import sas
 from keyless.emulator.errors import StorageError, TokenRejected
 from keyless.emulator.request_keys import AUTH_ACCOUNT_KEY, AUTH_OAUTH, Caller
 from keyless.protocol import (
@@ -75,6 +77,10 @@ def authenticate(ctx: Emulator, request: web.Request, account: str, *, require_i
     with a bearer token but without ``x-ms-file-request-intent``.
     """
     header = request.headers.get("Authorization", "").strip()
+    if not header and sas.is_sas_request(request):
+        caller = sas.authenticate_sas(ctx, request, account)
+        request[keys.CALLER] = caller
+        return caller
     if not header:
         raise StorageError(401, E_NO_AUTH, headers=challenge_header(ctx.config.tenant_id))
     scheme, _, credentials = header.partition(" ")
@@ -262,7 +268,11 @@ def authorize(ctx: Emulator, caller: Caller, account: str, share: str | None,
     """Raises 403 ``AuthorizationPermissionMismatch`` unless ``caller`` holds every action in ``actions``."""
     if caller.auth_type == AUTH_ACCOUNT_KEY:
         return  # the account key is the keys to the kingdom: no RBAC applies
-    if caller.auth_type != AUTH_OAUTH or caller.object_id is None:
+    if caller.auth_type == sas.AUTH_SAS and caller.object_id is None:
+        return  # a key-signed SAS: its permissions were checked with its signature
+    # A user delegation SAS (a SAS caller with the delegator's object id) is only as strong as its
+    # delegator's role now: the same RBAC check as the delegator's own bearer requests, at request time.
+    if caller.auth_type not in (AUTH_OAUTH, sas.AUTH_SAS) or caller.object_id is None:
         raise StorageError(403, E_PERMISSION_MISMATCH)
     if not actions <= granted_actions(ctx, caller.object_id, account, share):
         raise StorageError(403, E_PERMISSION_MISMATCH)

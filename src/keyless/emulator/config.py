@@ -101,6 +101,19 @@ def _app_service_header(value: str | None) -> str | None:
     return value
 
 
+# Management-plane roles (Azure Resource Manager) the emulator knows, with the storage account actions
+# each grants (built-in roles "Owner", "Contributor", "Reader", "Storage Account Contributor"). They never
+# grant data actions: a Files request needs a data role.
+ACCOUNT_READ = "Microsoft.Storage/storageAccounts/read"
+ACCOUNT_WRITE = "Microsoft.Storage/storageAccounts/write"
+MANAGEMENT_ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "Owner": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
+    "Contributor": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
+    "Storage Account Contributor": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
+    "Reader": frozenset({ACCOUNT_READ}),
+}
+
+
 @dataclass(frozen=True)
 class Share:
     name: str
@@ -349,8 +362,9 @@ def _parse_roles(raw: list[Any], identities: tuple[Identity, ...],
             raise ConfigError(f"{where}: expected a table ([[role_assignments]])")
         _check_keys(table, {"role", "principal", "scope"}, where)
         role = _take(table, "role", str, where, "")
-        if role not in ROLE_DATA_ACTIONS:
-            raise ConfigError(f"{where}.role: unknown role {role!r}; known: {', '.join(ROLE_DATA_ACTIONS)}")
+        if role not in ROLE_DATA_ACTIONS and role not in MANAGEMENT_ROLE_ACTIONS:
+            known = ", ".join([*ROLE_DATA_ACTIONS, *MANAGEMENT_ROLE_ACTIONS])
+            raise ConfigError(f"{where}.role: unknown role {role!r}; known: {known}")
         principal = _take(table, "principal", str, where, "")
         ident = by_name.get(principal)
         if ident is not None:
@@ -369,6 +383,9 @@ def _parse_roles(raw: list[Any], identities: tuple[Identity, ...],
             raise ConfigError(f"{where}.scope: no account named {account!r} is configured")
         if share is not None and share not in {s.name for s in acct.shares}:
             raise ConfigError(f"{where}.scope: account {account!r} has no share {share!r}")
+        if share is not None and role in MANAGEMENT_ROLE_ACTIONS:
+            raise ConfigError(f"{where}.scope: {role!r} is a management-plane role: scope it to the account "
+                              f"({account!r}), not a share")
         out.append(RoleAssignment(role, object_id, account, share))
     return tuple(out)
 

@@ -260,6 +260,17 @@ class TokenIssuer:
                 self._cache.popitem(last=False)
         return claims
 
+    def verify_token(self, token: str, audiences: Iterable[str]) -> dict[str, Any]:
+        """Claims of a valid token (signature, lifetime, issuer) for one of ``audiences``; raises
+        TokenRejected otherwise. For audiences other than storage (Azure Resource Manager)."""
+        claims = self._decode(token)
+        self._check_lifetime(claims)
+        if claims.get("aud") not in set(audiences):
+            raise TokenRejected(DETAIL_AUDIENCE)
+        if claims.get("iss") != self.issuer:
+            raise TokenRejected(DETAIL_ISSUER)
+        return claims
+
     def verify_federated_assertion(self, assertion: str, identity: Identity) -> dict[str, Any]:
         """Checks a workload-identity client assertion the way Entra checks a federated credential."""
         try:

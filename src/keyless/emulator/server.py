@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from keyless.emulator import arm, sas
 from keyless.emulator import request_keys as keys
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.auth import authenticate, authorize
@@ -193,6 +194,7 @@ def _files_middleware(ctx: Emulator) -> Any:
                 client_request_id=_loggable(request.headers.get(H_CLIENT_REQUEST_ID)),
                 version=_loggable(request.headers.get(H_VERSION)),
                 fault=request.get(keys.FAULT),
+                AuthenticationHash=request.get(sas.AUTH_HASH),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
         _common_headers(request, response, request_id, ctx.clock.now())
@@ -386,8 +388,10 @@ def tls_context(ctx: Emulator, hosts: list[str]) -> tuple[ssl.SSLContext, Path]:
     return sslctx, files.ca_cert
 
 
-def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str]) -> dict[str, Any]:
+def emulator_info(ctx: Emulator, ca_cert: Path, workload: dict[str, str],
+                  arm_url: str = "") -> dict[str, Any]:
     return EmulatorInfo(
+        arm_url=arm_url,
         path=ctx.data_dir / INFO_FILE,
         pid=os.getpid(),
         files_url=ctx.files_url,
@@ -441,6 +445,7 @@ async def serve(data_dir: Path, config: EmulatorConfig, host: str, port: int, im
 async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
                         stop: asyncio.Event, ready: Callable[[dict[str, Any]], None] | None) -> None:
     ctx = build_context(data_dir, config)
+    arm.apply_saved_state(ctx)
     info_path = data_dir / INFO_FILE
     info_path.unlink(missing_ok=True)  # a file from an earlier run must not look ready
     sslctx, ca_cert = tls_context(ctx, [host])
@@ -450,18 +455,24 @@ async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port:
     # bare 400 before the handler could give the service's MetadataTooLarge, so the parser allows more.
     https_runner = web.AppRunner(build_https_app(ctx), access_log=None, handle_signals=False,
                                  shutdown_timeout=5.0, max_field_size=64 * 1024, max_line_size=64 * 1024)
+    # Resource Manager is a host of its own in Azure: here a listener of its own, on the same address.
+    arm_runner = web.AppRunner(arm.build_arm_app(ctx), access_log=None, handle_signals=False,
+                               shutdown_timeout=5.0)
     await http_runner.setup()
     await https_runner.setup()
+    await arm_runner.setup()
     try:
         https_site = web.TCPSite(https_runner, host, port, ssl_context=sslctx, reuse_address=True)
         http_site = web.TCPSite(http_runner, host, imds_port, reuse_address=True)
+        arm_site = web.TCPSite(arm_runner, host, 0, ssl_context=sslctx, reuse_address=True)
         await https_site.start()
         await http_site.start()
+        await arm_site.start()
         url_host = f"[{host}]" if ":" in host else host
         ctx.files_url = f"https://{url_host}:{_bound_port(https_runner)}"
         ctx.imds_url = f"http://{url_host}:{_bound_port(http_runner)}"
         workload = write_federated_token_files(ctx)
-        info = emulator_info(ctx, ca_cert, workload)
+        info = emulator_info(ctx, ca_cert, workload, f"https://{url_host}:{_bound_port(arm_runner)}")
         atomic_write(info_path, json.dumps(info, indent=2).encode("utf-8"))
         if ready is not None:
             ready(info)
@@ -471,6 +482,7 @@ async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port:
         info_path.unlink(missing_ok=True)
         await https_runner.cleanup()
         await http_runner.cleanup()
+        await arm_runner.cleanup()
         ctx.store.close()
         ctx.audit.close()
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.files import errors as fe
 from keyless.files.parallel import run_bounded
+from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.transfer import TransferStats, copy_file, list_tree
 from keyless.files.urls import join_path
@@ -48,14 +49,14 @@ class BatchResult:
 def _copy_batch(fs: AzureFilesFileSystem, src: tuple[str, str], dst: tuple[str, str],
                 items: list[CopyItem]) -> BatchResult:
     """Runs on a worker: copy each item to a temporary name, then rename it into place."""
-    from keyless.fsspec import _part_path
+
 
     src_client = fs._client(*src)
     dst_client = fs._client(*dst)
     done = TransferStats()
 
     def one(item: CopyItem) -> None:
-        part = _part_path(item.dest)
+        part = remote_part_name(item.dest)
         try:
             n = copy_file(src_client, item.source, dst_client, part, concurrency=2)
             dst_client.rename(part, item.dest, replace=True, is_dir=False)

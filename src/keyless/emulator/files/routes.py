@@ -9,7 +9,15 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from keyless.emulator.files import copy_rename, directory, file, lease, service, share
+from keyless.emulator.files import (
+    copy_rename,
+    directory,
+    file,
+    lease,
+    service,
+    share,
+    user_delegation,
+)
 from keyless.emulator.files.model import DELETE, READ, WRITE, Call, Op, Worker
 from keyless.emulator.smb_ticket import OPERATION as KERBEROS_TICKET
 from keyless.emulator.smb_ticket import handle_kerbticket
@@ -27,6 +35,10 @@ async def _kerberos_ticket(call: Call) -> web.StreamResponse:
 SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
     ("POST", "service", "kerbticket"): Op(KERBEROS_TICKET, frozenset(), _kerberos_ticket,
                                           authenticates_itself=True),
+    # Bearer only and without the intent header, as Azure accepts it from the official SDK.
+    ("POST", "service", "userdelegationkey"): Op(user_delegation.OPERATION, frozenset(),
+                                                 user_delegation.get_user_delegation_key,
+                                                 authenticates_itself=True),
 }
 
 SERVICE_OPS: Table = {
@@ -48,6 +60,7 @@ SHARE_OPS: Table = {
     ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
     ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
     ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
+    ("HEAD", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
     ("PUT", "acl"): Op("SetShareAcl", WRITE, share.set_share_acl),
     ("PUT", "filepermission"): Op("CreatePermission", WRITE, share.create_permission),
     ("GET", "filepermission"): Op("GetPermission", READ, share.get_permission),
