@@ -10,28 +10,23 @@ from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.storage.fileshare import ShareClient, ShareServiceClient
+from azure.storage.fileshare import ShareClient
 from azure.storage.fileshare.aio import ShareClient as AsyncShareClient
 
+from e2e.sdk_clients import key_service
 from keyless.testing import EmulatorProcess
-
-
-def service(emulator: EmulatorProcess) -> ShareServiceClient:
-    acct = emulator.account()
-    key = {"account_name": acct["name"], "account_key": acct["key"]}
-    return ShareServiceClient(acct["url"], credential=key, connection_verify=emulator.ca_cert)
 
 
 @pytest.fixture
 def share(emulator: EmulatorProcess) -> Iterator[ShareClient]:
-    client = service(emulator).get_share_client(f"misc-{uuid.uuid4().hex[:12]}")
+    client = key_service(emulator).get_share_client(f"misc-{uuid.uuid4().hex[:12]}")
     client.create_share()
     yield client
     client.delete_share()
 
 
 def test_access_tier_is_set_and_reported(emulator: EmulatorProcess) -> None:
-    svc = service(emulator)
+    svc = key_service(emulator)
     client = svc.get_share_client(f"tier-{uuid.uuid4().hex[:10]}")
     client.create_share(access_tier="Cool")
     try:

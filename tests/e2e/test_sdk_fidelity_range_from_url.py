@@ -13,21 +13,16 @@ from collections.abc import Iterator
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.extensions import checksums
-from azure.storage.fileshare import ShareClient, ShareServiceClient
+from azure.storage.fileshare import ShareClient
 from azure.storage.fileshare.aio import ShareFileClient as AsyncShareFileClient
 
+from e2e.sdk_clients import key_service
 from keyless.testing import EmulatorProcess
-
-
-def service(emulator: EmulatorProcess) -> ShareServiceClient:
-    acct = emulator.account()
-    key = {"account_name": acct["name"], "account_key": acct["key"]}
-    return ShareServiceClient(acct["url"], credential=key, connection_verify=emulator.ca_cert)
 
 
 @pytest.fixture
 def share(emulator: EmulatorProcess) -> Iterator[ShareClient]:
-    client = service(emulator).get_share_client(f"rfu-{uuid.uuid4().hex[:12]}")
+    client = key_service(emulator).get_share_client(f"rfu-{uuid.uuid4().hex[:12]}")
     client.create_share()
     yield client
     client.delete_share(delete_snapshots=True)
@@ -49,7 +44,7 @@ def test_put_range_from_url(emulator: EmulatorProcess, share: ShareClient) -> No
     # From a snapshot: the bytes as they were.
     stamp = share.create_snapshot()["snapshot"]
     source.upload_range(b"\xff" * 512, offset=0, length=512)
-    at_snapshot = service(emulator).get_share_client(share.share_name, snapshot=stamp)
+    at_snapshot = key_service(emulator).get_share_client(share.share_name, snapshot=stamp)
     frozen = at_snapshot.get_file_client("source.bin")
     target.upload_range_from_url(frozen.url, offset=0, length=512, source_offset=0)
     assert target.download_file(offset=0, length=512).readall() == data[:512]

@@ -9,21 +9,16 @@ from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.storage.fileshare import ShareClient, ShareLeaseClient, ShareServiceClient
+from azure.storage.fileshare import ShareClient, ShareLeaseClient
 from azure.storage.fileshare.aio import ShareServiceClient as AsyncShareServiceClient
 
+from e2e.sdk_clients import key_service
 from keyless.testing import EmulatorProcess
-
-
-def service(emulator: EmulatorProcess) -> ShareServiceClient:
-    acct = emulator.account()
-    key = {"account_name": acct["name"], "account_key": acct["key"]}
-    return ShareServiceClient(acct["url"], credential=key, connection_verify=emulator.ca_cert)
 
 
 @pytest.fixture
 def share(emulator: EmulatorProcess) -> Iterator[ShareClient]:
-    client = service(emulator).get_share_client(f"lease-{uuid.uuid4().hex[:12]}")
+    client = key_service(emulator).get_share_client(f"lease-{uuid.uuid4().hex[:12]}")
     client.create_share()
     yield client
     props = client.get_share_properties()
@@ -118,7 +113,7 @@ def test_bad_lease_requests_are_refused_by_name(share: ShareClient) -> None:
 def test_leased_snapshot_blocks_deleting_the_share_unless_include_leased(emulator: EmulatorProcess,
                                                                          share: ShareClient) -> None:
     stamp = share.create_snapshot()["snapshot"]
-    snap = service(emulator).get_share_client(share.share_name, snapshot=stamp)
+    snap = key_service(emulator).get_share_client(share.share_name, snapshot=stamp)
     snap_lease = snap.acquire_lease()
     assert snap.get_share_properties().lease.state == "leased"
     assert share.get_share_properties().lease.state == "available"  # the live share is not leased
@@ -129,7 +124,7 @@ def test_leased_snapshot_blocks_deleting_the_share_unless_include_leased(emulato
         snap.delete_share()
     assert _code(needs_id) == (412, "LeaseIdMissing")
     snap_lease.release()
-    listed = [s for s in service(emulator).list_shares(name_starts_with=share.share_name,
+    listed = [s for s in key_service(emulator).list_shares(name_starts_with=share.share_name,
                                                        include_snapshots=True)]
     assert [(s.snapshot, s.lease.state) for s in listed] == [(stamp, "available"), (None, "available")]
 

@@ -15,30 +15,27 @@ from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.storage.fileshare import ShareClient, ShareServiceClient
+from azure.storage.fileshare import ShareClient
 from azure.storage.fileshare.aio import ShareServiceClient as AsyncShareServiceClient
 
+from e2e.sdk_clients import key_service
 from keyless.testing import EmulatorProcess
 
 MISSING_SNAPSHOT = "2001-01-01T00:00:00.0000000Z"
 
 
-def service(emulator: EmulatorProcess) -> ShareServiceClient:
-    acct = emulator.account()
-    key = {"account_name": acct["name"], "account_key": acct["key"]}
-    return ShareServiceClient(acct["url"], credential=key, connection_verify=emulator.ca_cert)
 
 
 @pytest.fixture
 def share(emulator: EmulatorProcess) -> Iterator[ShareClient]:
-    client = service(emulator).get_share_client(f"snap-{uuid.uuid4().hex[:12]}")
+    client = key_service(emulator).get_share_client(f"snap-{uuid.uuid4().hex[:12]}")
     client.create_share(metadata={"kind": "live"})
     yield client
     client.delete_share(delete_snapshots=True)
 
 
 def at(emulator: EmulatorProcess, share: ShareClient, snapshot: str) -> ShareClient:
-    return service(emulator).get_share_client(share.share_name, snapshot=snapshot)
+    return key_service(emulator).get_share_client(share.share_name, snapshot=snapshot)
 
 
 def test_snapshot_freezes_content_and_tree(emulator: EmulatorProcess, share: ShareClient) -> None:
@@ -67,7 +64,7 @@ def test_list_shares_includes_snapshots_oldest_first_and_pages(emulator: Emulato
                                                                share: ShareClient) -> None:
     stamps = [share.create_snapshot()["snapshot"] for _ in range(3)]
     assert len(set(stamps)) == 3
-    svc = service(emulator)
+    svc = key_service(emulator)
     listed = [(s.name, s.snapshot) for s in svc.list_shares(name_starts_with=share.share_name,
                                                             include_snapshots=True)]
     assert listed == [*((share.share_name, s) for s in sorted(stamps)), (share.share_name, None)]
@@ -95,7 +92,7 @@ def test_missing_snapshot_and_writes_on_a_snapshot_are_refused(emulator: Emulato
 
 
 def test_delete_snapshot_and_share_with_snapshots(emulator: EmulatorProcess) -> None:
-    svc = service(emulator)
+    svc = key_service(emulator)
     client = svc.get_share_client(f"snapdel-{uuid.uuid4().hex[:10]}")
     client.create_share()
     first = client.create_snapshot()["snapshot"]

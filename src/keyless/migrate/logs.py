@@ -11,13 +11,8 @@ Accepted inputs (detected per file from its first bytes; ``.gz`` files are read 
   streamed element by element; and the query API's ``{"tables": [{"columns": [...], "rows": [...]}]}``.
 * CSV with a header row (the portal's "Export to CSV"; a ``TimeGenerated [UTC]`` header is understood).
 
-Column names and vocabularies follow Microsoft's documentation:
-  https://learn.microsoft.com/azure/azure-monitor/reference/tables/storagefilelogs
-  https://learn.microsoft.com/azure/storage/common/monitor-storage-reference (diagnostic-settings schema)
-  MicrosoftDocs/azure-docs includes/azure-storage-logs-properties-authentication.md (``identity.type`` is
-  written ``Account Key`` / ``SAS Key`` there and ``AccountKey`` / ``SAS`` in the table: both are read;
-  ``tokenHash`` is ``key1(<hash>)`` for Shared Key and ``key1(<hash>),SasSignature(<hash>)`` for a SAS
-  signed with an account key).
+The columns and their vocabularies, and how one record becomes a request, are in
+``keyless.migrate.records``.
 
 A line that is not a request record (the emulator's ``TokenIssuance`` lines, other tables) is counted as
 skipped; a line that cannot be read is counted as malformed with its place, and reading goes on.
