@@ -433,3 +433,37 @@ def test_the_service_refuses_to_publish_over_a_file_created_during_the_upload(
     assert client.read_bytes(remote) == b"theirs"
     assert not [e.name for e in client.listdir("") if e.name.startswith(f".{remote}.")]
     client.close()
+
+
+# --- names as long as the service allows ------------------------------------------------------------------
+
+
+def test_names_of_255_characters_go_up_and_come_back(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """Azure Files and local file systems take 255-character names; the part files keyless writes next to
+    them (uploads and downloads) must fit in that limit too."""
+    top = _top()
+    src = tmp_path / "src"
+    src.mkdir()
+    long_name = "n" * 250 + ".txt"
+    (src / long_name).write_bytes(b"long")
+    code, _, err = kl(emulator, "put", str(src / long_name), f"{top}/{long_name}")
+    assert code == 0, err
+    code, _, err = kl(emulator, "sync", str(src), f"{top}/tree")
+    assert code == 0, err
+    out = tmp_path / "out"
+    code, _, err = kl(emulator, "get", "-r", f"{top}/tree", str(out))
+    assert code == 0 and "Traceback" not in err, err
+    assert [p.read_bytes() for p in out.rglob(long_name)] == [b"long"]
+    assert not [p for p in out.rglob("*") if p.name.endswith(PART_SUFFIX)]
+
+
+def test_part_names_fit_the_name_limit_and_are_recognised() -> None:
+    from keyless.files.parts import MAX_NAME, is_part_name, local_part_name, remote_part_name, stale_part_of
+
+    for name in ("a.txt", "n" * 230, "n" * 255, "ü" * 255):
+        remote = remote_part_name(f"dir/{name}").rpartition("/")[2]
+        local = local_part_name(Path("/tmp") / name).name
+        for part in (remote, local):
+            assert len(part) <= MAX_NAME and is_part_name(part)
+            assert stale_part_of(part, name)
+        assert not stale_part_of(remote, name + "x")

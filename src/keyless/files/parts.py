@@ -10,6 +10,7 @@ killed runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -31,13 +32,43 @@ def is_part_name(name: str) -> bool:
     return bool(_PART_NAME.match(name))
 
 
+# A name component holds at most 255 characters on Azure Files and 255 bytes on Linux and most local file
+# systems: a part name must fit both, whatever the target's length.
+MAX_NAME = 255
+_RANDOM_AND_SUFFIX = 1 + 8 + len(PART_SUFFIX)  # ".<8 hex>.keyless-part" after the stem
+
+
+def part_stem(name: str) -> str:
+    """The fixed start of every part name of ``name``: ``.<name>`` when that fits, else as much of the
+    name as fits (in UTF-8 bytes) followed by ``~`` and a digest of the whole name, so a long name's parts
+    are still recognisable as its own and no other's."""
+    stem = f".{name}"
+    if len(stem.encode()) + _RANDOM_AND_SUFFIX <= MAX_NAME:
+        return stem
+    digest = "~" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    room = MAX_NAME - _RANDOM_AND_SUFFIX - 1 - len(digest)
+    kept = name.encode()[:room].decode("utf-8", "ignore")
+    return f".{kept}{digest}"
+
+
+def _part_name(name: str) -> str:
+    return f"{part_stem(name)}.{secrets.token_hex(4)}{PART_SUFFIX}"
+
+
+def stale_part_of(part: str, name: str) -> bool:
+    """Whether ``part`` is a part file of a target called ``name`` (any run's)."""
+    stem = part_stem(name) + "."
+    middle = part[len(stem) : -len(PART_SUFFIX)]
+    return part.startswith(stem) and part.endswith(PART_SUFFIX) and bool(_HEX8.fullmatch(middle))
+
+
 def remote_part_name(remote: str) -> str:
     parent, _, name = join_path(remote).rpartition("/")
-    return join_path(parent, f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+    return join_path(parent, _part_name(name))
 
 
 def local_part_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
+    return target.with_name(_part_name(target.name))
 
 
 def lock_part(fd: int) -> None:
@@ -49,17 +80,14 @@ def lock_part(fd: int) -> None:
 
 def remove_stale_parts(target: Path) -> int:
     """Remove the part files that killed downloads of ``target`` left next to it; returns how many."""
-    prefix = f".{target.name}."
     removed = 0
     try:
         siblings = list(os.scandir(target.parent))
     except OSError:
         return 0
     for entry in siblings:
-        name = entry.name
         # Exactly this target's parts (".<name>.<8 hex>.keyless-part"), not those of a longer name.
-        middle = name[len(prefix) : -len(PART_SUFFIX)]
-        if not (name.startswith(prefix) and name.endswith(PART_SUFFIX) and _HEX8.fullmatch(middle)):
+        if not stale_part_of(entry.name, target.name):
             continue
         if not entry.is_file(follow_symlinks=False):
             continue
