@@ -39,6 +39,8 @@ def test_binary_permission_in_and_out(api: Api) -> None:
 
 def test_create_permission_errors(api: Api) -> None:
     assert _create(api, b"{not json").code == "InvalidInput"
+    nested = _create(api, b'{"a":' * 5000 + b"1" + b"}" * 5000)  # deeper than the JSON parser recurses
+    assert (nested.status, nested.code) == (400, "InvalidInput")
     assert _create(api, {"format": "sddl"}).code == "InvalidInput"
     assert _create(api, {"permission": "O:BA", "format": "xml"}).code == "InvalidHeaderValue"
     assert _create(api, {"permission": "!!!", "format": "binary"}).code == "FileInvalidPermission"

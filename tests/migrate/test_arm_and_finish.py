@@ -105,6 +105,11 @@ def test_arm_surface_auth_rbac_and_errors(emulator_factory: Callable[..., Emulat
     assert emu.identity("dataonly")["object_id"] in doc["error"]["message"]
     status, doc = arm(emu, "PATCH", path, admin, {"properties": {"allowSharedKeyAccess": "no"}})
     assert status == 400 and doc["error"]["code"] == "InvalidRequestContent"
+    nested = b'{"a":' * 5000 + b"1" + b"}" * 5000  # deeper than the JSON parser recurses
+    resp = urllib3.PoolManager(ca_certs=emu.ca_cert).request(
+        "PATCH", emu.info["arm_url"] + path + "?api-version=2023-05-01", body=nested, retries=False,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin}"})
+    assert resp.status == 400 and json.loads(resp.data)["error"]["code"] == "InvalidRequestContent"
     assert arm(emu, "GET", path, admin)[1]["properties"]["allowSharedKeyAccess"] is True
 
 

@@ -226,7 +226,7 @@ def routes(ctx: Emulator) -> list[web.RouteDef]:
 def _patched_flag(body: bytes) -> bool | None:
     try:
         doc = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep to parse
         raise ArmError(_error(400, "InvalidRequestContent",
                               "The request content was invalid and could not be deserialized.")) from None
     props = doc.get("properties", {}) if isinstance(doc, dict) else None

@@ -155,7 +155,7 @@ async def create_permission(call: Call) -> web.StreamResponse:
         permission, kind = body["permission"], body.get("format")
         if not isinstance(permission, str) or not isinstance(kind, str | None):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nesting too deep to parse
         raise StorageError(400, "InvalidInput", 'The body must be JSON: {"permission": "<SDDL or base64>", '
                            '"format": "sddl" or "binary"}.') from None
     sddl = permission_text(permission, kind, "format")
