@@ -145,6 +145,8 @@ def test_bad_inputs_are_named_without_a_traceback(emu: EmulatorProcess) -> None:
         (["-p", "r", "--expiry", "8d"], "at most 7 days"),
         (["-p", "r", "--expiry", "yesterday"], "ISO 8601"),
         (["-p", "r", "--expiry", "1h", "--ip", "not-an-ip"], "--ip"),
+        (["-p", "r", "--expiry", "99999999999h"], "at most 7 days"),
+        (["-p", "r", "--expiry", "99999999999d"], "at most 7 days"),
     ]
     for args, expected in cases:
         done = keyless_sas(emu, remote, *args)

@@ -32,9 +32,13 @@ def parse_time(value: str, option: str, now: datetime) -> datetime:
     """ISO 8601 (``2030-01-01T12:00Z``; no zone means UTC) or a duration from now (``30m``, ``2d``)."""
     text = value.strip()
     if _DURATION.match(text):
-        if text[-1].lower() == "d":
-            return now + timedelta(days=float(text[:-1]))
-        return now + timedelta(seconds=common.parse_duration(text))
+        try:
+            if text[-1].lower() == "d":
+                return now + timedelta(days=float(text[:-1]))
+            return now + timedelta(seconds=common.parse_duration(text))
+        except OverflowError:  # a duration past year 9999: no SAS can live that long anyway
+            raise click.BadParameter(f"{value!r} is further away than any SAS may reach (at most 7 days)",
+                                     param_hint=option) from None
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
