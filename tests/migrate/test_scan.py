@@ -173,3 +173,13 @@ def test_missing_root_is_counted_not_fatal(tmp_path: Path) -> None:
 def test_account_key_shape() -> None:
     assert is_account_key(KEY)
     assert not is_account_key(KEY[:-4]) and not is_account_key("not base64 at all!" * 5)
+
+
+def test_file_names_are_escaped_in_text_and_exact_in_json(tmp_path: Path) -> None:
+    """A file name is anyone's text: a bidi override or an escape sequence must not reach the terminal."""
+    sneaky = tmp_path / "cfg\u202etxt.env"
+    sneaky.write_text(f"AZURE_STORAGE_KEY={KEY}\n")
+    out = CliRunner().invoke(migrate_group, ["scan", str(tmp_path)])
+    assert out.exit_code == 1 and "\u202e" not in out.stdout and "cfg\\u202etxt.env" in out.stdout
+    data = json.loads(CliRunner().invoke(migrate_group, ["scan", "--json", str(tmp_path)]).stdout)
+    assert any(f["path"] == str(sneaky) for f in data["findings"])

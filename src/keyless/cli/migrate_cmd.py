@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from keyless.cli._files_common import printable
+
 EXIT_FOUND = 1
 EXIT_NOT_READY = 1
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -60,7 +62,8 @@ def scan_command(paths: tuple[Path, ...], as_json: bool, max_size: int) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        click.echo(render_text(result), nl=False)
+        # File names and log fields are anyone's text: escape what a terminal would act on.
+        click.echo(printable(render_text(result), keep="\n"), nl=False)
     raise SystemExit(EXIT_FOUND if result.findings else 0)
 
 
@@ -87,7 +90,7 @@ def report_command(logs: tuple[Path, ...], since: str | None, until: str | None,
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(render_text(data), nl=False)
+        click.echo(printable(render_text(data), keep="\n"), nl=False)
     raise SystemExit(0 if data["ready"] else EXIT_NOT_READY)
 
 
