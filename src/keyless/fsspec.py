@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from fsspec.spec import AbstractFileSystem
+from fsspec.utils import tokenize
 
 from keyless.files import errors as fe
 from keyless.files import transfer
@@ -268,7 +269,8 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
         return f"{info['etag']}-{info['size']}"
 
     def checksum(self, path: str) -> int:
-        return int(self.tokenize(self.ukey(path)), 16)
+        """An integer that changes with :meth:`ukey` (Dask's read_parquet keys its metadata cache by it)."""
+        return int(tokenize(self.ukey(path)), 16)
 
     # --- directories ----------------------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:

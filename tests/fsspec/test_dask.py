@@ -16,11 +16,6 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("distributed")
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="not working yet: dd.read_parquet on azfiles:// stalls in the client (a range read that gets "
-    "no reply); the CSV part and the workers' own authentication got through in manual runs",
-)
 def test_dask_on_a_process_cluster(emulator: EmulatorProcess, azfs: AzureFilesFileSystem, root: str) -> None:
     scenario = Path(__file__).with_name("dask_scenario.py")
     out = subprocess.run([sys.executable, str(scenario), str(emulator.data_dir), root],

@@ -63,6 +63,17 @@ def test_ls_info_find_du_and_times(azfs: AzureFilesFileSystem, root: str) -> Non
     assert azfs.ukey(f"{root}/d/x.bin") != before
 
 
+def test_checksum_follows_the_content(azfs: AzureFilesFileSystem, root: str) -> None:
+    # dask.dataframe.read_parquet calls checksum() on every file inside a cached property; an
+    # AttributeError raised there made Dask retry the property forever instead of failing.
+    path = f"{root}/c.bin"
+    azfs.pipe_file(path, b"one")
+    first = azfs.checksum(path)
+    assert isinstance(first, int) and azfs.checksum(path) == first
+    azfs.pipe_file(path, b"two")
+    assert azfs.checksum(path) != first
+
+
 def test_errors_are_pythons_with_keyless_explanations(azfs: AzureFilesFileSystem, root: str) -> None:
     with pytest.raises(FileNotFoundError):
         azfs.info(f"{root}/missing")
