@@ -45,6 +45,7 @@ from typing import Any
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.files import errors as fe
 from keyless.files import transfer
 from keyless.files.client import ShareClient
@@ -54,11 +55,10 @@ from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path, share_url
 from keyless.fsspec_file import AzureFilesFile, translate_errors
+from keyless.protocol import ENV_ACCOUNT_KEY
 
 __all__ = ["AzureFilesFile", "AzureFilesFileSystem"]
 
-EMULATOR_ENV = "KEYLESS_EMULATOR"
-KEY_ENV = "AZURE_STORAGE_KEY"
 COPY_POLL_SECONDS = 0.2
 
 
@@ -91,17 +91,17 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
                 "to use the machine's managed identity"
             )
         if shared_key_from_env and account_key is None:
-            account_key = os.environ.get(KEY_ENV)
+            account_key = os.environ.get(ENV_ACCOUNT_KEY)
             if not account_key:
                 raise PermissionError(
-                    f"azfiles: shared_key_from_env is set but {KEY_ENV} is empty in this process "
+                    f"azfiles: shared_key_from_env is set but {ENV_ACCOUNT_KEY} is empty in this process "
                     f"(pid {os.getpid()}); set it on every worker, or use a managed identity"
                 )
         self.account_name = account_name
         self._credential_obj = credential
         self._account_key = account_key
         self._selector = {"client_id": client_id, "object_id": object_id, "resource_id": resource_id}
-        self._emulator_path = emulator or os.environ.get(EMULATOR_ENV) or None
+        self._emulator_path = emulator or os.environ.get(ENV_EMULATOR) or None
         self.max_concurrency = max(1, int(max_concurrency))
         self.blocksize = blocksize
         self._lock = threading.Lock()
@@ -116,7 +116,7 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
             raise TypeError(
                 "azfiles: a filesystem built with a credential object cannot be pickled or serialised (the "
                 "object may hold tokens); let each process use its managed identity (the default), or "
-                f"Shared Key with shared_key_from_env=True and {KEY_ENV} set on every worker"
+                f"Shared Key with shared_key_from_env=True and {ENV_ACCOUNT_KEY} set on every worker"
             )
         options = {k: v for k, v in self.storage_options.items() if k not in ("account_key", "credential")}
         if self._account_key is not None:

@@ -187,3 +187,6 @@ def _collate(lhs: str, rhs: str) -> int:
 def sort_shared_key_headers(names: Iterable[str]) -> list[str]:
     """Lower-case ``x-ms-*`` header names in the order the service canonicalizes them."""
     return sorted(names, key=cmp_to_key(_collate))
+
+# The environment variable Azure's own tools (az, AzCopy, the SDK samples) read an account key from.
+ENV_ACCOUNT_KEY = "AZURE_STORAGE_KEY"

@@ -8,12 +8,12 @@ from typing import Any
 import click
 
 from keyless.cli import hints
-from keyless.emulator_info import EmulatorInfo, EmulatorInfoError, load_emulator_info
+from keyless.emulator_info import ENV_EMULATOR, EmulatorInfo, EmulatorInfoError, load_emulator_info
 from keyless.files import errors as fe
 from keyless.files.client import ShareClient
 from keyless.files.urls import FileUrl
 
-EMULATOR_ENV = "KEYLESS_EMULATOR"
+EMULATOR_ENV = ENV_EMULATOR
 
 
 # The emulator a command targets: the typed emulator.json shared by every client-side command.

@@ -22,9 +22,10 @@ from keyless.files.auth import InvalidAccountKey
 from keyless.files.client import ShareClient
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, parse, share_url
 from keyless.identity.errors import IdentityError
+from keyless.protocol import ENV_ACCOUNT_KEY
 
 F = TypeVar("F", bound=Callable[..., Any])
-KEY_ENV = "AZURE_STORAGE_KEY"
+KEY_ENV = ENV_ACCOUNT_KEY
 
 
 @dataclass

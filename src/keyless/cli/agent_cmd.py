@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.smb.errors import SmbError
 
 UNIT_NAME = "keyless-agent.service"
@@ -270,7 +271,7 @@ def _refresh_log_handler(log_file: str) -> logging.Handler:
 @_config_option
 @click.option("--mounts", "mounts_path", default=None, metavar="PATH",
               help="Mounts table to scan [env KEYLESS_MOUNTS_TABLE; default /proc/self/mounts].")
-@click.option("--emulator", "emulator_path", envvar="KEYLESS_EMULATOR", default=None, metavar="PATH",
+@click.option("--emulator", "emulator_path", envvar=ENV_EMULATOR, default=None, metavar="PATH",
               help="emulator.json of a keyless emulator [env KEYLESS_EMULATOR].")
 @click.option("--log-file", default=REFRESH_LOG, show_default=True, metavar="PATH", help="'-': stderr.")
 @click.option("--poll", type=float, default=None,

@@ -25,6 +25,7 @@ from keyless.cli._files_session import Session, common_options
 from keyless.files import copying, sync, transfer
 from keyless.files.parallel import ranges
 from keyless.files.urls import is_remote
+from keyless.protocol import ENV_ACCOUNT_KEY
 
 
 def _size(n: int | None) -> str:
@@ -218,7 +219,7 @@ def _dask_copy(s: Session, source: str, dest: str, recursive: bool, scheduler: s
     fs = AzureFilesFileSystem(
         client_id=s.client_id, object_id=s.object_id, resource_id=s.resource_id,
         emulator=str(s.emulator.path) if s.emulator else None,
-        shared_key_from_env=bool(os.environ.get("AZURE_STORAGE_KEY")), max_concurrency=s.concurrency,
+        shared_key_from_env=bool(os.environ.get(ENV_ACCOUNT_KEY)), max_concurrency=s.concurrency,
     )
 
     def progress(r: Any) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import click
 
 from keyless.cli._files_common import printable
+from keyless.emulator_info import ENV_EMULATOR
+from keyless.protocol import ENV_ACCOUNT_KEY
 
 EXIT_FOUND = 1
 EXIT_NOT_READY = 1
@@ -105,7 +107,7 @@ def report_command(logs: tuple[Path, ...], since: str | None, until: str | None,
 @click.option("--force", is_flag=True, help="Switch Shared Key off even when the verdict is not ready.")
 @click.option("--client-id", default=None, help="User-assigned identity: client id.")
 @click.option("--object-id", default=None, help="User-assigned identity: object (principal) id.")
-@click.option("--emulator", "emulator_path", envvar="KEYLESS_EMULATOR", default=None,
+@click.option("--emulator", "emulator_path", envvar=ENV_EMULATOR, default=None,
               help="emulator.json (or its directory) [env KEYLESS_EMULATOR].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: verdict, patch, verification.")
 def finish_command(account: str, subscription: str | None, resource_group: str | None,
@@ -134,7 +136,7 @@ def finish_command(account: str, subscription: str | None, resource_group: str |
                                "restart it with a current keyless")
     credential = common.make_credential(client_id, object_id, None, emu)
     arm = fin.ArmClient(credential, emu.arm_url if emu else fin.ARM_ENDPOINT, emu.ca_cert if emu else None)
-    key = os.environ.get("AZURE_STORAGE_KEY") or None
+    key = os.environ.get(ENV_ACCOUNT_KEY) or None
     account_url = f"https://{account}.file.core.windows.net"
     if emu is not None:
         known = next((a for a in emu.accounts if a.name == account), None)

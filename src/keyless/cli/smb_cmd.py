@@ -24,9 +24,10 @@ import click
 
 from keyless import __version__
 from keyless.cli.extras import require_smb_extra
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.smb.errors import SmbError
 
-EMULATOR_ENV = "KEYLESS_EMULATOR"
+EMULATOR_ENV = ENV_EMULATOR
 _emulator_option = click.option(
     "--emulator", "emulator_path", envvar=EMULATOR_ENV, default=None, metavar="PATH",
     help="emulator.json (or its directory) of a keyless emulator [env KEYLESS_EMULATOR].")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.smb import compat, library, oplog
 from keyless.smb.account import Accounts, SystemAccounts
 from keyless.smb.config import report_warnings
@@ -47,7 +48,7 @@ class Options:
 
 def split_options(args: Sequence[str], env: dict[str, str] | None = None) -> Options:
     env = dict(os.environ) if env is None else env
-    opts = Options(emulator=env.get("KEYLESS_EMULATOR") or None)
+    opts = Options(emulator=env.get(ENV_EMULATOR) or None)
     it = iter(range(len(args)))
     for i in it:
         arg = args[i]

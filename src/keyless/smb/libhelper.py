@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.smb.account import SystemAccounts
 from keyless.smb.errors import SmbError
 
@@ -43,7 +44,7 @@ def run(argv: Sequence[str], stdin_token: str) -> tuple[int, int]:
     con = library.Console(sys.stdout, sys.stderr)
     try:
         session = library.Session.open(os.environ.get(CONFIG_ENV) or None, None,
-                                       os.environ.get("KEYLESS_EMULATOR") or None, _ExistingAccountsOnly())
+                                       os.environ.get(ENV_EMULATOR) or None, _ExistingAccountsOnly())
         report_warnings(session.config, sys.stderr)
         oplog.configure(session.config, sys.stderr)
     except SmbError as exc:

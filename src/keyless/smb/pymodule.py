@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from keyless.emulator_info import ENV_EMULATOR
 from keyless.smb import compat, library
 from keyless.smb.account import SystemAccounts, ensure_user_uid
 from keyless.smb.config import DEFAULT_CONFIG_PATH
@@ -33,7 +34,7 @@ def _config_path() -> str | None:
 
 
 def _session() -> library.Session:
-    return library.Session.open(_config_path(), None, os.environ.get("KEYLESS_EMULATOR") or None,
+    return library.Session.open(_config_path(), None, os.environ.get(ENV_EMULATOR) or None,
                                 SystemAccounts())
 
 
@@ -53,7 +54,7 @@ def _token(spec: IdentitySpec, what: str) -> str | None:
     from keyless.smb.manager import acquire_token
     from keyless.smb.target import read_emulator
 
-    emulator = os.environ.get("KEYLESS_EMULATOR")
+    emulator = os.environ.get(ENV_EMULATOR)
     try:
         emu = read_emulator(emulator) if emulator else None
         if emu is not None and spec.kind == "workload":
