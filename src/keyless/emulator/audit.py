@@ -39,8 +39,6 @@ interleave within a line and a crash loses at most the line being written.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
@@ -50,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+from keyless.claims import decode_claims
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -121,13 +121,7 @@ def _bearer_claims(header: str) -> tuple[str, dict[str, Any]]:
     token = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if not token:
         return "", {}
-    digest = hashlib.sha256(token.encode()).hexdigest().upper()
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error):
-        return digest, {}
-    return digest, claims if isinstance(claims, dict) else {}
+    return hashlib.sha256(token.encode()).hexdigest().upper(), decode_claims(token)
 
 
 def _request_columns(request: web.Request, auth_type: str) -> dict[str, Any]:
