@@ -1,8 +1,8 @@
 """x-ms-version rules with the official SDK as the client: before 2024-11-04 the operations that manage
 the FileService and FileShare resources refuse a bearer token with Azure's 409
 FileOAuthManagementApiRestrictedToSrp, while file and directory operations take it; from 2024-11-04 on
-they take it too. Unknown versions and non-ASCII numbers are covered at the byte level in
-tests/emulator/test_files_versions.py."""
+RBAC decides (tests/e2e/test_sdk_fidelity_rbac.py). Unknown versions and non-ASCII numbers are covered at
+the byte level in tests/emulator/test_files_versions.py."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def test_management_operations_refuse_oauth_before_2024_11_04(emulator: Emulator
     directory.delete_directory()
 
 
-def test_management_operations_take_oauth_from_2024_11_04(emulator: EmulatorProcess, imds_env: None) -> None:
-    assert _share(emulator, FROM).get_share_properties().name == "demo"
-    assert _share(emulator, "2026-10-06").get_share_properties().quota > 0
+def test_management_operations_reach_rbac_from_2024_11_04(emulator: EmulatorProcess, imds_env: None) -> None:
+    """From 2024-11-04 the token passes the version rule and RBAC decides: the demo identity holds data
+    roles on the share but no management role, so it is refused as Azure refuses it (the roles that are
+    allowed are driven in test_sdk_fidelity_rbac.py)."""
+    for version in (FROM, "2026-10-06"):
+        with pytest.raises(HttpResponseError) as refused:
+            _share(emulator, version).get_share_properties()
+        assert (refused.value.status_code, refused.value.error_code) == (403,
+                                                                         "AuthorizationPermissionMismatch")

@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from keyless.emulator import files as files_rest
+from keyless.emulator import management_actions
 from keyless.emulator import request_keys as keys
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
@@ -175,7 +176,7 @@ def test_list_shares_paging_and_metadata(api: Api) -> None:
     r = api.req("GET", f"{A}?comp=list&prefix=b")
     assert [e.text for e in r.xml().iter("Name")] == ["bbb"]
     assert api.req("GET", f"{A}?comp=list&maxresults=0").code == "OutOfRangeQueryParameterValue"
-    assert api.grants[-1] == (None, files_rest.READ)  # account scope
+    assert api.grants[-1] == (None, management_actions.SHARE_LIST)  # account scope
 
 
 # --- directories ---------------------------------------------------------------------------------------

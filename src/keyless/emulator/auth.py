@@ -20,6 +20,7 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator import sas
+from keyless.emulator.config import MANAGEMENT_ROLE_ACTIONS
 from keyless.emulator.errors import StorageError, TokenRejected
 from keyless.emulator.request_keys import AUTH_ACCOUNT_KEY, AUTH_OAUTH, Caller
 from keyless.protocol import (
@@ -247,7 +248,9 @@ def shared_key_lite_string(request: web.Request, account: str) -> str:
 
 
 def granted_actions(ctx: Emulator, object_id: str, account: str, share: str | None) -> frozenset[str]:
-    """The union of data actions the principal holds on ``account`` (and ``share``, when given).
+    """The union of the actions the principal holds on ``account`` (and ``share``, when given): data
+    actions from data roles, and the FileService / FileShare actions of management roles (which the
+    share-management operations need besides a data action; see :mod:`keyless.emulator.management_actions`).
 
     The one place role assignments are read, so a propagation delay can be added here alone.
     An assignment on a share grants nothing on another share, nor on account-level operations.
@@ -260,6 +263,7 @@ def granted_actions(ctx: Emulator, object_id: str, account: str, share: str | No
         if assignment.share is not None and assignment.share != share:
             continue
         actions |= ROLE_DATA_ACTIONS.get(assignment.role, frozenset())
+        actions |= MANAGEMENT_ROLE_ACTIONS.get(assignment.role, frozenset())
     return frozenset(actions)
 
 

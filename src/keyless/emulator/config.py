@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyless.emulator import management_actions
 from keyless.protocol import ROLE_DATA_ACTIONS
 
 _NAMESPACE = uuid.UUID("5b1f8f7e-3c0a-4f7d-9a55-6b6579657373")  # stable ids derived from names
@@ -101,16 +102,18 @@ def _app_service_header(value: str | None) -> str | None:
     return value
 
 
-# Management-plane roles (Azure Resource Manager) the emulator knows, with the storage account actions
-# each grants (built-in roles "Owner", "Contributor", "Reader", "Storage Account Contributor"). They never
-# grant data actions: a Files request needs a data role.
+# Management-plane roles (Azure Resource Manager) the emulator knows, with the storage account and
+# FileService / FileShare actions each grants (built-in roles "Owner", "Contributor", "Reader", "Storage
+# Account Contributor"; see management_actions). They never grant data actions: a file operation needs a
+# data role, and a share-management operation over FileREST needs one of each (management_actions).
 ACCOUNT_READ = "Microsoft.Storage/storageAccounts/read"
 ACCOUNT_WRITE = "Microsoft.Storage/storageAccounts/write"
+_ALL = frozenset({ACCOUNT_READ, ACCOUNT_WRITE}) | management_actions.ALL
 MANAGEMENT_ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "Owner": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
-    "Contributor": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
-    "Storage Account Contributor": frozenset({ACCOUNT_READ, ACCOUNT_WRITE}),
-    "Reader": frozenset({ACCOUNT_READ}),
+    "Owner": _ALL,
+    "Contributor": _ALL,
+    "Storage Account Contributor": _ALL,
+    "Reader": frozenset({ACCOUNT_READ}) | management_actions.READS,
 }
 
 

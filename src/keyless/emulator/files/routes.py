@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from keyless.emulator import management_actions as mgmt
 from keyless.emulator.files import (
     copy_rename,
     directory,
@@ -41,27 +42,32 @@ SELF_AUTHENTICATING_OPS: dict[tuple[str, str | None, str | None], Op] = {
                                                  authenticates_itself=True),
 }
 
+# The FileService and FileShare management operations need a management action and a backup-semantics
+# data action each (the table and its sources are in keyless.emulator.management_actions).
 SERVICE_OPS: Table = {
-    ("GET", "list"): Op("ListShares", READ, service.list_shares),
-    ("GET", "properties"): Op("GetFileServiceProperties", READ, service.get_service_properties),
-    ("PUT", "properties"): Op("SetFileServiceProperties", WRITE, service.set_service_properties),
+    ("GET", "list"): Op("ListShares", mgmt.SHARE_LIST, service.list_shares),
+    ("GET", "properties"): Op("GetFileServiceProperties", mgmt.SERVICE_READ, service.get_service_properties),
+    ("PUT", "properties"): Op("SetFileServiceProperties", mgmt.SERVICE_WRITE, service.set_service_properties),
 }
 
 SHARE_OPS: Table = {
-    ("PUT", None): Op("CreateShare", WRITE, share.create_share),
-    ("GET", None): Op("GetShareProperties", READ, share.get_share_properties, on_snapshot=True),
-    ("HEAD", None): Op("GetShareProperties", READ, share.get_share_properties, on_snapshot=True),
-    ("DELETE", None): Op("DeleteShare", DELETE, share.delete_share, Worker.ALWAYS, on_snapshot=True),
-    ("PUT", "snapshot"): Op("SnapshotShare", WRITE, share.create_snapshot, Worker.ALWAYS),
-    ("PUT", "lease"): Op("LeaseShare", WRITE, lease.lease_share, on_snapshot=True),
-    ("PUT", "metadata"): Op("SetShareMetadata", WRITE, share.set_share_metadata),
-    ("GET", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties, on_snapshot=True),
-    ("HEAD", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties, on_snapshot=True),
-    ("PUT", "properties"): Op("SetShareProperties", WRITE, share.set_share_properties),
-    ("GET", "stats"): Op("GetShareStats", READ, share.get_share_stats),
-    ("GET", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
-    ("HEAD", "acl"): Op("GetShareAcl", READ, share.get_share_acl),
-    ("PUT", "acl"): Op("SetShareAcl", WRITE, share.set_share_acl),
+    ("PUT", None): Op("CreateShare", mgmt.SHARE_WRITE, share.create_share),
+    ("GET", None): Op("GetShareProperties", mgmt.SHARE_READ, share.get_share_properties, on_snapshot=True),
+    ("HEAD", None): Op("GetShareProperties", mgmt.SHARE_READ, share.get_share_properties, on_snapshot=True),
+    ("DELETE", None): Op("DeleteShare", mgmt.SHARE_DELETE, share.delete_share, Worker.ALWAYS,
+                         on_snapshot=True),
+    ("PUT", "snapshot"): Op("SnapshotShare", mgmt.SHARE_WRITE, share.create_snapshot, Worker.ALWAYS),
+    ("PUT", "lease"): Op("LeaseShare", mgmt.SHARE_LEASE, lease.lease_share, on_snapshot=True),
+    ("PUT", "metadata"): Op("SetShareMetadata", mgmt.SHARE_WRITE, share.set_share_metadata),
+    ("GET", "metadata"): Op("GetShareMetadata", mgmt.SHARE_READ, share.get_share_properties,
+                            on_snapshot=True),
+    ("HEAD", "metadata"): Op("GetShareMetadata", mgmt.SHARE_READ, share.get_share_properties,
+                             on_snapshot=True),
+    ("PUT", "properties"): Op("SetShareProperties", mgmt.SHARE_WRITE, share.set_share_properties),
+    ("GET", "stats"): Op("GetShareStats", mgmt.SHARE_READ, share.get_share_stats),
+    ("GET", "acl"): Op("GetShareAcl", mgmt.SHARE_READ, share.get_share_acl),
+    ("HEAD", "acl"): Op("GetShareAcl", mgmt.SHARE_READ, share.get_share_acl),
+    ("PUT", "acl"): Op("SetShareAcl", mgmt.SHARE_WRITE, share.set_share_acl),
     ("PUT", "filepermission"): Op("CreatePermission", WRITE, share.create_permission),
     ("GET", "filepermission"): Op("GetPermission", READ, share.get_permission),
 }
