@@ -6,6 +6,13 @@ period. The states and transitions are those of a blob container's lease, which 
 mirrors; Azurite's container lease states (src/blob/lease/Lease*State.ts) were the cross-check for the
 corners the page leaves open (break on an expired lease, renew while breaking, ...).
 
+The error codes are Azure's for shares although they name containers: azure-sdk-for-net's recorded
+ShareClientTests.DeleteIfExistsAsync_LeaseFailed (a lease id on a share that has none) expects
+``LeaseNotPresentWithContainerOperation``; the Lease Share actions answer with the lease-operation codes the
+shared ``StorageErrorCode`` enum lists (``LeaseAlreadyPresent``, ``LeaseIdMismatchWithLeaseOperation``,
+``LeaseIsBreakingAndCannotBeChanged``, ...). The File service's generated error enum has no lease code of its
+own, so nothing names a share-specific variant.
+
 A lease is stored as an id, its duration, when it expires (fixed leases) and when its break completes
 (after a break); the state is derived from those and the time, so nothing has to wake up to expire it.
 """
