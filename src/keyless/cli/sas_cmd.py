@@ -12,6 +12,7 @@ with the directory's URL, and the command says so on stderr.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sys
@@ -26,6 +27,26 @@ from keyless.files.urls import FileUrl
 
 _DURATION = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*[smhd]?\s*$", re.I)
 MAX_LIFETIME = timedelta(seconds=sas.MAX_KEY_LIFETIME_SECONDS)
+
+
+def parse_ip(value: str) -> str:
+    """``--ip`` as Azure's ``sip`` takes it: one IPv4 address or an inclusive range ``low-high`` with
+    ``low <= high`` ("Create a user delegation SAS": only IPv4 addresses are supported). Dotted-decimal
+    only: ``ipaddress`` refuses leading zeros, which some parsers read as octal."""
+    text = value.strip()
+    ends = text.split("-")
+    usage = (f"{value!r} is not an address Azure can check: give one IPv4 address (168.1.5.65) or a range "
+             f"low-high (168.1.5.60-168.1.5.70)")
+    if len(ends) > 2:
+        raise click.BadParameter(usage, param_hint="--ip")
+    try:
+        addresses = [ipaddress.IPv4Address(end) for end in ends]
+    except ValueError:
+        raise click.BadParameter(usage, param_hint="--ip") from None
+    if addresses[0] > addresses[-1]:
+        raise click.BadParameter(f"{value!r}: the range starts after it ends (no address is in it); give "
+                                 f"{addresses[-1]}-{addresses[0]}", param_hint="--ip")
+    return text
 
 
 def parse_time(value: str, option: str, now: datetime) -> datetime:
@@ -69,6 +90,8 @@ def sas_command(session: Session, remote: str, permissions: str, expiry: str, st
     if expires - (starts or now) > MAX_LIFETIME or expires - now > MAX_LIFETIME:
         raise click.BadParameter("a user delegation SAS lasts at most 7 days (the delegation key's limit)",
                                  param_hint="--expiry")
+    if ip is not None:
+        ip = parse_ip(ip)  # before asking Azure for a key: a bad range is the caller's to fix
     target: FileUrl = session.parse(remote)
     is_file = bool(target.path) and not is_directory
     if target.path and is_directory:
