@@ -265,6 +265,10 @@ def authenticate_sas(ctx: Emulator, request: web.Request, account: str) -> Calle
         key_label = f"key1({_sha256(key)})"
         _check_account_scope(query, resource, comp)
     elif "skoid" in query:
+        if "si" in query:
+            # A user delegation SAS has no stored access policy ("Create a user delegation SAS") and no
+            # ``si`` in its string-to-sign: an ``si`` on one was added after signing. Refused, not ignored.
+            raise _failed(_NOT_WELL_FORMED)
         signing_key, delegator = _delegation_signing_key(ctx, key, query)
         string_to_sign = _resource_string(account, query, resource, delegated=True)
         key_label = f"UserDelegationKey({_sha256(signing_key)})"
