@@ -98,7 +98,11 @@ def lib_list(session: Session, con: Console, as_json: bool) -> int:
 
 
 def lib_clear(session: Session, con: Console, uri: str) -> tuple[int, Any]:
-    """``extern_smb_clear_credential``: 0 (also when no ticket matched) or -1; and the endpoint."""
+    """``extern_smb_clear_credential``: 0 (also when no ticket matched) or -1; and the endpoint.
+
+    No matching ticket is success there too: smb_clear_credential returns what
+    ``krb5_cc_remove_cred(KRB5_TC_MATCH_SRV_NAMEONLY)`` returns, and MIT libkrb5 (1.20 and later, whose
+    FILE caches implement it) returns 0 when nothing matches; only a missing cache fails."""
     from keyless.smb.ccache import read_tickets
     from keyless.smb.manager import clear_credential
     from keyless.smb.target import endpoint_for
