@@ -17,7 +17,7 @@ from keyless.emulator.storage.records import (
 )
 from keyless.emulator.storage.share_leases import LeaseState, lease_state
 from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
-from keyless.emulator.storage.store import Store
+from keyless.emulator.storage.store import Store, copy_status
 
 __all__ = [
     "AccessPolicy",
@@ -32,6 +32,7 @@ __all__ = [
     "SmbUpdate",
     "Store",
     "check_lease",
+    "copy_status",
     "lease_state",
     "name_key",
     "permission_key_for",
