@@ -291,6 +291,44 @@ def test_a_pending_copy_progresses_at_the_set_rate_and_completes(emu: EmulatorPr
     assert ended.value.error_code == "NoPendingCopyOperation"
 
 
+def test_a_source_modified_while_pending_fails_the_copy(emu: EmulatorProcess) -> None:
+    src = file_client(emu, "srcacct", "src", "changing.bin")
+    src.upload_file(DATA)
+    emu.set_copy_rate(0)
+    target = file_client(emu, "srcacct", "src", "from-changing.bin")
+    started = target.start_copy_from_url(src.url)
+    src.upload_range(b"n" * 512, offset=0, length=512)  # the source changes mid-copy
+    emu.set_copy_rate(None)
+    props = wait_for_copy(target)
+    # Never a success holding a mix of two versions of the source.
+    assert (props.copy.status, props.copy.id) == ("failed", started["copy_id"])
+    assert "modified" in props.copy.status_description
+    assert "x-ms-copy-completion-time" in copy_headers(target)
+
+
+def test_deleting_a_pending_destination_ends_its_copy(emu: EmulatorProcess) -> None:
+    emu.set_copy_rate(0)
+    target = file_client(emu, "srcacct", "src", "deleted-while-pending.bin")
+    target.start_copy_from_url(file_client(emu, "srcacct", "src", "data.bin").url)
+    target.delete_file()
+    emu.set_copy_rate(None)
+    time.sleep(0.3)  # the copier's next steps find no destination and stop
+    with pytest.raises(HttpResponseError) as gone:
+        target.get_file_properties()
+    assert gone.value.status_code == 404
+
+
+def test_put_range_from_url_accepts_a_sas_source_in_another_account(emu: EmulatorProcess) -> None:
+    target = file_client(emu, "dstacct", "dst", "ranged.bin")
+    target.create_file(1024)
+    target.upload_range_from_url(source_url(emu, file_sas(emu)), offset=0, length=1024, source_offset=512)
+    assert target.download_file().readall() == DATA[512:1536]
+    with pytest.raises(HttpResponseError) as refused:
+        target.upload_range_from_url(source_url(emu, file_sas(emu, permission="w")), offset=0, length=512,
+                                     source_offset=0)
+    assert (refused.value.status_code, refused.value.error_code) == (403, "CannotVerifyCopySource")
+
+
 def test_abort_on_a_leased_destination_needs_the_lease(emu: EmulatorProcess) -> None:
     target = file_client(emu, "srcacct", "src", "leased.bin")
     target.upload_file(b"before")

@@ -442,6 +442,12 @@ class Store(ShareStore):
             node = self._pending(conn, node_id, copy_id)
             if node is None or node.blob is None:
                 return False
+            # The copy is of the source as it was when the copy started: a source written, replaced or
+            # deleted since would give a mix of two versions, so the copy fails instead.
+            current = self._db.node_with_blob(conn, source.id, source.blob) if source.blob else None
+            if current is None or current.etag != source.etag:
+                raise StorageError(412, "CannotVerifyCopySource", "The copy source was modified or "
+                                   "deleted while the copy was pending.")
             try:
                 data = self._blobs.read(source.blob, source.content_length, offset, length)
             except FileNotFoundError:
