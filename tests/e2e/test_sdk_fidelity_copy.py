@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import urllib3
 from azure.core.exceptions import HttpResponseError
 from azure.identity import ManagedIdentityCredential
 from azure.storage.fileshare import (
@@ -352,6 +353,34 @@ def test_abort_copy_refuses_a_missing_copy_id_and_a_missing_file(emu: EmulatorPr
     with pytest.raises(HttpResponseError) as missing:
         file_client(emu, "srcacct", "src", "nope.bin").abort_copy("11111111-1111-1111-1111-111111111111")
     assert missing.value.status_code == 404
+
+
+def test_abort_copy_without_its_id_or_action_is_400(emu: EmulatorProcess) -> None:
+    acct = emu.account("srcacct")
+    sas = generate_file_sas("srcacct", "src", ["data.bin"], acct["key"], permission="w", expiry=expiry())
+    url = f"{file_client(emu, 'srcacct', 'src', 'data.bin').url}?comp=copy&{sas}"
+    http = urllib3.PoolManager(ca_certs=emu.ca_cert)
+    headers = {"x-ms-version": "2025-05-05", "x-ms-copy-action": "abort"}
+    no_id = http.request("PUT", url, headers=headers, retries=False)
+    assert no_id.status == 400 and no_id.headers["x-ms-error-code"] == "MissingRequiredQueryParameter"
+    assert b"<QueryParameterName>copyid</QueryParameterName>" in no_id.data
+    no_action = http.request("PUT", f"{url}&copyid=x", headers={"x-ms-version": "2025-05-05"}, retries=False)
+    assert no_action.status == 400 and no_action.headers["x-ms-error-code"] == "MissingRequiredHeader"
+    wrong_action = http.request("PUT", f"{url}&copyid=x", headers={**headers, "x-ms-copy-action": "stop"},
+                                retries=False)
+    assert wrong_action.status == 400 and wrong_action.headers["x-ms-error-code"] == "InvalidHeaderValue"
+
+
+@pytest.mark.parametrize("body", [b'{"bytes_per_second": -1}', b'{"bytes_per_second": "fast"}',
+                                  b'{"bytes_per_second": true}', b'{"bytes_per_second": 1.5}', b"{}", b"[]"])
+def test_the_copy_control_refuses_values_it_cannot_use(emu: EmulatorProcess, body: bytes) -> None:
+    control = emu.info["control"]
+    headers = {"X-Keyless-Control": control["secret"], "Content-Type": "application/json"}
+    resp = urllib3.request("POST", f"{control['url']}/copy", body=body, headers=headers, retries=False,
+                           timeout=10)
+    assert resp.status == 400 and "bytes_per_second" in resp.json()["error"], resp.data
+    state = urllib3.request("GET", f"{control['url']}/copy", headers=headers, retries=False, timeout=10)
+    assert state.json()["bytes_per_second"] is None  # unchanged
 
 
 def test_async_client_copies_waits_and_aborts(emu: EmulatorProcess) -> None:
