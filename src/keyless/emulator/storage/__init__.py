@@ -3,6 +3,7 @@ in SQLite (``metadata``), file bytes in sparse files (``blobs``), and the lease 
 their own modules (``leases``, ``share_leases``, ``smb_rules``). Records are plain values (``records``).
 """
 
+from keyless.emulator.storage.copies import copy_status
 from keyless.emulator.storage.leases import LeaseAction, check_lease
 from keyless.emulator.storage.records import (
     AccessPolicy,
@@ -17,7 +18,7 @@ from keyless.emulator.storage.records import (
 )
 from keyless.emulator.storage.share_leases import LeaseState, lease_state
 from keyless.emulator.storage.smb_rules import permission_key_for, smb_time
-from keyless.emulator.storage.store import Store, copy_status
+from keyless.emulator.storage.store import Store
 
 __all__ = [
     "AccessPolicy",

@@ -107,7 +107,7 @@ class Node:
     copy_completion: float | None
     # The last Copy File onto this file: "pending", "success", "aborted" or "failed" (None with a copy_id:
     # a copy recorded before the status was stored, which always succeeded), "<copied>/<total>" bytes as
-    # x-ms-copy-progress reports it, and why a copy failed or was aborted.
+    # Get File Properties reports the progress, and why a copy failed or was aborted.
     copy_status: str | None = None
     copy_progress: str | None = None
     copy_status_description: str | None = None
