@@ -241,8 +241,11 @@ def test_pending_copy_blocks_writes_and_abort_leaves_zero_length_with_metadata(e
     assert props.copy.progress == f"0/{len(DATA)}"
     assert "x-ms-copy-completion-time" not in copy_headers(target)
     assert props.size == len(DATA) and props.metadata == {"set": "by-copy"}
-    # Reads are served (the bytes so far); writes belong to the copy until it ends.
-    assert len(target.download_file().readall()) == len(DATA)
+    # Reads are served (the bytes so far, with the copy's state as Get File reports it); writes belong to
+    # the copy until it ends.
+    download = target.download_file()
+    assert (download.properties.copy.status, download.properties.copy.id) == ("pending", started["copy_id"])
+    assert len(download.readall()) == len(DATA)
     for write in (lambda: target.upload_range(b"x" * 512, offset=0, length=512),
                   lambda: target.set_file_metadata({"k": "v"}),
                   lambda: target.resize_file(10),
