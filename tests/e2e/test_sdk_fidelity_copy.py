@@ -44,7 +44,7 @@ CLIENT_ID = "bbbbbbbb-0000-0000-0000-00000000c0b1"
 WORLD = f"""
 [[accounts]]
 name = "srcacct"
-shares = ["src"]
+shares = ["src", "norole"]
 
 [[accounts]]
 name = "dstacct"
@@ -125,7 +125,7 @@ def sig_of(sas: str) -> str:
     return next(p.split("=", 1)[1] for p in sas.split("&") if p.startswith("sig="))
 
 
-def user_delegation_sas(emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> str:
+def user_delegation_sas(emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch, share: str = "src") -> str:
     for var in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emu.imds_url)
@@ -134,7 +134,7 @@ def user_delegation_sas(emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -
                                  token_intent="backup")
     now = datetime.now(UTC).replace(microsecond=0)
     key = service.get_user_delegation_key(start=now - timedelta(minutes=1), expiry=expiry())
-    return generate_file_sas("srcacct", "src", ["data.bin"], permission="r", expiry=expiry(),
+    return generate_file_sas("srcacct", share, ["data.bin"], permission="r", expiry=expiry(),
                              user_delegation_key=key)
 
 
@@ -228,6 +228,20 @@ def test_a_source_sas_that_does_not_read_the_source_is_cannot_verify_copy_source
     with pytest.raises(HttpResponseError) as absent:
         target.get_file_properties()
     assert absent.value.status_code == 404  # nothing was created
+
+
+def test_a_user_delegation_sas_is_only_as_strong_as_its_delegators_role(
+        emu: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The delegator reads srcacct/src only: its SAS for a file in srcacct/norole verifies nothing.
+    file_client(emu, "srcacct", "norole", "data.bin").upload_file(b"no role here")
+    url = f"{file_client(emu, 'srcacct', 'norole', 'data.bin').url}?" \
+          f"{user_delegation_sas(emu, monkeypatch, share='norole')}"
+    with pytest.raises(HttpResponseError) as refused:
+        file_client(emu, "dstacct", "dst", "from-norole.bin").start_copy_from_url(url)
+    err = refused.value
+    assert (err.status_code, err.error_code) == (403, "CannotVerifyCopySource")
+    assert err.response is not None
+    assert err.response.headers["x-ms-copy-source-error-code"] == "AuthorizationPermissionMismatch"
 
 
 def test_pending_copy_blocks_writes_and_abort_leaves_zero_length_with_metadata(emu: EmulatorProcess) -> None:
