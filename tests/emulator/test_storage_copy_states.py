@@ -64,6 +64,7 @@ def test_a_copy_pending_when_the_store_closed_is_failed_when_it_opens(tmp_path: 
     pending = store.start_copy(source, ACCT, "s", ("b",), copy_id="id-2", copy_source="u", metadata=None)
     assert store.copy_step(pending.id, "id-2", source, 0, 4)
     assert store.get_node(ACCT, "s", ("b",)).copy_progress == "4/8"
+    stamp = store.create_snapshot(ACCT, "s", None).snapshot  # freezes the copy as it is
     store.close()
 
     again = Store(tmp_path, Clock())
@@ -74,4 +75,8 @@ def test_a_copy_pending_when_the_store_closed_is_failed_when_it_opens(tmp_path: 
     assert not again.copy_step(node.id, "id-2", source, 4, 4)
     assert again.finish_copy(node.id, "id-2", source) is None
     assert again.get_node(ACCT, "s", ("b",)).copy_status == "failed"
+    # A snapshot keeps what it froze: the state and the bytes of that moment.
+    frozen = again.get_node(ACCT, "s", ("b",), snapshot=stamp)
+    assert (frozen.copy_status, frozen.copy_progress) == ("pending", "4/8")
+    assert again.read_range(frozen, 0, 8) == b"abcd\0\0\0\0"
     again.close()

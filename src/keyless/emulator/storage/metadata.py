@@ -412,10 +412,12 @@ class MetadataDb:
 
     @staticmethod
     def fail_pending_copies(conn: sqlite3.Connection, now: float, description: str) -> int:
-        """Mark every copy still pending as failed (the copier that ran it is gone); returns how many."""
+        """Mark every copy still pending in a live share as failed (the copier that ran it is gone);
+        returns how many. A share snapshot keeps the state it froze, as it keeps the bytes."""
         return conn.execute(
             "UPDATE nodes SET copy_status='failed', copy_status_description=?, copy_completion=? "
-            "WHERE copy_status='pending'", (description, now),
+            "WHERE copy_status='pending' AND share_id IN (SELECT id FROM shares WHERE snapshot='')",
+            (description, now),
         ).rowcount
 
     @staticmethod
