@@ -37,7 +37,6 @@ import contextlib
 import errno
 import os
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from keyless.emulator_info import ENV_EMULATOR
 from keyless.files import errors as fe
 from keyless.files import transfer
 from keyless.files.client import ShareClient
+from keyless.files.copying import wait_for_server_copy
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import remote_part_name
@@ -59,7 +59,6 @@ from keyless.protocol import ENV_ACCOUNT_KEY
 
 __all__ = ["AzureFilesFile", "AzureFilesFileSystem"]
 
-COPY_POLL_SECONDS = 0.2
 
 
 class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
@@ -381,12 +380,8 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
             action="Microsoft.Storage/storageAccounts/fileServices/fileshares/files/write",
             idempotent=True,
         )
-        status = resp.header("x-ms-copy-status")
-        while status == "pending":  # Copy File may finish after it answers: wait for it
-            time.sleep(COPY_POLL_SECONDS)
-            status = dst.send("HEAD", drel, operation="get copy status").header("x-ms-copy-status")
-        if status not in ("", "success"):
-            raise fe.FilesError(f"copy of {srel} to {drel} ended with status {status!r}")
+        # Copy File may finish after it answers: wait for it; failed or aborted is an error.
+        wait_for_server_copy(dst, drel, resp.header("x-ms-copy-status"), source=srel)
 
     # --- whole-file reads and writes --------------------------------------------------------------------
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:

@@ -129,6 +129,11 @@ class EmulatorProcess:
     def set_faults(self, rules: list[dict[str, Any]]) -> Any:
         return self._control("faults", {"rules": rules})
 
+    def set_copy_rate(self, bytes_per_second: int | None) -> Any:
+        """Copy File's pace: ``n`` bytes a second keeps every copy pending a while (``0``: until changed);
+        ``None`` lets same-account copies finish before they answer (keyless.emulator.copy_engine)."""
+        return self._control("copy", {"bytes_per_second": bytes_per_second})
+
     def set_roles(self, assignments: list[dict[str, Any]]) -> Any:
         return self._control("roles", {"assignments": assignments})
 

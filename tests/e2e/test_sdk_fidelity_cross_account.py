@@ -1,8 +1,8 @@
 """Put Range From URL from another account, the source authorized by its own bearer token
 (x-ms-copy-source-authorization), with the official SDK against a real emulator hosting two accounts:
 the token must be valid for the source account and its identity must read the source share. Copy File
-has no source-token header: from another account it needs a SAS, which the emulator does not verify
-yet (403 CannotVerifyCopySource)."""
+has no source-token header: from another account it needs a SAS on the source URL (see
+test_sdk_fidelity_copy.py); without one it is 403 CannotVerifyCopySource."""
 
 from __future__ import annotations
 

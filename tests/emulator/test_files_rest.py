@@ -31,6 +31,7 @@ from keyless.emulator import management_actions
 from keyless.emulator import request_keys as keys
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
+from keyless.emulator.copy_engine import CopyEngine
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.request_keys import Caller
 from keyless.emulator.storage import Store
@@ -93,7 +94,8 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     store = Store(tmp_path, Clock())
     store.ensure_shares(default_config())
-    ctx = SimpleNamespace(config=default_config(), clock=Clock(), store=store, files_url="")
+    ctx = SimpleNamespace(config=default_config(), clock=Clock(), store=store, files_url="",
+                          copies=CopyEngine())
     state = Api(0, store)
 
     def authenticate(ctx: Any, request: web.Request, account: str, **_: Any) -> Caller:

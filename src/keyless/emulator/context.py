@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from keyless.emulator.audit import AuditLog
 from keyless.emulator.clock import Clock
 from keyless.emulator.config import EmulatorConfig, FaultRule, RoleAssignment
+from keyless.emulator.copy_engine import CopyEngine
 from keyless.fsutil import atomic_write
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Emulator:
     kerberos: KerberosMinter | None = None  # service keys (DIR/cifs.keytab) and ticket minting
     files_url: str = ""  # set once the HTTPS listener is bound
     imds_url: str = ""  # set once the HTTP listener is bound
+    copies: CopyEngine = field(default_factory=CopyEngine)  # pending Copy File operations and their rate
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def account_key_bytes(self, account: str) -> bytes | None:

@@ -328,7 +328,24 @@ def control_routes(ctx: Emulator) -> list[web.RouteDef]:
                                          content_type="application/json") from None
         return web.json_response({"offset": ctx.clock.offset, "now": ctx.clock.now()})
 
+    async def copy_rate(request: web.Request) -> web.Response:
+        # Copy File's pace (keyless.emulator.copy_engine): {"bytes_per_second": n} holds copies pending
+        # (0: until changed), null lets same-account copies finish before the answer again.
+        check(request)
+        if request.method == "POST":
+            data = await body_json(request)
+            rate = data.get("bytes_per_second", ...) if isinstance(data, dict) else ...
+            try:
+                if rate is ... or not (rate is None or isinstance(rate, int)):
+                    raise ValueError("expected {\"bytes_per_second\": n or null}")
+                ctx.copies.set_rate(rate)
+            except ValueError as exc:
+                raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                         content_type="application/json") from None
+        return web.json_response(ctx.copies.describe())
+
     return [
+        web.route("*", "/keyless/control/copy", copy_rate),
         web.route("*", "/keyless/control/faults", faults),
         web.route("*", "/keyless/control/roles", roles),
         web.route("*", "/keyless/control/clock", clock),
@@ -483,6 +500,7 @@ async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port:
         await https_runner.cleanup()
         await http_runner.cleanup()
         await arm_runner.cleanup()
+        await ctx.copies.close()
         ctx.store.close()
         ctx.audit.close()
 

@@ -12,11 +12,14 @@ for progress; running it never lists or asks again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from keyless.backoff import backoff_delay
+from keyless.files import errors as fe
 from keyless.files import localpaths, transfer
 from keyless.files.transfer import Progress, TransferStats
 from keyless.files.urls import join_path
@@ -27,6 +30,35 @@ if TYPE_CHECKING:
 
 def _noop(_: int) -> None:
     return None
+
+
+# Polling a pending Copy File: the first look after 50 ms, then doubling (with jitter) up to 5 s, so a
+# copy that ends at once costs one extra request and a long one a request every few seconds.
+COPY_POLL_FIRST_SECONDS = 0.05
+COPY_POLL_MAX_SECONDS = 5.0
+
+
+def wait_for_server_copy(client: ShareClient, path: str, status: str, *, source: str,
+                         sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait until the Copy File onto ``path`` that answered ``status`` has ended.
+
+    Azure may answer a Copy File before its bytes have moved (``x-ms-copy-status: pending``, REST "Copy
+    File"); its end shows on Get File Properties as ``success``, ``failed`` or ``aborted``. Anything but
+    success is raised as :class:`~keyless.files.errors.FilesError` naming the status and Azure's
+    ``x-ms-copy-status-description``, so a copy that did not finish is never reported as done.
+    """
+    description = ""
+    polls = 0
+    while status == "pending":
+        sleep(backoff_delay(polls, backoff_factor=COPY_POLL_FIRST_SECONDS, backoff_max=COPY_POLL_MAX_SECONDS))
+        polls += 1
+        resp = client.send("HEAD", path, operation="get copy status")
+        status = resp.header("x-ms-copy-status")
+        description = resp.header("x-ms-copy-status-description")
+    if status in ("", "success"):
+        return
+    reason = f": {description}" if description else ""
+    raise fe.FilesError(f"copy of {source} to {path} ended {status}{reason}", code=f"Copy{status.title()}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Rename File / Rename Directory, Copy File (synchronous, within one account), Put Range From URL, and
-Abort Copy File."""
+"""Rename File / Rename Directory, Copy File (synchronous, or pending with a background copier:
+``keyless.emulator.copy_engine``), Put Range From URL, and Abort Copy File."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from keyless.emulator.files.headers import (
 from keyless.emulator.files.model import READ, Call, Target
 from keyless.emulator.files.replies import etag_headers, node_headers, reply
 from keyless.emulator.files.urls import decode_segment, parse_query, parse_target
-from keyless.emulator.storage import Node
+from keyless.emulator.storage import Node, copy_status
 from keyless.protocol import E_INVALID_RANGE, E_MISSING_HEADER, MAX_RANGE_UPDATE_BYTES
 
 
@@ -92,41 +92,82 @@ async def rename_directory(call: Call) -> web.StreamResponse:
 
 
 async def copy_file(call: Call) -> web.StreamResponse:
+    """Copy File (REST "Copy File"): 202 with ``x-ms-copy-status`` ``success`` when the copy finished
+    before the answer, ``pending`` when it goes on in the background (a source in another account, or
+    any source while a copy rate is set: ``keyless.emulator.copy_engine``)."""
     headers = call.headers
     raw_source = headers["x-ms-copy-source"]
     # Restoring a file from a share snapshot copies from a source URL naming it (?sharesnapshot=...).
     source, snapshot = _readable_source(call, source_token=False)
     assert source.share is not None
     store = call.ctx.store
-    try:
-        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
-    except StorageError as err:
-        if err.status == 404:
-            raise StorageError(404, "CannotVerifyCopySource",
-                               "The specified resource does not exist.") from None
-        raise
+    src = _source_node(call, source, snapshot)
     copy_id = str(uuid.uuid4())
     metadata = parse_metadata(headers)
     target = call.target
-    node = await call.run(lambda: store.copy_file(
-        src, target.account, call.share, target.path, copy_id=copy_id,
-        copy_source=raw_source.split("?", 1)[0], metadata=metadata, lease_id=lease_header(headers),
-    ))
+    # The source as Get File Properties reports it later: never its query, so never a SAS signature.
+    copy_source = raw_source.strip().split("?", 1)[0]
+    copies = call.ctx.copies
+    if copies.is_async(cross_account=source.account != target.account):
+        node = await call.run(lambda: store.start_copy(
+            src, target.account, call.share, target.path, copy_id=copy_id, copy_source=copy_source,
+            metadata=metadata, lease_id=lease_header(headers),
+        ))
+        copies.start(store, node, src)
+    else:
+        node = await call.run(lambda: store.copy_file(
+            src, target.account, call.share, target.path, copy_id=copy_id, copy_source=copy_source,
+            metadata=metadata, lease_id=lease_header(headers),
+        ))
     return reply(call, 202, {**etag_headers(node.etag, node.last_modified), "x-ms-copy-id": copy_id,
-                             "x-ms-copy-status": "success"})
+                             "x-ms-copy-status": copy_status(node) or "success"})
+
+
+def _source_node(call: Call, source: Target, snapshot: str) -> Node:
+    """The source file; a missing one is Azure's 404 CannotVerifyCopySource with the source's own
+    status and code in ``x-ms-copy-source-status-code`` / ``-error-code``."""
+    assert source.share is not None
+    try:
+        return call.ctx.store.get_node(source.account, source.share, source.path, is_dir=False,
+                                       snapshot=snapshot)
+    except StorageError as err:
+        if err.status == 404:
+            raise _unverifiable(err, "The specified resource does not exist.") from None
+        raise
+
+
+def _unverifiable(err: StorageError, message: str | None = None) -> StorageError:
+    """The source's refusal as Azure answers it on the destination request: the source's status with the
+    code ``CannotVerifyCopySource``, and the source's own status and code in ``x-ms-copy-source-status-code``
+    and ``x-ms-copy-source-error-code`` (the headers the official SDKs read: azure-storage-file-share
+    ``_shared/policies.py`` ``is_retry``; Azure/azure-sdk-for-go ``getCopySourceStatusCode``). The message
+    is the source's, without its detail (a SAS's string-to-sign stays out of the reply)."""
+    return StorageError(err.status, "CannotVerifyCopySource", message or err.message, headers={
+        "x-ms-copy-source-status-code": str(err.status), "x-ms-copy-source-error-code": err.code,
+    })
 
 
 def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
     """The copy source (a file the emulator hosts, in a snapshot when its URL names one) and its
     snapshot, checked readable.
 
-    With ``source_token`` (Put Range From URL, version 2020-10-02+; Copy File has no such header) and
+    A source URL carrying a SAS (``sig=``: account, service or user delegation SAS, or one naming a stored
+    access policy with ``si=``) is authorized by that SAS alone, for the *source's* account, as a Get
+    File of the source would be: the signature, the time window, the IP and protocol, and read
+    permission (REST "Copy File": a source in another account "must be authorized via SAS"). The source
+    may then be in any account the emulator hosts.
+
+    With ``source_token`` (Put Range From URL, version 2020-10-02+) and
     ``x-ms-copy-source-authorization: Bearer <token>``, the token is authenticated for the source's
     account and needs read on the source share, whatever authorizes the request itself; the source may
-    then be in another account. Without it the request's own credential must read the source, so the
-    source must be in the request's account (Shared Key: the account; OAuth: the data actions on the
-    source share). A source signed with a SAS cannot be verified by the emulator yet: 403
-    CannotVerifyCopySource, as the service answers a source it cannot read.
+    then be in another account. Copy File has no such header (the official SDK's ``start_copy`` never
+    sends one; azure-storage-file-share ``_generated/operations/_operations.py``
+    ``build_file_start_copy_request``), so there it is ignored, as the service ignores headers an
+    operation does not define.
+
+    Otherwise the request's own credential must read the source, so the source must be in the
+    request's account (Shared Key: the account; OAuth: the data actions on the source share).
+    A source that cannot be read is 4xx ``CannotVerifyCopySource`` (:func:`_unverifiable`).
     """
     header = "x-ms-copy-source"
     raw = call.headers[header].strip()
@@ -134,12 +175,13 @@ def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
         query = parse_query(urlsplit(raw).query)
     except ValueError:  # e.g. an unclosed IPv6 bracket: a malformed header, not a server fault
         raise header_error(header) from None
+    trailing_dot = flag(call.headers, "x-ms-source-allow-trailing-dot")
     if "sig" in query:
-        raise StorageError(403, "CannotVerifyCopySource", "The emulator cannot verify a copy source "
-                           "authorized by a SAS yet; use x-ms-copy-source-authorization: Bearer.")
+        source = _source_target(call, raw, header, trailing_dot, other_accounts=True)
+        _authorize_by_sas(call, raw, source)
+        return source, query.get("sharesnapshot", "")
     source_auth = call.headers.get("x-ms-copy-source-authorization") if source_token else None
-    source = _source_target(call, raw, header, flag(call.headers, "x-ms-source-allow-trailing-dot"),
-                            other_accounts=source_auth is not None)
+    source = _source_target(call, raw, header, trailing_dot, other_accounts=source_auth is not None)
     assert source.share is not None
     if source_auth is not None:
         scheme, _, token = source_auth.strip().partition(" ")
@@ -154,14 +196,35 @@ def _readable_source(call: Call, *, source_token: bool) -> tuple[Target, str]:
             call.security.authorize(call.ctx, source_caller, source.account, source.share, READ)
         except StorageError as err:
             # Whatever the source's credential lacks (signature, role, intent header), the service
-            # cannot read the source: 403 CannotVerifyCopySource, the reason in the message.
+            # cannot read the source: CannotVerifyCopySource, the reason in the message.
             raise StorageError(403, "CannotVerifyCopySource",
-                               f"The copy source's authorization failed: {err.code}.") from None
+                               f"The copy source's authorization failed: {err.code}.", headers={
+                                   "x-ms-copy-source-status-code": str(err.status),
+                                   "x-ms-copy-source-error-code": err.code}) from None
         return source, query.get("sharesnapshot", "")
     caller = call.request.get(keys.CALLER)
     if caller is not None:
         call.security.authorize(call.ctx, caller, call.target.account, source.share, READ)
     return source, query.get("sharesnapshot", "")
+
+
+def _authorize_by_sas(call: Call, raw: str, source: Target) -> None:
+    """Check the source URL's SAS as the source's account would check a Get File carrying it: the same
+    request (client address, TLS) re-aimed at the source's path and query, with no Authorization header
+    (that one authorizes the destination)."""
+    assert source.share is not None
+    parts = urlsplit(raw)
+    dropped = {"authorization", "x-ms-copy-source-authorization"}
+    as_source = call.request.clone(
+        method="GET", rel_url=f"{parts.path}?{parts.query}",
+        headers={k: v for k, v in call.headers.items() if k.lower() not in dropped},
+    )
+    try:
+        caller = call.security.authenticate(call.ctx, as_source, source.account)
+        # A user delegation SAS is only as strong as its delegator's role now (emulator.auth.authorize).
+        call.security.authorize(call.ctx, caller, source.account, source.share, READ)
+    except StorageError as err:
+        raise _unverifiable(err) from None
 
 
 async def put_range_from_url(call: Call) -> web.StreamResponse:
@@ -186,14 +249,7 @@ async def put_range_from_url(call: Call) -> web.StreamResponse:
         raise header_error("Content-Length")
     source, snapshot = _readable_source(call, source_token=True)
     store = call.ctx.store
-    assert source.share is not None
-    try:
-        src = store.get_node(source.account, source.share, source.path, is_dir=False, snapshot=snapshot)
-    except StorageError as err:
-        if err.status == 404:
-            raise StorageError(404, "CannotVerifyCopySource",
-                               "The specified resource does not exist.") from None
-        raise
+    src = _source_node(call, source, snapshot)
     if src_end >= src.content_length:
         raise StorageError(416, E_INVALID_RANGE)
     target = call.target
@@ -217,7 +273,17 @@ async def put_range_from_url(call: Call) -> web.StreamResponse:
 
 
 async def abort_copy(call: Call) -> web.StreamResponse:
+    """Abort Copy File (REST "Abort Copy File"): 204, and the destination is left with zero length, its
+    metadata and ``x-ms-copy-status: aborted``; 409 NoPendingCopyOperation when the copy has ended,
+    409 CopyIdMismatch for another copy's id; a leased destination needs its lease id."""
     if required(call.headers, "x-ms-copy-action").strip().lower() != "abort":
         raise header_error("x-ms-copy-action")
-    call.ctx.store.get_node(call.target.account, call.share, call.target.path, is_dir=False)
-    raise StorageError(409, "NoPendingCopyOperation", "There is currently no pending copy operation.")
+    copy_id = call.query.get("copyid", "").strip()
+    if not copy_id:
+        raise StorageError(400, "MissingRequiredQueryParameter",
+                           "A query parameter that's mandatory for this request is not specified.",
+                           extra={"QueryParameterName": "copyid"})
+    target = call.target
+    await call.run(lambda: call.ctx.store.abort_copy(target.account, call.share, target.path, copy_id,
+                                                     lease_header(call.headers)))
+    return reply(call, 204, {})

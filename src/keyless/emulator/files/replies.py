@@ -13,7 +13,7 @@ from aiohttp import web
 
 from keyless.emulator import request_keys as keys
 from keyless.emulator.files.model import Call
-from keyless.emulator.storage import LeaseState, Metadata, Node, ShareRecord, lease_state
+from keyless.emulator.storage import LeaseState, Metadata, Node, ShareRecord, copy_status, lease_state
 from keyless.protocol import CURRENT_VERSION, H_CLIENT_REQUEST_ID, H_REQUEST_ID, H_VERSION
 
 XML_DECL = '<?xml version="1.0" encoding="utf-8"?>'
@@ -103,13 +103,27 @@ def file_headers(node: Node) -> dict[str, str]:
                         ("Content-Disposition", c.content_disposition), ("Cache-Control", c.cache_control)):
         if value is not None:
             headers[name] = value
-    if node.copy_id is not None:
-        headers["x-ms-copy-id"] = node.copy_id
-        headers["x-ms-copy-status"] = "success"
-        headers["x-ms-copy-source"] = node.copy_source or ""
-        headers["x-ms-copy-progress"] = f"{node.content_length}/{node.content_length}"
-        if node.copy_completion is not None:
-            headers["x-ms-copy-completion-time"] = http_date(node.copy_completion)
+    headers.update(copy_headers(node))
+    return headers
+
+
+def copy_headers(node: Node) -> dict[str, str]:
+    """The last Copy File onto this file, as Get File Properties reports it (REST "Get File
+    Properties": x-ms-copy-id/-source/-status/-progress, -completion-time once it ended, and
+    -status-description when it failed or was aborted)."""
+    status = copy_status(node)
+    if node.copy_id is None or status is None:
+        return {}
+    headers = {
+        "x-ms-copy-id": node.copy_id,
+        "x-ms-copy-status": status,
+        "x-ms-copy-source": node.copy_source or "",
+        "x-ms-copy-progress": node.copy_progress or f"{node.content_length}/{node.content_length}",
+    }
+    if node.copy_completion is not None:
+        headers["x-ms-copy-completion-time"] = http_date(node.copy_completion)
+    if node.copy_status_description and status in ("failed", "aborted"):
+        headers["x-ms-copy-status-description"] = node.copy_status_description
     return headers
 
 

@@ -3,6 +3,7 @@ in SQLite (``metadata``), file bytes in sparse files (``blobs``), and the lease 
 their own modules (``leases``, ``share_leases``, ``smb_rules``). Records are plain values (``records``).
 """
 
+from keyless.emulator.storage.copies import copy_status
 from keyless.emulator.storage.leases import LeaseAction, check_lease
 from keyless.emulator.storage.records import (
     AccessPolicy,
@@ -32,6 +33,7 @@ __all__ = [
     "SmbUpdate",
     "Store",
     "check_lease",
+    "copy_status",
     "lease_state",
     "name_key",
     "permission_key_for",

@@ -41,7 +41,7 @@ _NODE_COLUMNS = (
     "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
     "content_encoding, content_language, content_disposition, cache_control, content_md5, attributes, "
     "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
-    "copy_completion"
+    "copy_completion, copy_status, copy_progress, copy_status_description"
 )
 _SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
                   "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed")
@@ -57,7 +57,7 @@ _SELECT_TREE = (
     "UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN tree t ON n.parent_id = t.id) "
     f"SELECT {_TREE_COLUMNS} FROM nodes n JOIN tree t ON n.id = t.id ORDER BY t.depth"
 )
-_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 26)})"  # noqa: S608
+_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 29)})"  # noqa: S608
 
 
 class MetadataDb:
@@ -375,7 +375,8 @@ class MetadataDb:
                 c.content_type, c.content_encoding, c.content_language, c.content_disposition,
                 c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
                 node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
-                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, name_key(node.name),
+                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.copy_status,
+                node.copy_progress, node.copy_status_description, name_key(node.name),
             ),
         )
 
@@ -387,13 +388,15 @@ class MetadataDb:
             "UPDATE nodes SET metadata=?, etag=?, last_modified=?, content_length=?, content_type=?, "
             "content_encoding=?, content_language=?, content_disposition=?, cache_control=?, content_md5=?, "
             "attributes=?, creation_time=?, last_write_time=?, change_time=?, permission_key=?, blob=?, "
-            "lease_id=?, copy_id=?, copy_source=?, copy_completion=? WHERE id=?",
+            "lease_id=?, copy_id=?, copy_source=?, copy_completion=?, copy_status=?, copy_progress=?, "
+            "copy_status_description=? WHERE id=?",
             (
                 _dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
                 c.content_type, c.content_encoding, c.content_language, c.content_disposition,
                 c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
                 node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
-                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.id,
+                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.copy_status,
+                node.copy_progress, node.copy_status_description, node.id,
             ),
         )
 
@@ -406,6 +409,16 @@ class MetadataDb:
     @staticmethod
     def set_lease(conn: sqlite3.Connection, node_id: str, lease_id: str | None) -> None:
         conn.execute("UPDATE nodes SET lease_id=? WHERE id=?", (lease_id, node_id))
+
+    @staticmethod
+    def fail_pending_copies(conn: sqlite3.Connection, now: float, description: str) -> int:
+        """Mark every copy still pending in a live share as failed (the copier that ran it is gone);
+        returns how many. A share snapshot keeps the state it froze, as it keeps the bytes."""
+        return conn.execute(
+            "UPDATE nodes SET copy_status='failed', copy_status_description=?, copy_completion=? "
+            "WHERE copy_status='pending' AND share_id IN (SELECT id FROM shares WHERE snapshot='')",
+            (description, now),
+        ).rowcount
 
     @staticmethod
     def delete_node(conn: sqlite3.Connection, node_id: str) -> None:
@@ -476,6 +489,9 @@ def _node_from_row(row: tuple[object, ...]) -> Node:
         copy_id=_opt(row[22]),
         copy_source=_opt(row[23]),
         copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
+        copy_status=_opt(row[25]),
+        copy_progress=_opt(row[26]),
+        copy_status_description=_opt(row[27]),
     )
 
 

@@ -105,6 +105,12 @@ class Node:
     copy_id: str | None
     copy_source: str | None
     copy_completion: float | None
+    # The last Copy File onto this file: "pending", "success", "aborted" or "failed" (None with a copy_id:
+    # a copy recorded before the status was stored, which always succeeded), "<copied>/<total>" bytes as
+    # Get File Properties reports the progress, and why a copy failed or was aborted.
+    copy_status: str | None = None
+    copy_progress: str | None = None
+    copy_status_description: str | None = None
 
 
 @dataclass(frozen=True)

@@ -106,5 +106,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE shares ADD COLUMN access_tier TEXT NOT NULL DEFAULT 'TransactionOptimized';
     ALTER TABLE shares ADD COLUMN tier_changed REAL;
     """,
+    # 7: asynchronous Copy File (records.Node.copy_status): a copy's status, progress and failure text.
+    # Rows from before keep NULL status; their copies were synchronous and always succeeded.
+    """
+    ALTER TABLE nodes ADD COLUMN copy_status TEXT;
+    ALTER TABLE nodes ADD COLUMN copy_progress TEXT;
+    ALTER TABLE nodes ADD COLUMN copy_status_description TEXT;
+    """,
 )
 RANGES_SINCE = 2  # the schema version that brought blob_ranges

@@ -23,6 +23,7 @@ job, because it alone orders the byte work against the commit:
     metadata is ever half-updated.
   - resize: growing zero-fills the new region before the commit; shrinking commits first and truncates
     after, so a crash never loses bytes that are still inside the committed length.
+  - pending copy: see ``storage.copies`` (progress committed step by step; failed at the next open).
 * This emulator is a test tool, so it takes SQLite's faster ``synchronous=NORMAL`` and skips fsync on
   blobs too: a process crash loses nothing committed, only a power cut can lose the last commits.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from keyless.emulator.errors import StorageError
+from keyless.emulator.storage.copies import CopyStore, refuse_if_copy_pending
 from keyless.emulator.storage.leases import LeaseAction, check_lease, lease_transition
 from keyless.emulator.storage.ranges import clip_ranges, ranges_cleared, ranges_written
 from keyless.emulator.storage.records import (
@@ -41,8 +43,7 @@ from keyless.emulator.storage.records import (
     Node,
     SmbUpdate,
 )
-from keyless.emulator.storage.share_store import ShareStore
-from keyless.emulator.storage.smb_rules import apply_smb, new_smb_props, smb_time
+from keyless.emulator.storage.smb_rules import apply_smb, smb_time
 from keyless.protocol import (
     E_DIRECTORY_NOT_EMPTY,
     E_INVALID_RANGE,
@@ -51,8 +52,9 @@ from keyless.protocol import (
 )
 
 
-class Store(ShareStore):
-    """The handlers' one door: share-level work (``ShareStore``) and the directories and files in a share."""
+class Store(CopyStore):
+    """The handlers' one door: share-level work (``ShareStore``), Copy File (``CopyStore``), and the
+    directories and files in a share."""
 
     # -- nodes --
 
@@ -64,16 +66,6 @@ class Store(ShareStore):
         if is_dir is not None and node.is_dir != is_dir:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
         return node
-
-    def _new_node(self, share_id: int, parent_id: str, name: str, is_dir: bool, metadata: Metadata,
-                  etag: str, now: float, smb: SmbUpdate, content: ContentSettings, length: int,
-                  blob: str | None) -> Node:
-        return Node(
-            id=self._db.new_node_id(), share_id=share_id, parent_id=parent_id, name=name, is_dir=is_dir,
-            metadata=metadata, etag=etag, last_modified=now, content_length=length, content=content,
-            smb=new_smb_props(smb, now, is_dir=is_dir),
-            blob=blob, lease_id=None, copy_id=None, copy_source=None, copy_completion=None,
-        )
 
     def update_node(self, account: str, share_name: str, path: tuple[str, ...], *, is_dir: bool,
                     metadata: Metadata | None = None, smb: SmbUpdate | None = None,
@@ -88,6 +80,7 @@ class Store(ShareStore):
                 raise StorageError(404, E_RESOURCE_NOT_FOUND)
             if not is_dir:
                 check_lease(node, lease_id, write=True)
+                refuse_if_copy_pending(node)
             self._use_permission(conn, node.share_id, smb)
             new = replace(node, etag=etag, last_modified=now)
             if metadata is not None:
@@ -186,6 +179,7 @@ class Store(ShareStore):
                     raise StorageError(409, E_RESOURCE_EXISTS)
                 else:
                     check_lease(existing, lease_id, write=True)
+                    refuse_if_copy_pending(existing)
                     # Replace in place: same FileId and name, new bytes; the lease carries over.
                     node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id)
                     old_blob = existing.blob
@@ -207,6 +201,7 @@ class Store(ShareStore):
         """
         node = self.get_node(account, share_name, path, is_dir=False)
         check_lease(node, lease_id, write=True)
+        refuse_if_copy_pending(node)
         end = offset + length
         if end > node.content_length or node.blob is None:
             raise StorageError(416, E_INVALID_RANGE)
@@ -223,6 +218,7 @@ class Store(ShareStore):
             current = self._db.node_with_blob(conn, node.id, node.blob)
             if current is None:
                 raise StorageError(404, E_RESOURCE_NOT_FOUND)
+            refuse_if_copy_pending(current)
             stamp = smb_time(now)
             written = current.smb.last_write_time if preserve_last_write_time else stamp
             smb = replace(current.smb, change_time=stamp, last_write_time=written)
@@ -312,58 +308,6 @@ class Store(ShareStore):
         self._discard(dropped)
         return new
 
-    def copy_file(self, source: Node, account: str, share_name: str, target: tuple[str, ...], *,
-                  copy_id: str, copy_source: str, metadata: Metadata | None,
-                  lease_id: str | None = None) -> Node:
-        """Synchronous same-account copy: copy the bytes into a new blob, then commit the target row."""
-        length = source.content_length
-        blob = self._blobs.new(length)
-        try:
-            try:
-                self._blobs.copy(source.blob, length, blob)
-            except FileNotFoundError:
-                raise StorageError(404, E_RESOURCE_NOT_FOUND) from None
-            node = self._commit_copy(
-                account, share_name, target, blob, length, source.content,
-                source.metadata if metadata is None else metadata, copy_id, copy_source, lease_id,
-                source.blob,
-            )
-        except BaseException:
-            self._blobs.unlink([blob])
-            raise
-        return node
-
-    def _commit_copy(self, account: str, share_name: str, path: tuple[str, ...], blob: str,
-                     length: int, content: ContentSettings, metadata: Metadata, copy_id: str,
-                     copy_source: str, lease_id: str | None, source_blob: str | None) -> Node:
-        now = self.clock.now()
-        etag = self.new_etag()
-        old_blob: str | None = None
-        with self._db.write() as conn:
-            share = self._db.share_in(conn, account, share_name)
-            if not path:
-                raise StorageError(409, E_RESOURCE_EXISTS)
-            parent_id = self._db.parent_id(conn, share, path)
-            existing = self._db.child(conn, share.id, parent_id, path[-1])
-            node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, SmbUpdate(),
-                                  content, length, blob)
-            node = replace(node, copy_id=copy_id, copy_source=copy_source, copy_completion=now)
-            self._db.set_ranges(conn, blob, clip_ranges(self._db.ranges(conn, source_blob), 0, length - 1))
-            if existing is None:
-                self._db.insert(conn, node)
-            elif existing.is_dir:
-                raise StorageError(409, E_RESOURCE_EXISTS)
-            else:
-                check_lease(existing, lease_id, write=True)
-                node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id,
-                               smb=existing.smb)
-                old_blob = existing.blob
-                self._db.save(conn, node)
-        if old_blob:
-            self._discard([old_blob])
-        return node
-
-    # -- leases --
 
     def lease(self, account: str, share_name: str, path: tuple[str, ...], action: LeaseAction,
               lease_id: str | None, proposed: str | None) -> Node:
