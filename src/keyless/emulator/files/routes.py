@@ -53,6 +53,7 @@ SHARE_OPS: Table = {
     ("HEAD", None): Op("GetShareProperties", READ, share.get_share_properties, on_snapshot=True),
     ("DELETE", None): Op("DeleteShare", DELETE, share.delete_share, Worker.ALWAYS, on_snapshot=True),
     ("PUT", "snapshot"): Op("SnapshotShare", WRITE, share.create_snapshot, Worker.ALWAYS),
+    ("PUT", "undelete"): Op("RestoreShare", WRITE, share.restore_share),
     ("PUT", "lease"): Op("LeaseShare", WRITE, lease.lease_share, on_snapshot=True),
     ("PUT", "metadata"): Op("SetShareMetadata", WRITE, share.set_share_metadata),
     ("GET", "metadata"): Op("GetShareMetadata", READ, share.get_share_properties, on_snapshot=True),

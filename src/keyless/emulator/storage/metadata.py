@@ -41,14 +41,21 @@ _NODE_COLUMNS = (
     "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
     "content_encoding, content_language, content_disposition, cache_control, content_md5, attributes, "
     "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
-    "copy_completion"
+    "copy_completion, file_id, parent_file_id"
 )
 _SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
-                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed")
+                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed, "
+                  "deleted_version, deleted_time, retention_days")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
 _SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
 _SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
 _SELECT_SHARE = f"SELECT {_SHARE_COLUMNS} FROM shares"  # noqa: S608
+# Live shares and snapshots only: a soft-deleted share answers as if it did not exist (ShareNotFound).
+_LIVE = "deleted_version=''"
+# List Shares order within one name: deleted versions (oldest first), snapshots (oldest first), then the
+# live share, as the service lists them; "!" sorts below every snapshot timestamp and "~" above.
+_LIST_KEY = ("CASE WHEN deleted_version<>'' THEN '!' || deleted_version WHEN snapshot='' THEN '~' "
+             "ELSE snapshot END")
 _TREE_COLUMNS = ", ".join(f"n.{c.strip()}" for c in _NODE_COLUMNS.split(","))
 # A share's nodes, parents first (a renamed directory may be older than its new parent).
 _SELECT_TREE = (
@@ -57,7 +64,7 @@ _SELECT_TREE = (
     "UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN tree t ON n.parent_id = t.id) "
     f"SELECT {_TREE_COLUMNS} FROM nodes n JOIN tree t ON n.id = t.id ORDER BY t.depth"
 )
-_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 26)})"  # noqa: S608
+_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 28)})"  # noqa: S608
 
 
 class MetadataDb:
@@ -164,8 +171,8 @@ class MetadataDb:
 
     @staticmethod
     def share_exists(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> bool:
-        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=? AND snapshot=?",
-                           (account, name, snapshot)).fetchone()
+        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=? AND snapshot=? "
+                           "AND deleted_version=''", (account, name, snapshot)).fetchone()
         return row is not None
 
     @staticmethod
@@ -182,10 +189,12 @@ class MetadataDb:
         smb = root.smb
         conn.execute(
             "INSERT INTO nodes (id, share_id, parent_id, name, name_key, is_dir, metadata, etag, "
-            "last_modified, attributes, creation_time, last_write_time, change_time, permission_key) "
-            "VALUES (?,?,NULL,'','',1,?,?,?,?,?,?,?,?)",
+            "last_modified, attributes, creation_time, last_write_time, change_time, permission_key, "
+            "file_id) "
+            "VALUES (?,?,NULL,'','',1,?,?,?,?,?,?,?,?,?)",
             (root.id, share_id, _dumps_metadata(root.metadata), root.etag, root.last_modified,
-             smb.attributes, smb.creation_time, smb.last_write_time, smb.change_time, smb.permission_key),
+             smb.attributes, smb.creation_time, smb.last_write_time, smb.change_time, smb.permission_key,
+             root.live_id),
         )
         return share_id
 
@@ -195,7 +204,8 @@ class MetadataDb:
     @staticmethod
     def share_in(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> ShareRecord:
         row = conn.execute(
-            _SELECT_SHARE + " WHERE account=? AND name=? AND snapshot=?", (account, name, snapshot)
+            _SELECT_SHARE + f" WHERE account=? AND name=? AND snapshot=? AND {_LIVE}",
+            (account, name, snapshot),
         ).fetchone()
         if row is None:
             if snapshot and MetadataDb.share_exists(conn, account, name):
@@ -205,30 +215,31 @@ class MetadataDb:
         return _share_from_row(row)
 
     def list_shares(self, account: str, prefix: str, marker: tuple[str, str] | None, limit: int, *,
-                    snapshots: bool = False) -> tuple[list[ShareRecord], tuple[str, str] | None]:
-        """Shares by name; with ``snapshots`` each share's snapshots (oldest first) precede it.
+                    snapshots: bool = False, deleted: bool = False,
+                    ) -> tuple[list[ShareRecord], tuple[str, str] | None]:
+        """Shares by name; with ``snapshots`` each share's snapshots (oldest first) precede it, with
+        ``deleted`` its soft-deleted versions (not their snapshots) precede those.
 
-        Markers are (name, snapshot) pairs: a page may end between two snapshots of one share.
+        Markers are (name, list key) pairs (``list_key``): a page may end between two entries of one name.
         """
-        # The live share sorts after its snapshots: its key is "~", above every timestamp.
-        order = "CASE snapshot WHEN '' THEN '~' ELSE snapshot END"
-        m_name, m_snap = marker or ("", "")
+        m_name, m_key = marker or ("", "")
         rows = self.conn().execute(
             _SELECT_SHARE + f" WHERE account=? AND substr(name,1,?)=? AND (?=1 OR snapshot='') "
-            f"AND (name, {order}) >= (?, ?) ORDER BY name, {order} LIMIT ?",
-            (account, len(prefix), prefix, int(snapshots), m_name, m_snap or ("~" if marker else ""),
-             limit + 1),
+            f"AND (?=1 OR deleted_version='') AND (deleted_version='' OR snapshot='') "
+            f"AND (name, {_LIST_KEY}) >= (?, ?) ORDER BY name, {_LIST_KEY} LIMIT ?",
+            (account, len(prefix), prefix, int(snapshots), int(deleted), m_name,
+             m_key or ("~" if marker else ""), limit + 1),
         ).fetchall()
         shares = [_share_from_row(r) for r in rows]
         if len(shares) > limit:
             nxt = shares[limit]
-            return shares[:limit], (nxt.name, nxt.snapshot)
+            return shares[:limit], (nxt.name, list_key(nxt))
         return shares, None
 
     @staticmethod
     def snapshots_of(conn: sqlite3.Connection, account: str, name: str) -> list[ShareRecord]:
-        rows = conn.execute(_SELECT_SHARE + " WHERE account=? AND name=? AND snapshot<>'' ORDER BY snapshot",
-                            (account, name)).fetchall()
+        rows = conn.execute(_SELECT_SHARE + f" WHERE account=? AND name=? AND snapshot<>'' AND {_LIVE} "
+                            "ORDER BY snapshot", (account, name)).fetchall()
         return [_share_from_row(r) for r in rows]
 
     @staticmethod
@@ -286,6 +297,40 @@ class MetadataDb:
         conn.execute("DELETE FROM share_permissions WHERE share_id=?", (share_id,))
         conn.execute("DELETE FROM shares WHERE id=?", (share_id,))
         return blobs
+
+    # -- soft delete --
+
+    @staticmethod
+    def mark_deleted(conn: sqlite3.Connection, share_id: int, version: str, when: float, days: int) -> None:
+        """Soft-delete one share or snapshot row: it keeps its tree and bytes, loses its lease."""
+        conn.execute("UPDATE shares SET deleted_version=?, deleted_time=?, retention_days=?, lease_id=NULL, "
+                     "lease_duration=-1, lease_expires=NULL, lease_broken_at=NULL WHERE id=?",
+                     (version, when, days, share_id))
+
+    @staticmethod
+    def deleted_versions(conn: sqlite3.Connection, account: str, name: str) -> set[str]:
+        rows = conn.execute("SELECT DISTINCT deleted_version FROM shares WHERE account=? AND name=? "
+                            "AND deleted_version<>''", (account, name))
+        return {str(r[0]) for r in rows}
+
+    @staticmethod
+    def deleted_share(conn: sqlite3.Connection, account: str, name: str, version: str) -> list[ShareRecord]:
+        """A soft-deleted version's rows: the share first, then its snapshots (oldest first)."""
+        rows = conn.execute(_SELECT_SHARE + " WHERE account=? AND name=? AND deleted_version=? "
+                            "ORDER BY snapshot<>'', snapshot", (account, name, version)).fetchall()
+        return [_share_from_row(r) for r in rows]
+
+    @staticmethod
+    def mark_restored(conn: sqlite3.Connection, share_id: int) -> None:
+        conn.execute("UPDATE shares SET deleted_version='', deleted_time=NULL, retention_days=NULL "
+                     "WHERE id=?", (share_id,))
+
+    @staticmethod
+    def expired_shares(conn: sqlite3.Connection, now: float) -> list[int]:
+        """Rows of soft-deleted shares whose retention has run out by ``now``."""
+        rows = conn.execute("SELECT id FROM shares WHERE deleted_time IS NOT NULL "
+                            "AND deleted_time + retention_days * 86400.0 <= ?", (now,))
+        return [int(r[0]) for r in rows]
 
     def share_usage(self, share_id: int) -> int:
         row = self.conn().execute(
@@ -375,7 +420,8 @@ class MetadataDb:
                 c.content_type, c.content_encoding, c.content_language, c.content_disposition,
                 c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
                 node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
-                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, name_key(node.name),
+                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.live_id,
+                node.live_parent_id, name_key(node.name),
             ),
         )
 
@@ -441,7 +487,17 @@ def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
         acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
         access_tier=str(row[15]),
         tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
+        deleted_version=str(row[17]),
+        deleted_time=None if row[18] is None else float(row[18]),  # type: ignore[arg-type]
+        retention_days=None if row[19] is None else int(row[19]),  # type: ignore[call-overload]
     )
+
+
+def list_key(share: ShareRecord) -> str:
+    """Where ``share`` sorts among the entries of its name in List Shares (the SQL ``_LIST_KEY``)."""
+    if share.deleted_version:
+        return "!" + share.deleted_version
+    return share.snapshot or "~"
 
 
 def _node_from_row(row: tuple[object, ...]) -> Node:
@@ -476,6 +532,8 @@ def _node_from_row(row: tuple[object, ...]) -> Node:
         copy_id=_opt(row[22]),
         copy_source=_opt(row[23]),
         copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
+        live_id=_opt(row[25]),
+        live_parent_id=_opt(row[26]),
     )
 
 

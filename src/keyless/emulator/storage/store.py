@@ -151,7 +151,7 @@ class Store(ShareStore):
             directories=[n for n in nodes if n.is_dir],
             files=[n for n in nodes if not n.is_dir],
             next_marker=next_marker,
-            directory_id=node.id,
+            directory_id=node.file_id,
         )
 
     # -- files --
