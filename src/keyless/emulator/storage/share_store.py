@@ -248,7 +248,9 @@ class ShareStore:
         """Restore Share: the soft-deleted ``version`` of ``name`` with its data, metadata, properties and
         snapshots. 409 ShareAlreadyExists while a live share has the name (Restore Share: "If a share
         already exists with this name, the operation fails"); 404 ShareNotFound for a version that is not
-        (or no longer, past its retention) soft-deleted."""
+        (or no longer, past its retention) soft-deleted, as azure-sdk-for-net's ServiceClientTests
+        UndeleteShareAsync_Error expects for an unknown version. Azure needs some seconds after a delete
+        before the share can be restored (that test's sibling waits 30 s); the emulator restores at once."""
         self.purge_expired()
         with self._db.write() as conn:
             if self._db.share_exists(conn, account, name):
