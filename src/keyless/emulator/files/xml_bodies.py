@@ -45,11 +45,12 @@ def share_xml(share: ShareRecord, with_metadata: bool, now: float) -> str:
 
 
 def _deleted_properties(share: ShareRecord, now: float) -> str:
-    """A soft-deleted share's <DeletedTime> and <RemainingRetentionDays>, where the service puts them
-    (last in <Properties>, as in the azure-sdk-for-python recording test_share.test_restore_to_existing_
-    share). The days left count calendar days (UTC): the retention days less the days begun since the
-    deletion day. That is what the recording shows under a one-day policy: 1 for shares deleted earlier
-    that day, 0 for one deleted 20 hours before on the previous day."""
+    """A soft-deleted share's <DeletedTime> and <RemainingRetentionDays>, where the service puts them:
+    last in <Properties>, as in azure-sdk-for-python's recording
+    tests/recordings/test_share.test_restore_to_existing_share.yaml. The days left count calendar days
+    (UTC): the retention days less the days begun since the deletion day. That is what the recording
+    shows under a one-day policy: 1 for shares deleted earlier that day, 0 for one deleted 20 hours
+    before, on the previous day."""
     if not share.deleted_version or share.deleted_time is None:
         return ""
     elapsed = (_utc_date(now) - _utc_date(share.deleted_time)).days

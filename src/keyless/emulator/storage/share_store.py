@@ -233,11 +233,11 @@ class ShareStore:
         self._discard(blobs)
 
     def _deleted_version(self, conn: sqlite3.Connection, share: ShareRecord) -> str:
-        """The Version List Shares reports for a soft-deleted share: as the service's (for example
-        ``01D627C59E076480`` in the azure-sdk-for-python recording test_share.test_restore_to_existing_
-        share), 16 hex digits of a Windows FILETIME, the share's creation time; one tick later while that
-        collides with another deleted version of the name (a share created in the same tick is rare but
-        must not merge two versions)."""
+        """The Version List Shares reports for a soft-deleted share, formed as the service's: 16 hex
+        digits of a Windows FILETIME, the share's creation time (``01D627C59E076480`` for a share created
+        at 18:54:36.73 in azure-sdk-for-python's recording
+        tests/recordings/test_share.test_restore_to_existing_share.yaml). One tick later while that
+        collides with another deleted version of the name: two versions must never merge."""
         taken = self._db.deleted_versions(conn, share.account, share.name)
         ticks = int(share.created * 10_000_000) + _FILETIME_EPOCH_TICKS
         while f"{ticks:016X}" in taken:
