@@ -74,7 +74,7 @@ def test_soft_delete_hides_the_share_and_restore_brings_all_of_it_back(svc: Shar
     share.delete_share(delete_snapshots=True)
 
     # Every operation answers as for a share that does not exist.
-    for call in (share.get_share_properties,
+    for call in (share.get_share_properties, share.get_share_stats,
                  lambda: share.get_file_client("dir/a.txt").download_file().readall(),
                  lambda: svc.get_share_client(name, snapshot=snap).get_share_properties(),
                  lambda: share.set_share_metadata({"x": "y"})):
@@ -98,6 +98,7 @@ def test_soft_delete_hides_the_share_and_restore_brings_all_of_it_back(svc: Shar
     assert (props.quota, props.metadata, props.access_tier) == (7, {"team": "blue"}, "Cool")
     assert props.etag == before.etag
     assert restored.get_file_client("dir/a.txt").download_file().readall() == b"changed after the snapshot"
+    assert restored.get_share_stats() == len(b"changed after the snapshot")  # usage counts it again
     frozen = svc.get_share_client(name, snapshot=snap)
     assert frozen.get_share_properties().metadata == {"kind": "frozen"}
     assert frozen.get_file_client("dir/a.txt").download_file().readall() == b"kept while deleted"
