@@ -73,10 +73,10 @@ def smb_headers(node: Node) -> dict[str, str]:
         "x-ms-file-last-write-time": node.smb.last_write_time,
         "x-ms-file-change-time": node.smb.change_time,
         "x-ms-file-permission-key": node.smb.permission_key,
-        "x-ms-file-id": node.id,
+        "x-ms-file-id": node.file_id,
     }
-    if node.parent_id is not None:
-        headers["x-ms-file-parent-id"] = node.parent_id
+    if node.parent_file_id is not None:
+        headers["x-ms-file-parent-id"] = node.parent_file_id
     return headers
 
 

@@ -57,6 +57,7 @@ SHARE_OPS: Table = {
     ("DELETE", None): Op("DeleteShare", mgmt.SHARE_DELETE, share.delete_share, Worker.ALWAYS,
                          on_snapshot=True),
     ("PUT", "snapshot"): Op("SnapshotShare", mgmt.SHARE_WRITE, share.create_snapshot, Worker.ALWAYS),
+    ("PUT", "undelete"): Op("RestoreShare", mgmt.SHARE_WRITE, share.restore_share),
     ("PUT", "lease"): Op("LeaseShare", mgmt.SHARE_LEASE, lease.lease_share, on_snapshot=True),
     ("PUT", "metadata"): Op("SetShareMetadata", mgmt.SHARE_WRITE, share.set_share_metadata),
     ("GET", "metadata"): Op("GetShareMetadata", mgmt.SHARE_READ, share.get_share_properties,

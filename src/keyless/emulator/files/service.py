@@ -20,8 +20,11 @@ async def list_shares(call: Call) -> web.StreamResponse:
     prefix = q.get("prefix", "")
     include = {p.strip().lower() for p in q.get("include", "").split(",") if p.strip()}
     marker = _decode_marker(q["marker"]) if q.get("marker") else None
+    # include=deleted (version 2019-12-12 and later): soft-deleted shares too, each with <Deleted>,
+    # <Version>, <DeletedTime> and <RemainingRetentionDays>.
     shares, next_marker = call.ctx.store.list_shares(call.target.account, prefix, marker, limit,
-                                                     snapshots="snapshots" in include)
+                                                     snapshots="snapshots" in include,
+                                                     deleted="deleted" in include)
     parts = [XML_DECL, f"<EnumerationResults ServiceEndpoint={quoteattr(service_endpoint(call))}>"]
     if "prefix" in q:
         parts.append(f"<Prefix>{escape(prefix)}</Prefix>")
@@ -38,7 +41,8 @@ async def list_shares(call: Call) -> web.StreamResponse:
 
 
 def _decode_marker(marker: str) -> tuple[str, str]:
-    """``name`` or ``name;snapshot`` (share names hold no ';'): where the previous page stopped."""
+    """``name`` or ``name;key`` (share names hold no ';'; the key is a snapshot or a deleted version,
+    see ``storage.metadata.list_key``): where the previous page stopped."""
     name, _, snapshot = marker.partition(";")
     return name, snapshot
 
@@ -61,6 +65,18 @@ async def get_service_properties(call: Call) -> web.StreamResponse:
     stored = call.ctx.store.service_properties(call.target.account)
     parts = [stored.get(tag, _DEFAULTS.get(tag, "")) for tag in _ELEMENTS]
     return xml_reply(call, f"{XML_DECL}<StorageServiceProperties>{''.join(parts)}</StorageServiceProperties>")
+
+
+def share_retention_days(call: Call) -> int | None:
+    """The account's share soft-delete retention in days, or None while ShareDeleteRetentionPolicy is
+    not set or not enabled (Set File Service Properties; Delete Share is then permanent)."""
+    stored = call.ctx.store.service_properties(call.target.account).get("ShareDeleteRetentionPolicy")
+    if stored is None:
+        return None
+    policy = ET.fromstring(stored)  # noqa: S314 - our own XML, re-serialised from a validated element
+    if text_of(policy, "Enabled") != "true":
+        return None
+    return int(text_of(policy, "Days"))
 
 
 async def set_service_properties(call: Call) -> web.StreamResponse:

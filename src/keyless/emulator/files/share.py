@@ -29,6 +29,7 @@ from keyless.emulator.files.replies import (
     xml_reply,
 )
 from keyless.emulator.files.sddl import sddl_to_binary
+from keyless.emulator.files.service import share_retention_days
 from keyless.emulator.files.xml_bodies import invalid_xml, read_xml, text_of
 from keyless.emulator.storage import AccessPolicy
 
@@ -67,10 +68,35 @@ async def delete_share(call: Call) -> web.StreamResponse:
                            "x-ms-delete-snapshots is not allowed when deleting one share snapshot.")
     lease_id = lease_header(call.headers)
     with_leased = option is not None and option.strip().lower() == "include-leased"
+    # With the account's ShareDeleteRetentionPolicy enabled the share is soft-deleted ("Enable soft
+    # delete on Azure file shares"): List Shares include=deleted shows it until Restore Share or expiry.
+    retention_days = share_retention_days(call)
     await call.run(lambda: store.delete_share(account, share, snapshot=snapshot,
                                               with_snapshots=option is not None, with_leased=with_leased,
-                                              lease_id=lease_id))
+                                              lease_id=lease_id, retention_days=retention_days))
     return reply(call, 202)
+
+
+_DELETED_VERSION = re.compile(r"^[0-9A-Fa-f]{16}$", re.ASCII)
+
+
+async def restore_share(call: Call) -> web.StreamResponse:
+    """Restore Share (``PUT ?restype=share&comp=undelete``, version 2019-12-12 and later): the share of
+    x-ms-deleted-share-name and x-ms-deleted-share-version comes back with its data, metadata, properties
+    and snapshots; 201 with its etag. The service restores under the deleted name only (the SDKs pass
+    the share client's own name; renaming on restore was never enabled for shares), so another name in
+    the header is refused as Azure refuses a malformed one: 400 InvalidHeaderValue naming it."""
+    name = required(call.headers, "x-ms-deleted-share-name").strip()
+    version = required(call.headers, "x-ms-deleted-share-version").strip()
+    if name != call.share:
+        raise header_error("x-ms-deleted-share-name", message=f"x-ms-deleted-share-name must be the share "
+                           f"named in the URL ({call.share}): a share is restored under its own name.")
+    if not _DELETED_VERSION.match(version):
+        raise header_error("x-ms-deleted-share-version", message="x-ms-deleted-share-version is the 16 "
+                           "hex digit Version that List Shares include=deleted reports.")
+    store, account = call.ctx.store, call.target.account
+    share = await call.run(lambda: store.restore_share(account, name, version.upper()))
+    return reply(call, 201, etag_headers(share.etag, share.last_modified))
 
 
 async def create_snapshot(call: Call) -> web.StreamResponse:

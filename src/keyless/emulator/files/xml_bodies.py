@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
@@ -30,13 +31,36 @@ def share_xml(share: ShareRecord, with_metadata: bool, now: float) -> str:
         + f"<LeaseStatus>{lease['x-ms-lease-status']}</LeaseStatus>"
         f"<LeaseState>{lease['x-ms-lease-state']}</LeaseState>"
         + (f"<LeaseDuration>{duration}</LeaseDuration>" if duration else "")
-        + "<EnabledProtocols>SMB</EnabledProtocols></Properties>"
+        + "<EnabledProtocols>SMB</EnabledProtocols>"
+        + _deleted_properties(share, now)
+        + "</Properties>"
     )
     meta = ""
     if with_metadata:
         meta = "<Metadata>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in share.metadata) + "</Metadata>"
     snapshot = f"<Snapshot>{share.snapshot}</Snapshot>" if share.snapshot else ""
-    return f"<Share><Name>{escape(share.name)}</Name>{snapshot}{props}{meta}</Share>"
+    deleted = (f"<Deleted>true</Deleted><Version>{share.deleted_version}</Version>"
+               if share.deleted_version else "")
+    return f"<Share><Name>{escape(share.name)}</Name>{snapshot}{deleted}{props}{meta}</Share>"
+
+
+def _deleted_properties(share: ShareRecord, now: float) -> str:
+    """A soft-deleted share's <DeletedTime> and <RemainingRetentionDays>, where the service puts them:
+    last in <Properties>, as in azure-sdk-for-python's recording
+    tests/recordings/test_share.test_restore_to_existing_share.yaml. The days left count calendar days
+    (UTC): the retention days less the days begun since the deletion day. That is what the recording
+    shows under a one-day policy: 1 for shares deleted earlier that day, 0 for one deleted 20 hours
+    before, on the previous day."""
+    if not share.deleted_version or share.deleted_time is None:
+        return ""
+    elapsed = (_utc_date(now) - _utc_date(share.deleted_time)).days
+    remaining = max(0, (share.retention_days or 0) - elapsed)
+    return (f"<DeletedTime>{http_date(share.deleted_time)}</DeletedTime>"
+            f"<RemainingRetentionDays>{remaining}</RemainingRetentionDays>")
+
+
+def _utc_date(when: float) -> datetime.date:
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).date()
 
 
 def encode_marker(key: str) -> str:
@@ -95,7 +119,7 @@ def _name_xml(tag: str, name: str) -> str:
 def _entry_xml(tag: str, node: Node, include: set[str], extended: bool) -> str:
     parts = [f"<{tag}>", _name_xml("Name", node.name)]
     if extended:
-        parts.append(f"<FileId>{node.id}</FileId>")
+        parts.append(f"<FileId>{node.file_id}</FileId>")
     parts.append("<Properties>")
     if not node.is_dir:
         parts.append(f"<Content-Length>{node.content_length}</Content-Length>")

@@ -1,6 +1,6 @@
-"""File and share metadata in SQLite (``DIR/meta.sqlite3``, WAL journal): the schema, rows <-> records,
-and every query the store makes. The store decides what to write and in which order; this module knows
-how it is stored.
+"""File and share metadata in SQLite (``DIR/meta.sqlite3``, WAL journal): the schema and every query the
+store makes (how a record maps to a row is in ``rows``). The store decides what to write and in which
+order; this module knows how it is stored.
 
 Threads: handlers call the store from the event loop and from worker threads. Each thread has its own
 connection (SQLite connections must not be shared across threads mid-transaction); writers take
@@ -24,32 +24,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from keyless.emulator.errors import StorageError
-from keyless.emulator.storage.records import (
-    AccessPolicy,
-    ContentSettings,
-    Metadata,
-    Node,
-    ShareLease,
-    ShareRecord,
-    SmbProps,
-    name_key,
+from keyless.emulator.storage.records import Node, ShareLease, ShareRecord, name_key
+from keyless.emulator.storage.rows import (
+    NODE_COLUMNS,
+    SHARE_COLUMNS,
+    dumps_metadata,
+    node_from_row,
+    node_values,
+    share_from_row,
 )
 from keyless.emulator.storage.schema import MIGRATIONS, SCHEMA
 from keyless.protocol import E_PARENT_NOT_FOUND, E_RESOURCE_NOT_FOUND, E_SHARE_NOT_FOUND
 
-_NODE_COLUMNS = (
-    "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
-    "content_encoding, content_language, content_disposition, cache_control, content_md5, attributes, "
-    "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
-    "copy_completion, copy_status, copy_progress, copy_status_description"
-)
-_SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
-                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed")
 # Statements assembled once from the constant column lists above (no request data is ever interpolated).
-_SELECT_NODE = f"SELECT {_NODE_COLUMNS} FROM nodes"  # noqa: S608
-_SELECT_NODE_KEY = f"SELECT {_NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
-_SELECT_SHARE = f"SELECT {_SHARE_COLUMNS} FROM shares"  # noqa: S608
-_TREE_COLUMNS = ", ".join(f"n.{c.strip()}" for c in _NODE_COLUMNS.split(","))
+_SELECT_NODE = f"SELECT {NODE_COLUMNS} FROM nodes"  # noqa: S608
+_SELECT_NODE_KEY = f"SELECT {NODE_COLUMNS}, name_key FROM nodes"  # noqa: S608
+_SELECT_SHARE = f"SELECT {SHARE_COLUMNS} FROM shares"  # noqa: S608
+# Live shares and snapshots only: a soft-deleted share answers as if it did not exist (ShareNotFound).
+_LIVE = "deleted_version=''"
+# List Shares order within one name: deleted versions (oldest first), snapshots (oldest first), then the
+# live share, as the service lists them; "!" sorts below every snapshot timestamp and "~" above.
+_LIST_KEY = ("CASE WHEN deleted_version<>'' THEN '!' || deleted_version WHEN snapshot='' THEN '~' "
+             "ELSE snapshot END")
+_TREE_COLUMNS = ", ".join(f"n.{c.strip()}" for c in NODE_COLUMNS.split(","))
 # A share's nodes, parents first (a renamed directory may be older than its new parent).
 _SELECT_TREE = (
     "WITH RECURSIVE tree(id, depth) AS (SELECT id, 0 FROM nodes "  # noqa: S608
@@ -57,7 +54,8 @@ _SELECT_TREE = (
     "UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN tree t ON n.parent_id = t.id) "
     f"SELECT {_TREE_COLUMNS} FROM nodes n JOIN tree t ON n.id = t.id ORDER BY t.depth"
 )
-_INSERT_NODE = f"INSERT INTO nodes ({_NODE_COLUMNS}, name_key) VALUES ({','.join('?' * 29)})"  # noqa: S608
+_INSERT_NODE = (f"INSERT INTO nodes ({NODE_COLUMNS}, name_key) "  # noqa: S608
+                f"VALUES ({','.join('?' * (NODE_COLUMNS.count(',') + 2))})")
 
 
 class MetadataDb:
@@ -164,8 +162,8 @@ class MetadataDb:
 
     @staticmethod
     def share_exists(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> bool:
-        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=? AND snapshot=?",
-                           (account, name, snapshot)).fetchone()
+        row = conn.execute("SELECT 1 FROM shares WHERE account=? AND name=? AND snapshot=? "
+                           "AND deleted_version=''", (account, name, snapshot)).fetchone()
         return row is not None
 
     @staticmethod
@@ -174,7 +172,7 @@ class MetadataDb:
         cur = conn.execute(
             "INSERT INTO shares (account, name, snapshot, quota, metadata, etag, last_modified, created, "
             "root_id, access_tier, tier_changed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (share.account, share.name, share.snapshot, share.quota, _dumps_metadata(share.metadata),
+            (share.account, share.name, share.snapshot, share.quota, dumps_metadata(share.metadata),
              share.etag, share.last_modified, share.created, share.root_id, share.access_tier,
              share.tier_changed),
         )
@@ -182,10 +180,12 @@ class MetadataDb:
         smb = root.smb
         conn.execute(
             "INSERT INTO nodes (id, share_id, parent_id, name, name_key, is_dir, metadata, etag, "
-            "last_modified, attributes, creation_time, last_write_time, change_time, permission_key) "
-            "VALUES (?,?,NULL,'','',1,?,?,?,?,?,?,?,?)",
-            (root.id, share_id, _dumps_metadata(root.metadata), root.etag, root.last_modified,
-             smb.attributes, smb.creation_time, smb.last_write_time, smb.change_time, smb.permission_key),
+            "last_modified, attributes, creation_time, last_write_time, change_time, permission_key, "
+            "file_id) "
+            "VALUES (?,?,NULL,'','',1,?,?,?,?,?,?,?,?,?)",
+            (root.id, share_id, dumps_metadata(root.metadata), root.etag, root.last_modified,
+             smb.attributes, smb.creation_time, smb.last_write_time, smb.change_time, smb.permission_key,
+             root.live_id),
         )
         return share_id
 
@@ -195,54 +195,56 @@ class MetadataDb:
     @staticmethod
     def share_in(conn: sqlite3.Connection, account: str, name: str, snapshot: str = "") -> ShareRecord:
         row = conn.execute(
-            _SELECT_SHARE + " WHERE account=? AND name=? AND snapshot=?", (account, name, snapshot)
+            _SELECT_SHARE + f" WHERE account=? AND name=? AND snapshot=? AND {_LIVE}",
+            (account, name, snapshot),
         ).fetchone()
         if row is None:
             if snapshot and MetadataDb.share_exists(conn, account, name):
                 raise StorageError(404, "ShareSnapshotNotFound",
                                    "The specified share snapshot does not exist.")
             raise StorageError(404, E_SHARE_NOT_FOUND)
-        return _share_from_row(row)
+        return share_from_row(row)
 
     def list_shares(self, account: str, prefix: str, marker: tuple[str, str] | None, limit: int, *,
-                    snapshots: bool = False) -> tuple[list[ShareRecord], tuple[str, str] | None]:
-        """Shares by name; with ``snapshots`` each share's snapshots (oldest first) precede it.
+                    snapshots: bool = False, deleted: bool = False,
+                    ) -> tuple[list[ShareRecord], tuple[str, str] | None]:
+        """Shares by name; with ``snapshots`` each share's snapshots (oldest first) precede it, with
+        ``deleted`` its soft-deleted versions (not their snapshots) precede those.
 
-        Markers are (name, snapshot) pairs: a page may end between two snapshots of one share.
+        Markers are (name, list key) pairs (``list_key``): a page may end between two entries of one name.
         """
-        # The live share sorts after its snapshots: its key is "~", above every timestamp.
-        order = "CASE snapshot WHEN '' THEN '~' ELSE snapshot END"
-        m_name, m_snap = marker or ("", "")
+        m_name, m_key = marker or ("", "")
         rows = self.conn().execute(
             _SELECT_SHARE + f" WHERE account=? AND substr(name,1,?)=? AND (?=1 OR snapshot='') "
-            f"AND (name, {order}) >= (?, ?) ORDER BY name, {order} LIMIT ?",
-            (account, len(prefix), prefix, int(snapshots), m_name, m_snap or ("~" if marker else ""),
-             limit + 1),
+            f"AND (?=1 OR deleted_version='') AND (deleted_version='' OR snapshot='') "
+            f"AND (name, {_LIST_KEY}) >= (?, ?) ORDER BY name, {_LIST_KEY} LIMIT ?",
+            (account, len(prefix), prefix, int(snapshots), int(deleted), m_name,
+             m_key or ("~" if marker else ""), limit + 1),
         ).fetchall()
-        shares = [_share_from_row(r) for r in rows]
+        shares = [share_from_row(r) for r in rows]
         if len(shares) > limit:
             nxt = shares[limit]
-            return shares[:limit], (nxt.name, nxt.snapshot)
+            return shares[:limit], (nxt.name, list_key(nxt))
         return shares, None
 
     @staticmethod
     def snapshots_of(conn: sqlite3.Connection, account: str, name: str) -> list[ShareRecord]:
-        rows = conn.execute(_SELECT_SHARE + " WHERE account=? AND name=? AND snapshot<>'' ORDER BY snapshot",
-                            (account, name)).fetchall()
-        return [_share_from_row(r) for r in rows]
+        rows = conn.execute(_SELECT_SHARE + f" WHERE account=? AND name=? AND snapshot<>'' AND {_LIVE} "
+                            "ORDER BY snapshot", (account, name)).fetchall()
+        return [share_from_row(r) for r in rows]
 
     @staticmethod
     def share_nodes(conn: sqlite3.Connection, share_id: int) -> list[Node]:
         """Every node of a share, parents before children (ordered by depth from the root)."""
         rows = conn.execute(_SELECT_TREE, (share_id,)).fetchall()
-        return [_node_from_row(r) for r in rows]
+        return [node_from_row(r) for r in rows]
 
     @staticmethod
     def save_share(conn: sqlite3.Connection, share: ShareRecord) -> None:
         conn.execute(
             "UPDATE shares SET quota=?, metadata=?, etag=?, last_modified=?, acl=?, access_tier=?, "
             "tier_changed=? WHERE id=?",
-            (share.quota, _dumps_metadata(share.metadata), share.etag, share.last_modified,
+            (share.quota, dumps_metadata(share.metadata), share.etag, share.last_modified,
              json.dumps([[p.id, p.start, p.expiry, p.permission] for p in share.acl]), share.access_tier,
              share.tier_changed, share.id),
         )
@@ -287,6 +289,40 @@ class MetadataDb:
         conn.execute("DELETE FROM shares WHERE id=?", (share_id,))
         return blobs
 
+    # -- soft delete --
+
+    @staticmethod
+    def mark_deleted(conn: sqlite3.Connection, share_id: int, version: str, when: float, days: int) -> None:
+        """Soft-delete one share or snapshot row: it keeps its tree and bytes, loses its lease."""
+        conn.execute("UPDATE shares SET deleted_version=?, deleted_time=?, retention_days=?, lease_id=NULL, "
+                     "lease_duration=-1, lease_expires=NULL, lease_broken_at=NULL WHERE id=?",
+                     (version, when, days, share_id))
+
+    @staticmethod
+    def deleted_versions(conn: sqlite3.Connection, account: str, name: str) -> set[str]:
+        rows = conn.execute("SELECT DISTINCT deleted_version FROM shares WHERE account=? AND name=? "
+                            "AND deleted_version<>''", (account, name))
+        return {str(r[0]) for r in rows}
+
+    @staticmethod
+    def deleted_share(conn: sqlite3.Connection, account: str, name: str, version: str) -> list[ShareRecord]:
+        """A soft-deleted version's rows: the share first, then its snapshots (oldest first)."""
+        rows = conn.execute(_SELECT_SHARE + " WHERE account=? AND name=? AND deleted_version=? "
+                            "ORDER BY snapshot<>'', snapshot", (account, name, version)).fetchall()
+        return [share_from_row(r) for r in rows]
+
+    @staticmethod
+    def mark_restored(conn: sqlite3.Connection, share_id: int) -> None:
+        conn.execute("UPDATE shares SET deleted_version='', deleted_time=NULL, retention_days=NULL "
+                     "WHERE id=?", (share_id,))
+
+    @staticmethod
+    def expired_shares(conn: sqlite3.Connection, now: float) -> list[int]:
+        """Rows of soft-deleted shares whose retention has run out by ``now``."""
+        rows = conn.execute("SELECT id FROM shares WHERE deleted_time IS NOT NULL "
+                            "AND deleted_time + retention_days * 86400.0 <= ?", (now,))
+        return [int(r[0]) for r in rows]
+
     def share_usage(self, share_id: int) -> int:
         row = self.conn().execute(
             "SELECT COALESCE(SUM(content_length),0) FROM nodes WHERE share_id=? AND is_dir=0", (share_id,)
@@ -301,20 +337,20 @@ class MetadataDb:
             _SELECT_NODE + " WHERE share_id=? AND parent_id=? AND name_key=?",
             (share_id, parent_id, name_key(name)),
         ).fetchone()
-        return None if row is None else _node_from_row(row)
+        return None if row is None else node_from_row(row)
 
     @staticmethod
     def node_by_id(conn: sqlite3.Connection, node_id: str) -> Node:
         row = conn.execute(_SELECT_NODE + " WHERE id=?", (node_id,)).fetchone()
         if row is None:
             raise StorageError(404, E_RESOURCE_NOT_FOUND)
-        return _node_from_row(row)
+        return node_from_row(row)
 
     @staticmethod
     def node_with_blob(conn: sqlite3.Connection, node_id: str, blob: str) -> Node | None:
         """The node, if it still names ``blob`` (not deleted or replaced meanwhile)."""
         row = conn.execute(_SELECT_NODE + " WHERE id=? AND blob=?", (node_id, blob)).fetchone()
-        return None if row is None else _node_from_row(row)
+        return None if row is None else node_from_row(row)
 
     def parent_id(self, conn: sqlite3.Connection, share: ShareRecord, path: tuple[str, ...]) -> str:
         """Id of the directory that holds ``path[-1]``; 404 ParentNotFound if any ancestor is missing."""
@@ -360,24 +396,15 @@ class MetadataDb:
             (directory_id, len(key_prefix), key_prefix, marker or "", limit + 1),
         ).fetchall()
         next_marker = str(rows[limit][-1]) if len(rows) > limit else None
-        return [_node_from_row(r) for r in rows[:limit]], next_marker
+        return [node_from_row(r) for r in rows[:limit]], next_marker
 
     # -- node rows --
 
     @staticmethod
     def insert(conn: sqlite3.Connection, node: Node) -> None:
-        c = node.content
         conn.execute(
             _INSERT_NODE,
-            (
-                node.id, node.share_id, node.parent_id, node.name, int(node.is_dir),
-                _dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
-                c.content_type, c.content_encoding, c.content_language, c.content_disposition,
-                c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
-                node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
-                node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.copy_status,
-                node.copy_progress, node.copy_status_description, name_key(node.name),
-            ),
+            (*node_values(node), name_key(node.name)),
         )
 
     @staticmethod
@@ -391,7 +418,7 @@ class MetadataDb:
             "lease_id=?, copy_id=?, copy_source=?, copy_completion=?, copy_status=?, copy_progress=?, "
             "copy_status_description=? WHERE id=?",
             (
-                _dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
+                dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
                 c.content_type, c.content_encoding, c.content_language, c.content_disposition,
                 c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
                 node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
@@ -425,75 +452,8 @@ class MetadataDb:
         conn.execute("DELETE FROM nodes WHERE id=?", (node_id,))
 
 
-def _dumps_metadata(metadata: Metadata) -> str:
-    return json.dumps([list(pair) for pair in metadata], ensure_ascii=False)
-
-
-def _loads_metadata(text: str) -> Metadata:
-    return tuple((str(k), str(v)) for k, v in json.loads(text))
-
-
-def _share_from_row(row: tuple[object, ...]) -> ShareRecord:
-    return ShareRecord(
-        id=int(row[0]),  # type: ignore[call-overload]
-        account=str(row[1]),
-        name=str(row[2]),
-        quota=int(row[3]),  # type: ignore[call-overload]
-        metadata=_loads_metadata(str(row[4])),
-        etag=str(row[5]),
-        last_modified=float(row[6]),  # type: ignore[arg-type]
-        created=float(row[7]),  # type: ignore[arg-type]
-        root_id=str(row[8]),
-        snapshot=str(row[9]),
-        lease=ShareLease(
-            lease_id=_opt(row[10]),
-            duration=int(row[11]),  # type: ignore[call-overload]
-            expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
-            broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
-        ),
-        acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
-        access_tier=str(row[15]),
-        tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
-    )
-
-
-def _node_from_row(row: tuple[object, ...]) -> Node:
-    md5 = row[14]
-    return Node(
-        id=str(row[0]),
-        share_id=int(row[1]),  # type: ignore[call-overload]
-        parent_id=None if row[2] is None else str(row[2]),
-        name=str(row[3]),
-        is_dir=bool(row[4]),
-        metadata=_loads_metadata(str(row[5])),
-        etag=str(row[6]),
-        last_modified=float(row[7]),  # type: ignore[arg-type]
-        content_length=int(row[8]),  # type: ignore[call-overload]
-        content=ContentSettings(
-            content_type=_opt(row[9]),
-            content_encoding=_opt(row[10]),
-            content_language=_opt(row[11]),
-            content_disposition=_opt(row[12]),
-            cache_control=_opt(row[13]),
-            content_md5=bytes(md5) if isinstance(md5, bytes | bytearray | memoryview) else None,
-        ),
-        smb=SmbProps(
-            attributes=str(row[15]),
-            creation_time=str(row[16]),
-            last_write_time=str(row[17]),
-            change_time=str(row[18]),
-            permission_key=str(row[19]),
-        ),
-        blob=_opt(row[20]),
-        lease_id=_opt(row[21]),
-        copy_id=_opt(row[22]),
-        copy_source=_opt(row[23]),
-        copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
-        copy_status=_opt(row[25]),
-        copy_progress=_opt(row[26]),
-        copy_status_description=_opt(row[27]),
-    )
-
-
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
+def list_key(share: ShareRecord) -> str:
+    """Where ``share`` sorts among the entries of its name in List Shares (the SQL ``_LIST_KEY``)."""
+    if share.deleted_version:
+        return "!" + share.deleted_version
+    return share.snapshot or "~"

@@ -85,6 +85,11 @@ class ShareRecord:
     acl: tuple[AccessPolicy, ...] = ()  # stored access policies (Set Share ACL), at most 5
     access_tier: str = "TransactionOptimized"
     tier_changed: float | None = None  # when access_tier was last set
+    # Soft delete: the version List Shares include=deleted reports ("" while the share is live), when it
+    # was deleted, and the retention days in force then (the share is purged that many days later).
+    deleted_version: str = ""
+    deleted_time: float | None = None
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,20 @@ class Node:
     copy_status: str | None = None
     copy_progress: str | None = None
     copy_status_description: str | None = None
+    # On a share snapshot's copy: the FileIds of the live file or directory it was copied from and of
+    # its parent, which the snapshot reports (Azure keeps FileIds across snapshots). None on live nodes.
+    live_id: str | None = None
+    live_parent_id: str | None = None
+
+    @property
+    def file_id(self) -> str:
+        """The FileId the service reports (x-ms-file-id, <FileId>)."""
+        return self.live_id or self.id
+
+    @property
+    def parent_file_id(self) -> str | None:
+        """The parent directory's FileId (x-ms-file-parent-id); None for a share's root."""
+        return self.live_parent_id or self.parent_id
 
 
 @dataclass(frozen=True)

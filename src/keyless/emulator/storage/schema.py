@@ -113,5 +113,50 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE nodes ADD COLUMN copy_progress TEXT;
     ALTER TABLE nodes ADD COLUMN copy_status_description TEXT;
     """,
+    # 8: share soft delete. A soft-deleted share (and its snapshots) keeps its rows, marked with the
+    # version List Shares include=deleted reports (``deleted_version``; '' while live), when it was
+    # deleted and the retention days then in force. Several deleted versions of one name and a live
+    # share of that name coexist, so UNIQUE (account, name, snapshot) gains deleted_version: a rebuild.
+    """
+    CREATE TABLE shares_v8 (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        snapshot TEXT NOT NULL DEFAULT '',
+        quota INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified REAL NOT NULL,
+        created REAL NOT NULL,
+        root_id TEXT NOT NULL,
+        lease_id TEXT,
+        lease_duration INTEGER NOT NULL DEFAULT -1,
+        lease_expires REAL,
+        lease_broken_at REAL,
+        acl TEXT NOT NULL DEFAULT '[]',
+        access_tier TEXT NOT NULL DEFAULT 'TransactionOptimized',
+        tier_changed REAL,
+        deleted_version TEXT NOT NULL DEFAULT '',
+        deleted_time REAL,
+        retention_days INTEGER,
+        UNIQUE (account, name, snapshot, deleted_version)
+    );
+    INSERT INTO shares_v8 (id, account, name, snapshot, quota, metadata, etag, last_modified, created,
+                           root_id, lease_id, lease_duration, lease_expires, lease_broken_at, acl,
+                           access_tier, tier_changed)
+        SELECT id, account, name, snapshot, quota, metadata, etag, last_modified, created, root_id,
+               lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed
+        FROM shares;
+    DROP TABLE shares;
+    ALTER TABLE shares_v8 RENAME TO shares;
+    CREATE INDEX shares_deleted ON shares (deleted_time) WHERE deleted_time IS NOT NULL;
+    """,
+    # 9: a share snapshot's files and directories report the live FileIds they were copied from (Azure
+    # keeps x-ms-file-id across snapshots); the snapshot's own rows still need ids of their own, as ids
+    # are the node table's key. NULL on live nodes: their id is their FileId.
+    """
+    ALTER TABLE nodes ADD COLUMN file_id TEXT;
+    ALTER TABLE nodes ADD COLUMN parent_file_id TEXT;
+    """,
 )
 RANGES_SINCE = 2  # the schema version that brought blob_ranges

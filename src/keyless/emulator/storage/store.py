@@ -15,7 +15,8 @@ job, because it alone orders the byte work against the commit:
     committed; the old blob (if any) is unlinked after the commit. A crash before the commit leaves an
     unreferenced blob, which the start-up sweep deletes.
   - delete file / directory / share: the rows go in one transaction, then the blobs are unlinked.
-    A crash in between leaves orphans, swept at start.
+    A crash in between leaves orphans, swept at start. Purging an expired soft-deleted share is the
+    same; soft-deleting and restoring a share only mark its rows (one transaction, no byte work).
   - rename: only rows change (blobs are keyed by id, never by path), so it is one transaction.
   - put range: the bytes are written in place, then etag / last-modified are committed. A crash in
     between leaves the old etag with (some of) the new bytes; this is the service's own contract for a
@@ -144,7 +145,7 @@ class Store(CopyStore):
             directories=[n for n in nodes if n.is_dir],
             files=[n for n in nodes if not n.is_dir],
             next_marker=next_marker,
-            directory_id=node.id,
+            directory_id=node.file_id,
         )
 
     # -- files --

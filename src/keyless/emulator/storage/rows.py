@@ -1,0 +1,120 @@
+"""How a stored record maps to a SQLite row and back: the column lists, in the order the metadata
+queries select and insert them, and the conversions. Kept apart from the queries so a new column is one
+edit here plus a schema step."""
+
+from __future__ import annotations
+
+import json
+
+from keyless.emulator.storage.records import (
+    AccessPolicy,
+    ContentSettings,
+    Metadata,
+    Node,
+    ShareLease,
+    ShareRecord,
+    SmbProps,
+)
+
+NODE_COLUMNS = (
+    "id, share_id, parent_id, name, is_dir, metadata, etag, last_modified, content_length, content_type, "
+    "content_encoding, content_language, content_disposition, cache_control, content_md5, attributes, "
+    "creation_time, last_write_time, change_time, permission_key, blob, lease_id, copy_id, copy_source, "
+    "copy_completion, copy_status, copy_progress, copy_status_description, file_id, parent_file_id"
+)
+SHARE_COLUMNS = ("id, account, name, quota, metadata, etag, last_modified, created, root_id, snapshot, "
+                  "lease_id, lease_duration, lease_expires, lease_broken_at, acl, access_tier, tier_changed, "
+                  "deleted_version, deleted_time, retention_days")
+
+
+def node_values(node: Node) -> tuple[object, ...]:
+    """``node``'s values in ``NODE_COLUMNS`` order."""
+    c = node.content
+    return (
+        node.id, node.share_id, node.parent_id, node.name, int(node.is_dir),
+        dumps_metadata(node.metadata), node.etag, node.last_modified, node.content_length,
+        c.content_type, c.content_encoding, c.content_language, c.content_disposition,
+        c.cache_control, c.content_md5, node.smb.attributes, node.smb.creation_time,
+        node.smb.last_write_time, node.smb.change_time, node.smb.permission_key, node.blob,
+        node.lease_id, node.copy_id, node.copy_source, node.copy_completion, node.copy_status,
+        node.copy_progress, node.copy_status_description, node.live_id, node.live_parent_id,
+    )
+
+
+def dumps_metadata(metadata: Metadata) -> str:
+    return json.dumps([list(pair) for pair in metadata], ensure_ascii=False)
+
+
+def loads_metadata(text: str) -> Metadata:
+    return tuple((str(k), str(v)) for k, v in json.loads(text))
+
+
+def share_from_row(row: tuple[object, ...]) -> ShareRecord:
+    return ShareRecord(
+        id=int(row[0]),  # type: ignore[call-overload]
+        account=str(row[1]),
+        name=str(row[2]),
+        quota=int(row[3]),  # type: ignore[call-overload]
+        metadata=loads_metadata(str(row[4])),
+        etag=str(row[5]),
+        last_modified=float(row[6]),  # type: ignore[arg-type]
+        created=float(row[7]),  # type: ignore[arg-type]
+        root_id=str(row[8]),
+        snapshot=str(row[9]),
+        lease=ShareLease(
+            lease_id=opt(row[10]),
+            duration=int(row[11]),  # type: ignore[call-overload]
+            expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
+            broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
+        ),
+        acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
+        access_tier=str(row[15]),
+        tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
+        deleted_version=str(row[17]),
+        deleted_time=None if row[18] is None else float(row[18]),  # type: ignore[arg-type]
+        retention_days=None if row[19] is None else int(row[19]),  # type: ignore[call-overload]
+    )
+
+
+def node_from_row(row: tuple[object, ...]) -> Node:
+    md5 = row[14]
+    return Node(
+        id=str(row[0]),
+        share_id=int(row[1]),  # type: ignore[call-overload]
+        parent_id=None if row[2] is None else str(row[2]),
+        name=str(row[3]),
+        is_dir=bool(row[4]),
+        metadata=loads_metadata(str(row[5])),
+        etag=str(row[6]),
+        last_modified=float(row[7]),  # type: ignore[arg-type]
+        content_length=int(row[8]),  # type: ignore[call-overload]
+        content=ContentSettings(
+            content_type=opt(row[9]),
+            content_encoding=opt(row[10]),
+            content_language=opt(row[11]),
+            content_disposition=opt(row[12]),
+            cache_control=opt(row[13]),
+            content_md5=bytes(md5) if isinstance(md5, bytes | bytearray | memoryview) else None,
+        ),
+        smb=SmbProps(
+            attributes=str(row[15]),
+            creation_time=str(row[16]),
+            last_write_time=str(row[17]),
+            change_time=str(row[18]),
+            permission_key=str(row[19]),
+        ),
+        blob=opt(row[20]),
+        lease_id=opt(row[21]),
+        copy_id=opt(row[22]),
+        copy_source=opt(row[23]),
+        copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
+        copy_status=opt(row[25]),
+        copy_progress=opt(row[26]),
+        copy_status_description=opt(row[27]),
+        live_id=opt(row[28]),
+        live_parent_id=opt(row[29]),
+    )
+
+
+def opt(value: object) -> str | None:
+    return None if value is None else str(value)
