@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 from keyless import protocol as p
 from keyless.clock import SYSTEM_CLOCK, Clock
+from keyless.files import checksums
 from keyless.files.auth import Authorizer, BearerAuth, SharedKeyAuth, TokenCredential
 from keyless.files.destinations import Destinations
 from keyless.files.errors import (
@@ -43,12 +45,25 @@ from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.pipeline import Pipeline, Request, Result
 from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.times import format_time
-from keyless.files.transport import HttpTransport, Response, SendError, Transport
-from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, join_path, parse
+from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink, Transport
+from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, encode_segment, join_path, parse, split_path
 
 __all__ = ["RANGE_SIZE", "Entry", "Properties", "ShareClient"]
 
 _READ, _WRITE, _DELETE = p.ACTION_READ, p.ACTION_WRITE, p.ACTION_DELETE
+
+
+_RANGE_QUERY = {"comp": "range"}
+
+
+def _decode_from_memory(resp: Response, out: memoryview, length: int, where: str) -> None:
+    if resp.header(checksums.STRUCTURED_LENGTH_HEADER) != str(length):
+        raise IntegrityError(f"{where}: got {resp.header(checksums.STRUCTURED_LENGTH_HEADER)} bytes")
+    stream = io.BytesIO(resp.data)
+    try:
+        checksums.decode_into(stream.readinto, out, len(resp.data))
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where}: {exc.message}", status=resp.status) from None
 
 
 def _as_authorizer(credential: Any, account_key: str | None, account: str) -> Authorizer:
@@ -85,6 +100,7 @@ class ShareClient:
             parse(share, emulator_url=emulator_url, suffixes=suffixes) if isinstance(share, str) else share
         )
         self.target = self.target.with_path("")
+        self._share_url = self.target.url
         self.auth = _as_authorizer(credential, account_key, self.target.account)
         self.transport: HttpTransport = transport or Transport(
             ca_cert=ca_cert, pool_size=max(concurrency, 1) + 4
@@ -97,6 +113,10 @@ class ShareClient:
         self._pipeline = Pipeline(
             self.transport, self.destinations, self.auth, self.retry, AccessWait(wait_for_access), clock
         )
+        self.transport_streams = self._pipeline.streams
+        # Ranges are read as CRC64-checked structured messages until a reply shows the service does not
+        # send them (then with MD5: see read_range_into).
+        self._crc64_downloads = True
 
     def __repr__(self) -> str:
         return f"ShareClient({self.target.shorthand()!r}, auth={self.auth.scheme})"
@@ -112,6 +132,13 @@ class ShareClient:
     def url(self, path: str = "") -> FileUrl:
         return self.target.with_path(path)
 
+    def _path_url(self, path: str) -> str:
+        """``self.url(path).url`` without building a FileUrl per request."""
+        names = split_path(path)
+        if not names:
+            return self._share_url
+        return self._share_url + "/" + "/".join([encode_segment(n) for n in names])
+
     def identity(self) -> str:
         return self.auth.identity()
 
@@ -123,34 +150,51 @@ class ShareClient:
         *,
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        body: bytes | None = None,
+        body: Body | None = None,
         operation: str = "",
         action: str = _READ,
         idempotent: bool = True,
+        content_length: int | None = None,
+        sink: Sink | None = None,
     ) -> Response:
-        target = self.url(path)
-        url = target.url
+        """Send one operation's request (retries and token refresh included) and return its 2xx reply,
+        or raise the typed error. ``body`` as chunks needs ``content_length``; ``sink`` reads a 2xx
+        reply's body itself (see :mod:`keyless.files.transport`)."""
+        url = self._path_url(path)
         if query:
             url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
-        info = RequestInfo(
+        request = Request(
+            method,
+            url,
+            headers or {},
+            body,
+            idempotent,
+            client_request_id=str(uuid.uuid4()),
+            content_length=content_length,
+            sink=sink,
+        )
+        try:
+            result = self._pipeline.send(request)
+        except SendError as exc:
+            info = self._info(method, path, operation, action)
+            message = f"{operation or method} {info.url}: no reply ({exc})"
+            raise ConnectionFailed(message, request=info) from None
+        if 200 <= result.response.status < 300:
+            return result.response
+        info = replace(self._info(method, path, operation, action), identity=self.auth.identity())
+        raise self._failure(result, info)
+
+    def _info(self, method: str, path: str, operation: str, action: str) -> RequestInfo:
+        # Built only for a failure: what its message may say about the request.
+        return RequestInfo(
             method=method,
-            url=target.url,
+            url=self.url(path).url,
             account=self.account,
             share=self.share,
             operation=operation,
             action=action,
             backup_intent=self.auth.scheme == "Bearer",
         )
-        request = Request(method, url, headers or {}, body, idempotent, client_request_id=str(uuid.uuid4()))
-        try:
-            result = self._pipeline.send(request)
-        except SendError as exc:
-            raise ConnectionFailed(
-                f"{operation or method} {target.url}: no reply ({exc})", request=info
-            ) from None
-        if 200 <= result.response.status < 300:
-            return result.response
-        raise self._failure(result, replace(info, identity=self.auth.identity()))
 
     @staticmethod
     def _failure(result: Result, info: RequestInfo) -> FilesError:
@@ -333,51 +377,104 @@ class ShareClient:
             return None
 
     def put_range(
-        self, path: str, offset: int, data: bytes | memoryview, *, preserve_mtime: bool = False
+        self, path: str, offset: int, data: bytes | bytearray | memoryview, *, preserve_mtime: bool = False
     ) -> None:
-        """Write ``data`` (at most 4 MiB) at ``offset``, with a transactional MD5 the service checks."""
-        body = bytes(data)
-        if not body:
+        """Write ``data`` (at most 4 MiB) at ``offset``. The range travels as a structured message with its
+        CRC64, which the service checks (a mismatch is refused with 400 Crc64Mismatch, nothing written);
+        ``data`` is sent as it is, never copied."""
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        size = len(view)
+        if not size:
             return
-        if len(body) > RANGE_SIZE:
-            raise ValueError(f"a range holds at most {RANGE_SIZE} bytes, got {len(body)}")
-        headers = {
-            "x-ms-range": f"bytes={offset}-{offset + len(body) - 1}",
-            "x-ms-write": "update",
-            "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324 - integrity
-        }
+        if size > RANGE_SIZE:
+            raise ValueError(f"a range holds at most {RANGE_SIZE} bytes, got {size}")
+        headers = {"x-ms-range": f"bytes={offset}-{offset + size - 1}", "x-ms-write": "update"}
         if preserve_mtime:
             headers["x-ms-file-last-write-time"] = "preserve"
+        # Always a structured message: x-ms-version 2025-05-05, which every request carries, has them.
+        chunks, total = checksums.encode(view)
+        headers[checksums.STRUCTURED_HEADER] = checksums.STRUCTURED_V1_CRC64
+        headers[checksums.STRUCTURED_LENGTH_HEADER] = str(size)
+        try:
+            self._put_range(path, headers, chunks, total)
+        except FilesError as exc:
+            if exc.code != "Crc64Mismatch":
+                raise
+            raise IntegrityError(
+                f"write range {offset}-{offset + size - 1} of {path}: the service computed another CRC64 "
+                "than was sent (the data was corrupted on the way); nothing was written",
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+            ) from None
+
+    def _put_range(self, path: str, headers: dict[str, str], body: Body, length: int) -> None:
         self.send(
             "PUT",
             path,
-            query={"comp": "range"},
+            query=_RANGE_QUERY,
             headers=headers,
             body=body,
+            content_length=length,
             operation="write range",
             action=_WRITE,
         )
 
-    def get_range(
-        self, path: str, offset: int, length: int, *, check_md5: bool = True
-    ) -> tuple[bytes, Response]:
-        """Bytes ``[offset, offset+length)``; the reply's MD5 is checked when the service sends one."""
-        headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
-        if check_md5 and length <= RANGE_SIZE:
-            headers["x-ms-range-get-content-md5"] = "true"
+    def read_range_into(self, path: str, offset: int, out: memoryview | bytearray) -> Response:
+        """Read ``len(out)`` bytes at ``offset`` straight into ``out``, every byte checked: the range comes
+        as a structured message whose CRC64s are verified as it is read (:mod:`keyless.files.checksums`).
+        Where the service does not answer with one (older versions), the range's MD5 is asked for and
+        checked instead: the fallback where CRC64 cannot apply."""
+        view = memoryview(out).cast("B") if not isinstance(out, memoryview) else out
+        length = len(view)
+        last = offset + length - 1
+        where = f"read range {offset}-{last} of {path}"
+        if length > RANGE_SIZE:
+            raise ValueError(f"a checked range holds at most {RANGE_SIZE} bytes, asked for {length}")
+        if self._crc64_downloads:
+            plain: list[bool] = []
+
+            def sink(headers: dict[str, str], read_into: Callable[[memoryview], int], size: int) -> None:
+                if checksums.STRUCTURED_HEADER not in headers:
+                    plain.append(True)  # not a structured message: its bytes are discarded below
+                    return
+                content = headers.get(checksums.STRUCTURED_LENGTH_HEADER, "")
+                if content != str(length):
+                    raise IntegrityError(f"{where}: got {content or 'an unknown number of'} bytes")
+                checksums.decode_into(read_into, view, size)
+
+            headers = {
+                "x-ms-range": f"bytes={offset}-{last}",
+                checksums.STRUCTURED_HEADER: checksums.STRUCTURED_V1_CRC64,
+            }
+            try:
+                resp = self.send("GET", path, headers=headers, operation="read range", sink=sink)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{where}: {exc.message}", status=206) from None
+            if not plain:
+                if not self.transport_streams and checksums.STRUCTURED_HEADER in resp.headers:
+                    # A transport without sinks returned the message whole: decode it from memory.
+                    _decode_from_memory(resp, view, length, where)
+                return resp
+            self._crc64_downloads = False
+        headers = {"x-ms-range": f"bytes={offset}-{last}", "x-ms-range-get-content-md5": "true"}
         resp = self.send("GET", path, headers=headers, operation="read range")
         data = resp.data
         if len(data) != length:
-            raise IntegrityError(
-                f"read range {offset}-{offset + length - 1} of {path}: got {len(data)} bytes",
-                status=resp.status,
-            )
+            raise IntegrityError(f"{where}: got {len(data)} bytes", status=resp.status)
         expected = resp.header("content-md5")
-        if check_md5 and expected and length <= RANGE_SIZE:
-            actual = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - integrity
-            if actual != expected:
-                raise IntegrityError(f"read range {offset}-{offset + length - 1} of {path}: MD5 mismatch")
-        return data, resp
+        if not expected:
+            raise IntegrityError(f"{where}: the service sent neither a CRC64 nor an MD5 to check it by")
+        if base64.b64encode(hashlib.md5(data).digest()).decode() != expected:  # noqa: S324
+            raise IntegrityError(f"{where}: MD5 mismatch")
+        view[:] = data
+        return resp
+
+    def get_range(self, path: str, offset: int, length: int) -> tuple[bytes, Response]:
+        """Bytes ``[offset, offset+length)`` (at most 4 MiB), checked as :meth:`read_range_into` says."""
+        buf = bytearray(length)
+        resp = self.read_range_into(path, offset, buf)
+        return bytes(buf), resp
 
     def upload_bytes(
         self,
@@ -400,10 +497,10 @@ class ShareClient:
     def read_bytes(self, path: str) -> bytes:
         """The whole file in memory (for small files: ``cat``, the access test)."""
         size = self.properties(path).size
-        out = bytearray()
+        out = bytearray(size)
+        view = memoryview(out)
         for offset, length in ranges(size):
-            data, _ = self.get_range(path, offset, length)
-            out += data
+            self.read_range_into(path, offset, view[offset : offset + length])
         return bytes(out)
 
     # --- delete, rename, copy ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from keyless import localos
 from keyless.files import localpaths
 from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
 from keyless.files.models import Entry, Properties
-from keyless.files.parallel import ranges, run_bounded
+from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
     PART_SUFFIX,
     is_part_name,
@@ -239,17 +239,25 @@ def download_file(
         lock_part(fd)
         os.ftruncate(fd, size)
 
+        buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
+
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data, resp = client.get_range(remote, offset, length)
+            buf = getattr(buffers, "view", None)
+            if buf is None:
+                buf = buffers.view = memoryview(bytearray(RANGE_SIZE))
+            view = buf[:length]
+            resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            localos.pwrite(fd, data, offset)
+            _write_at(fd, view, offset)
             progress(length)
 
         run_bounded(fetch, ranges(size), concurrency)
         if props.content_md5:
+            # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
+            # place MD5 remains (each range was already checked by its CRC64 on the way).
             _check_file_md5(fd, size, props.content_md5, remote)
         os.fsync(fd)
         os.close(fd)
@@ -266,6 +274,12 @@ def download_file(
             os.unlink(part)
         raise
     return size
+
+
+def _write_at(fd: int, view: memoryview, offset: int) -> None:
+    while view:  # a regular file rarely takes less than asked, but it may
+        n = localos.pwrite(fd, view, offset)  # type: ignore[arg-type]
+        view, offset = view[n:], offset + n
 
 
 def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:

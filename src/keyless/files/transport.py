@@ -8,6 +8,7 @@ visible to the retry policy. Where a credential may go is :mod:`keyless.files.de
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,11 +36,21 @@ class Response:
         return self.headers.get(name.lower(), default)
 
 
+#: A request body: bytes, or chunks sent one after the other (a range between its structured-message header
+#: and trailer, never copied into one buffer). Chunks are a sequence, so a retry can send them again.
+Body = bytes | memoryview | Sequence[bytes | memoryview]
+
+#: Reads a 2xx reply's body itself, straight into its own buffer: ``sink(headers, readinto, length)``.
+Sink = Callable[[dict[str, str], Callable[[memoryview], int], int], None]
+
+
 class HttpTransport(Protocol):
-    """What the client needs from a transport; tests plug in an in-memory service here."""
+    """What the client needs from a transport; tests plug in an in-memory service here. A transport that
+    can hand a reply's body to a :data:`Sink` says so with ``streams_bodies = True``; others return it whole
+    in ``Response.data`` and the client reads it from there."""
 
     def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+        self, method: str, url: str, headers: dict[str, str], body: Body | None = None
     ) -> Response: ...
 
 
@@ -53,6 +64,8 @@ class SendError(Exception):
 
 class Transport:
     """urllib3 ``PoolManager`` wrapper. Thread-safe: share one instance between worker threads."""
+
+    streams_bodies = True
 
     def __init__(
         self,
@@ -75,10 +88,25 @@ class Transport:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Body | None = None,
+        sink: Sink | None = None,
+    ) -> Response:
+        """Send one request. With ``sink``, a 2xx reply's body goes to it (``Response.data`` is then
+        empty); any other reply is read whole as usual."""
         try:
-            resp = self._pool.request(
-                method, url, headers=headers, body=body, redirect=False, retries=False, preload_content=True
+            resp = self._pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=sink is None,
             )
         except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
             # Failed before anything was sent: always safe to try again.
@@ -86,7 +114,28 @@ class Transport:
         except (HTTPError, OSError) as exc:
             raise SendError(_describe(exc), sent=True) from None
         headers_out = {k.lower(): v for k, v in resp.headers.items()}
-        return Response(resp.status, headers_out, resp.data or b"")
+        if sink is None:
+            return Response(resp.status, headers_out, resp.data or b"")
+        ok = False
+        try:
+            if 200 <= resp.status < 300:
+                length = int(headers_out.get("content-length", "-1"))
+                # http.client's readinto fills the caller's buffer from the socket without an extra copy;
+                # urllib3's own readinto reads into a temporary bytes first (urllib3 2.x response.py).
+                raw = getattr(resp, "_fp", None)
+                sink(headers_out, raw.readinto if raw is not None else resp.readinto, length)
+                data = b""
+            else:
+                data = resp.read()
+            ok = True
+        except (HTTPError, OSError) as exc:
+            raise SendError(_describe(exc), sent=True) from None
+        finally:
+            if ok:
+                resp.release_conn()
+            else:  # a body read halfway leaves the connection unusable: never hand it to another request
+                resp.close()
+        return Response(resp.status, headers_out, data)
 
     def close(self) -> None:
         self._pool.clear()
