@@ -1,24 +1,21 @@
-"""HTTP(S) transport: one thread-safe urllib3 pool per client, and nothing but I/O.
+"""HTTP(S) transport: one thread-safe connection pool per client, and nothing but I/O.
 
-Redirects are never followed (urllib3 ``redirect=False``): a 3xx comes back to the caller as a reply, so a
-credential never crosses one. Retries are the client's job (``retries=False`` here), so each attempt is
-visible to the retry policy. Where a credential may go is :mod:`keyless.files.destinations`' job.
+Redirects are never followed: a 3xx comes back to the caller as a reply, so a credential never crosses one.
+Retries are the client's job, so each attempt is visible to the retry policy. Where a credential may go is
+:mod:`keyless.files.destinations`' job.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NameResolutionError,
-    NewConnectionError,
-)
+
+from keyless.files.http11 import Body, Http11Pool, SendError, Sink
+
+__all__ = ["DEFAULT_TIMEOUT", "Body", "HttpTransport", "Response", "SendError", "Sink", "Transport"]
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
 
@@ -36,14 +33,6 @@ class Response:
         return self.headers.get(name.lower(), default)
 
 
-#: A request body: bytes, or chunks sent one after the other (a range between its structured-message header
-#: and trailer, never copied into one buffer). Chunks are a sequence, so a retry can send them again.
-Body = bytes | memoryview | Sequence[bytes | memoryview]
-
-#: Reads a 2xx reply's body itself, straight into its own buffer: ``sink(headers, readinto, length)``.
-Sink = Callable[[dict[str, str], Callable[[memoryview], int], int], None]
-
-
 class HttpTransport(Protocol):
     """What the client needs from a transport; tests plug in an in-memory service here. A transport that
     can hand a reply's body to a :data:`Sink` says so with ``streams_bodies = True``; others return it whole
@@ -54,16 +43,9 @@ class HttpTransport(Protocol):
     ) -> Response: ...
 
 
-class SendError(Exception):
-    """A request got no reply. ``sent`` says whether it may have reached the service."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
 class Transport:
-    """urllib3 ``PoolManager`` wrapper. Thread-safe: share one instance between worker threads."""
+    """Persistent HTTP/1.1 connections (:mod:`keyless.files.http11`). Thread-safe: share one instance
+    between worker threads; ``pool_size`` idle connections per host are kept for reuse."""
 
     streams_bodies = True
 
@@ -74,18 +56,14 @@ class Transport:
         pool_size: int = 16,
         timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        kwargs: dict[str, object] = {}
-        if ca_cert:
-            # The emulator's own CA: trust it *instead of* the system store for this client only.
-            ctx = ssl.create_default_context(cafile=ca_cert)
-            kwargs["ssl_context"] = ctx
-        self._pool = urllib3.PoolManager(
-            num_pools=8,
+        # The emulator's own CA: trust it *instead of* the system store for this client only.
+        ctx = ssl.create_default_context(cafile=ca_cert) if ca_cert else ssl.create_default_context()
+        self.timeout = timeout
+        self._pool = Http11Pool(
+            ssl_context=ctx,
             maxsize=pool_size,
-            block=False,
-            retries=False,
-            timeout=timeout,
-            **kwargs,  # type: ignore[arg-type]
+            connect_timeout=_seconds(timeout.connect_timeout),
+            read_timeout=_seconds(timeout.read_timeout),
         )
 
     def request(
@@ -97,51 +75,13 @@ class Transport:
         sink: Sink | None = None,
     ) -> Response:
         """Send one request. With ``sink``, a 2xx reply's body goes to it (``Response.data`` is then
-        empty); any other reply is read whole as usual."""
-        try:
-            resp = self._pool.urlopen(
-                method,
-                url,
-                body=body,
-                headers=headers,
-                redirect=False,
-                retries=False,
-                preload_content=sink is None,
-            )
-        except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
-            # Failed before anything was sent: always safe to try again.
-            raise SendError(_describe(exc), sent=False) from None
-        except (HTTPError, OSError) as exc:
-            raise SendError(_describe(exc), sent=True) from None
-        headers_out = {k.lower(): v for k, v in resp.headers.items()}
-        if sink is None:
-            return Response(resp.status, headers_out, resp.data or b"")
-        ok = False
-        try:
-            if 200 <= resp.status < 300:
-                length = int(headers_out.get("content-length", "-1"))
-                # http.client's readinto fills the caller's buffer from the socket without an extra copy;
-                # urllib3's own readinto reads into a temporary bytes first (urllib3 2.x response.py).
-                raw = getattr(resp, "_fp", None)
-                sink(headers_out, raw.readinto if raw is not None else resp.readinto, length)
-                data = b""
-            else:
-                data = resp.read()
-            ok = True
-        except (HTTPError, OSError) as exc:
-            raise SendError(_describe(exc), sent=True) from None
-        finally:
-            if ok:
-                resp.release_conn()
-            else:  # a body read halfway leaves the connection unusable: never hand it to another request
-                resp.close()
-        return Response(resp.status, headers_out, data)
+        empty); any other reply is read whole."""
+        reply = self._pool.request(method, url, headers, body, sink)
+        return Response(reply.status, reply.headers, reply.data)
 
     def close(self) -> None:
         self._pool.clear()
 
 
-def _describe(exc: BaseException) -> str:
-    # urllib3 messages include the pool and URL, never headers: safe to show.
-    reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason or exc}"
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
