@@ -10,6 +10,7 @@ encodes them. Every request goes through :meth:`ShareClient.send`: the layers of
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import uuid
@@ -20,7 +21,7 @@ from urllib.parse import quote
 
 from keyless import protocol as p
 from keyless.clock import SYSTEM_CLOCK, Clock
-from keyless.files import checksums
+from keyless.files import checksums, tuning
 from keyless.files.auth import Authorizer, BearerAuth, SharedKeyAuth, TokenCredential
 from keyless.files.destinations import Destinations
 from keyless.files.errors import (
@@ -92,7 +93,7 @@ class ShareClient:
         emulator_url: str | None = None,
         suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
         retry: RetryPolicy | None = None,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         wait_for_access: float = 0.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -102,12 +103,15 @@ class ShareClient:
         self.target = self.target.with_path("")
         self._share_url = self.target.url
         self.auth = _as_authorizer(credential, account_key, self.target.account)
+        #: The concurrency asked for, or None: then it is chosen from the measured latency (:mod:`tuning`).
+        self.explicit_concurrency = tuning.check_concurrency(concurrency)
         self.transport: HttpTransport = transport or Transport(
-            ca_cert=ca_cert, pool_size=max(concurrency, 1) + 4
+            ca_cert=ca_cert, pool_size=(self.explicit_concurrency or tuning.MAX_FILES_IN_FLIGHT) + 4
         )
         self.destinations = Destinations(suffixes, emulator_url)
         self.retry = retry or RetryPolicy()
-        self.concurrency = max(1, concurrency)
+        #: Requests in flight where no rule applies (deletes, listings, callers' own loops).
+        self.concurrency = self.explicit_concurrency or tuning.DEFAULT_IN_FLIGHT
         self.wait_for_access = wait_for_access
         self.clock = clock
         self._pipeline = Pipeline(
@@ -141,6 +145,32 @@ class ShareClient:
 
     def identity(self) -> str:
         return self.auth.identity()
+
+    # --- how many requests in flight ----------------------------------------------------------------------
+    def round_trip(self) -> float | None:
+        """The measured time of one exchange with the service (seconds): the fastest of the first ones,
+        after one cheap probe (Get Directory Properties of the share root) when none was made yet. None
+        when the transport cannot say (in-memory test services)."""
+        measure = getattr(self.transport, "round_trip", None)
+        if not callable(measure):
+            return None
+        rtt: float | None = measure()
+        if rtt is None:
+            with contextlib.suppress(FilesError):  # the operation itself will report what is wrong
+                self.send("GET", "", query={"restype": "directory"}, operation="get directory properties")
+            rtt = measure()
+        return rtt
+
+    def ranges_in_flight(self) -> int:
+        """Ranges of one file to move at once: as asked, or by the latency rule."""
+        return self.explicit_concurrency or tuning.ranges_in_flight(self.round_trip())
+
+    def files_in_flight(self, largest: int, ranges_per_file: int) -> int:
+        """Files of a tree to move at once (the largest has ``largest`` bytes): as asked, or by the
+        latency rule within the memory bound."""
+        if self.explicit_concurrency:
+            return self.explicit_concurrency
+        return tuning.files_in_flight(self.round_trip(), largest, ranges_per_file, RANGE_SIZE)
 
     # --- the one way requests are sent ------------------------------------------------------------------
     def send(
@@ -539,7 +569,7 @@ class ShareClient:
             is_dir = self.properties(source).is_dir
         query = {"restype": "directory", "comp": "rename"} if is_dir else {"comp": "rename"}
         headers = {
-            "x-ms-file-rename-source": self.url(source).url,
+            "x-ms-file-rename-source": self._path_url(source),
             "x-ms-file-rename-replace-if-exists": "true" if replace else "false",
         }
         self.send(

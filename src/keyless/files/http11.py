@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -30,6 +32,7 @@ USER_AGENT = f"keyless/{__version__}"
 _MAX_HEAD = 256 * 1024  # a reply's header block larger than this is refused, not buffered without end
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the request head
 _BUFFER = 64 * 1024
+_SAMPLES = 16
 
 
 class SendError(Exception):
@@ -155,6 +158,10 @@ class Http11Pool:
         self.read_timeout = read_timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._lock = threading.Lock()
+        self._routes: dict[str, tuple[tuple[str, str, int], str]] = {}  # origin -> (pool key, Host)
+        #: Seconds from sending a request to its reply's head, for the first exchanges (connection set-up
+        #: not included): what the concurrency rule (:mod:`keyless.files.tuning`) works from.
+        self.exchange_times: list[float] = []
 
     # --- connections -------------------------------------------------------------------------------------
     def _connect(self, scheme: str, host: str, port: int) -> _Connection:
@@ -211,18 +218,17 @@ class Http11Pool:
         body: Body | None = None,
         sink: Sink | None = None,
     ) -> Reply:
-        split = urlsplit(url)
-        scheme = split.scheme.lower()
-        if scheme not in ("http", "https") or not split.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        port = split.port or (443 if scheme == "https" else 80)
-        target = split.path or "/"
-        if split.query:
-            target += "?" + split.query
-        head, chunks = _format(method, target, split.netloc, headers, body)
-        key = (scheme, split.hostname, port)
+        slash = url.find("/", url.find("://") + 3) if "://" in url else -1
+        origin, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
+        route = self._routes.get(origin)
+        if route is None:
+            route = self._routes[origin] = _route(origin)
+        key, netloc = route
+        head, chunks = _format(method, target, netloc, headers, body)
         conn = self._get(key)
+        timing = len(self.exchange_times) < _SAMPLES
         try:
+            started = time.perf_counter() if timing else 0.0
             try:
                 conn.sock.sendall(head)
                 for chunk in chunks:
@@ -230,6 +236,8 @@ class Http11Pool:
             except (OSError, ssl.SSLError) as exc:
                 raise SendError(_describe(exc, "sending the request"), sent=True) from None
             reply, reusable = self._read_reply(conn, method, sink)
+            if timing:
+                self.exchange_times.append(time.perf_counter() - started)
         except BaseException:
             conn.close()
             raise
@@ -296,6 +304,16 @@ class Http11Pool:
         return remaining == 0
 
 
+def _route(origin: str) -> tuple[tuple[str, str, int], str]:
+    """``((scheme, host, port), netloc)`` of ``scheme://netloc``."""
+    split = urlsplit(origin)
+    scheme = split.scheme.lower()
+    if scheme not in ("http", "https") or not split.hostname:
+        raise ValueError(f"not an http(s) URL: {origin!r}")
+    port = split.port or (443 if scheme == "https" else 80)
+    return (scheme, split.hostname, port), split.netloc
+
+
 def _format(
     method: str, target: str, host: str, headers: dict[str, str], body: Body | None
 ) -> tuple[bytes, list[bytes | memoryview]]:
@@ -330,15 +348,28 @@ def _format(
     return bytes(out[0]), out[1:]
 
 
+_HEADER_LINE = re.compile(r"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+
+
 def _parse_head(block: bytes) -> tuple[int, dict[str, str]]:
     text = block.decode("latin-1")
-    lines = text.split("\r\n")
-    version, _, rest = lines[0].partition(" ")
+    first, _, rest = text.partition("\r\n")
+    version, _, status_text = first.partition(" ")
     if not version.startswith("HTTP/1."):
-        raise ValueError(lines[0])
-    status = int(rest[:3])
+        raise ValueError(first)
+    status = int(status_text[:3])
+    pairs = _HEADER_LINE.findall(rest)
+    headers = {name.lower(): value for name, value in pairs}
+    # Every line taken by the pattern (rest ends with the empty line) and no name repeated: done.
+    if len(headers) == len(pairs) == rest.count("\r\n") - 1:
+        return status, headers
+    return status, _parse_lines(rest)
+
+
+def _parse_lines(rest: str) -> dict[str, str]:
+    """The careful way, for a block with repeated headers or a line the pattern did not take."""
     headers: dict[str, str] = {}
-    for line in lines[1:]:
+    for line in rest.split("\r\n"):
         if not line:
             continue
         name, sep, value = line.partition(":")
@@ -347,7 +378,7 @@ def _parse_head(block: bytes) -> tuple[int, dict[str, str]]:
         name = name.strip().lower()
         value = value.strip()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return status, headers
+    return headers
 
 
 def _read_chunked(conn: _Connection) -> bytes:

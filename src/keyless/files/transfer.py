@@ -184,10 +184,11 @@ def upload_file(
 ) -> int:
     """Upload ``local`` to ``remote`` (published whole, see the module docstring); returns the number of
     bytes. ``guard``: fail rather than replace a file another writer changed during the upload."""
-    concurrency = concurrency or client.concurrency
     fd, st = open_regular(local)
     try:
         size = st.st_size
+        if size > RANGE_SIZE:  # one range needs no decision (and no latency probe)
+            concurrency = concurrency or client.ranges_in_flight()
 
         def fill(part: str) -> None:
             def send(rng: tuple[int, int]) -> None:
@@ -199,7 +200,7 @@ def upload_file(
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
                 progress(length)
 
-            run_bounded(send, ranges(size), concurrency)
+            run_bounded(send, ranges(size), concurrency or 1)
 
         _publish(
             client,
@@ -227,11 +228,12 @@ def download_file(
     set_mtime: bool = True,
 ) -> int:
     """Download ``remote`` to ``local`` atomically; returns the number of bytes."""
-    concurrency = concurrency or client.concurrency
     props = props or client.properties(remote)
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
+    if size > RANGE_SIZE:
+        concurrency = concurrency or client.ranges_in_flight()
     remove_stale_parts(local)
     part = local_part_name(local)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
@@ -254,7 +256,7 @@ def download_file(
             _write_at(fd, view, offset)
             progress(length)
 
-        run_bounded(fetch, ranges(size), concurrency)
+        run_bounded(fetch, ranges(size), concurrency or 1)
         if props.content_md5:
             # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
             # place MD5 remains (each range was already checked by its CRC64 on the way).
@@ -325,7 +327,8 @@ def copy_file(
                 dst.put_range(part, offset, data, preserve_mtime=True)
             progress(length)
 
-        run_bounded(move, ranges(props.size), concurrency or src.concurrency)
+        many = props.size > RANGE_SIZE  # one range needs no decision (and no latency probe)
+        run_bounded(move, ranges(props.size), (concurrency or src.ranges_in_flight()) if many else 1)
 
     _publish(
         dst,
@@ -406,7 +409,10 @@ def upload_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, files, workers or client.concurrency)
+    if workers is None:
+        largest = max((path.stat().st_size for _, path in files), default=0)
+        workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, files, workers)
     return stats
 
 
@@ -486,7 +492,10 @@ def download_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, items, workers or client.concurrency)
+    if workers is None:
+        largest = max((entry.size or 0 for _, entry, _ in items), default=0)
+        workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, items, workers)
     return stats
 
 
@@ -522,5 +531,8 @@ def copy_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, tree.files, workers or src.concurrency)
+    if workers is None:
+        largest = max((entry.size or 0 for _, entry in tree.files), default=0)
+        workers = src.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, tree.files, workers)
     return stats

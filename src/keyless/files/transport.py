@@ -79,6 +79,11 @@ class Transport:
         reply = self._pool.request(method, url, headers, body, sink)
         return Response(reply.status, reply.headers, reply.data)
 
+    def round_trip(self) -> float | None:
+        """The fastest exchange seen so far (seconds), or None before the first one."""
+        times = self._pool.exchange_times
+        return min(times) if times else None
+
     def close(self) -> None:
         self._pool.clear()
 
