@@ -481,10 +481,11 @@ class ShareClient:
                 resp = self.send("GET", path, headers=headers, operation="read range", sink=sink)
             except IntegrityError as exc:
                 raise IntegrityError(f"{where}: {exc.message}", status=206) from None
-            if not plain:
-                if not self.transport_streams and checksums.STRUCTURED_HEADER in resp.headers:
-                    # A transport without sinks returned the message whole: decode it from memory.
-                    _decode_from_memory(resp, view, length, where)
+            if self.transport_streams and not plain:
+                return resp  # the sink read and checked it
+            if not self.transport_streams and checksums.STRUCTURED_HEADER in resp.headers:
+                # A transport without sinks returned the message whole: decode it from memory.
+                _decode_from_memory(resp, view, length, where)
                 return resp
             self._crc64_downloads = False
         headers = {"x-ms-range": f"bytes={offset}-{last}", "x-ms-range-get-content-md5": "true"}
