@@ -263,6 +263,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--skip-1gib", action="store_true", help="skip the 1 GiB keyless memory run")
     parser.add_argument("--azcopy", default=None, help="path of an azcopy binary (default: npm package)")
+    parser.add_argument(
+        "--compare-src",
+        default=None,
+        metavar="DIR",
+        help="also run keyless from another checkout's src/ (e.g. the main branch) as 'keyless-before'",
+    )
     args = parser.parse_args()
     if args.worker:
         if args.worker == "keyless":
@@ -270,10 +276,10 @@ def main() -> int:
         else:
             worker_sdk(_info(args.info), args.op, Path(args.local), args.remote)
         return 0
-    return bench(skip_huge=args.skip_1gib, azcopy_path=args.azcopy)
+    return bench(skip_huge=args.skip_1gib, azcopy_path=args.azcopy, compare_src=args.compare_src)
 
 
-def bench(*, skip_huge: bool, azcopy_path: str | None) -> int:
+def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None = None) -> int:
     from keyless.testing import start_emulator
 
     started = time.perf_counter()
@@ -297,8 +303,12 @@ def bench(*, skip_huge: bool, azcopy_path: str | None) -> int:
             py = sys.executable
 
             def py_worker(tool: str, op: str, local: Path, remote: str) -> dict[str, Any]:
+                env = None
+                if tool == "keyless-before":  # the same worker, importing keyless from the other checkout
+                    env = {**os.environ, "PYTHONPATH": str(Path(compare_src or "").resolve())}
+                    tool = "keyless"
                 cmd = [py, __file__, "--worker", tool, "--op", op, "--info", info_path]
-                return run_measured([*cmd, "--local", str(local), "--remote", remote])
+                return run_measured([*cmd, "--local", str(local), "--remote", remote], env=env)
 
             def az(src: str, dst: str, from_to: str, recursive: bool = False) -> dict[str, Any]:
                 assert azcopy is not None
@@ -308,7 +318,8 @@ def bench(*, skip_huge: bool, azcopy_path: str | None) -> int:
                     cmd.append("--recursive")
                 return run_measured(cmd, env=az_env)
 
-            tools = ["keyless", "sdk"] + (["azcopy"] if azcopy else [])
+            tools = ["keyless", *(["keyless-before"] if compare_src else []), "sdk"]
+            tools += ["azcopy"] if azcopy else []
             for tool in tools:
                 out = work / f"out-{tool}"
                 out.mkdir()
