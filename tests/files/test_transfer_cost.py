@@ -223,3 +223,18 @@ def test_the_cli_refuses_a_concurrency_it_cannot_use(value: str, message: str) -
     assert result.exit_code == 2, result.output
     assert "--concurrency" in result.output and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_both_crc64_implementations_agree_with_microsoft_s() -> None:
+    # awscrt's CRC-64/NVME serves large buffers on both sides; Microsoft's azure-storage-extensions (what the
+    # SDK checks against) is the reference.
+    import os
+
+    from azure.storage.extensions import checksums as microsoft
+
+    for size in (0, 1, 1000, 256 * 1024, 4 * 1024 * 1024 + 3):
+        data = os.urandom(size)
+        expected = microsoft.crc64.compute(data, 0)
+        assert checksums.crc64(data) == checksums.crc64(memoryview(data)) == expected
+        assert emulator_integrity.crc64(data) == expected
+        assert checksums.crc64(data[size // 2 :], microsoft.crc64.compute(data[: size // 2], 0)) == expected

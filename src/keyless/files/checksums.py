@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from keyless.files.errors import IntegrityError
 
-try:  # pragma: no branch - which one depends on the platform's wheels
-    from awscrt.checksums import crc64nvme as _crc64_fast
-except ImportError:  # pragma: no cover - no awscrt wheel for this platform
-    _crc64_fast = None
-
-from azure.storage.extensions import checksums as _azure_checksums
+#: Below this, Microsoft's implementation is as cheap per call and awscrt's import (~70 ms, mostly its
+#: native library) is not worth paying: a process that only moves small files never loads it.
+_FAST_FROM = 256 * 1024
+_fast: list[Any] = []  # [crc64nvme or None], filled on first use
 
 STRUCTURED_HEADER = "x-ms-structured-body"
 STRUCTURED_LENGTH_HEADER = "x-ms-structured-content-length"
@@ -47,14 +46,32 @@ OVERHEAD = _HEADER.size + _SEGMENT.size + 2 * _CRC.size
 
 def crc64(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """Azure Storage's CRC64 of ``data``, continuing from ``initial``."""
-    if _crc64_fast is not None:
-        return int(_crc64_fast(data, initial))
-    return int(_azure_checksums.crc64.compute(bytes(data), initial))  # it takes bytes only
+    if len(data) >= _FAST_FROM:
+        fast = _fast[0] if _fast else _load_fast()
+        if fast is not None:
+            return int(fast(data, initial))
+    return int(_azure().crc64.compute(bytes(data), initial))  # it takes bytes only
+
+
+def _load_fast() -> Any:
+    try:
+        from awscrt.checksums import crc64nvme
+    except ImportError:  # pragma: no cover - no awscrt wheel for this platform
+        crc64nvme = None
+    _fast[:] = [crc64nvme]
+    return crc64nvme
 
 
 def crc64_concat(crc_a: int, size_a: int, crc_b: int, size_b: int) -> int:
     """The CRC64 of ``a + b`` from the CRC64s of ``a`` and ``b`` (no pass over the data again)."""
-    return int(_azure_checksums.crc64.concat(0, 0, crc_a, size_a, 0, crc_b, size_b))
+    return int(_azure().crc64.concat(0, 0, crc_a, size_a, 0, crc_b, size_b))
+
+
+def _azure() -> Any:
+    # Imported when first needed (multi-segment replies, or no awscrt): not a cost of every start-up.
+    from azure.storage.extensions import checksums
+
+    return checksums
 
 
 def encode(data: bytes | memoryview) -> tuple[tuple[bytes | memoryview, ...], int]:

@@ -246,8 +246,8 @@ def download_file(
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
             buf = getattr(buffers, "view", None)
-            if buf is None:
-                buf = buffers.view = memoryview(bytearray(RANGE_SIZE))
+            if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
+                buf = buffers.view = memoryview(bytearray(min(size, RANGE_SIZE)))
             view = buf[:length]
             resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
