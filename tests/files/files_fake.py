@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from keyless.files.transport import Response, SendError
+from keyless.emulator.errors import StorageError
+from keyless.emulator.files import integrity
+from keyless.files.transport import Body, Response, SendError
 
 ACCOUNT = "acct"
 SHARE = "share"
@@ -42,9 +44,12 @@ class FakeTransport:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()
         self.shared_key_seen = False
+        self.structured = True  # False: a service that ignores x-ms-structured-body (answers plain bodies)
 
     # --- dispatch -----------------------------------------------------------------------------------------
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
+    def request(self, method: str, url: str, headers: dict[str, str], body: Body | None = None) -> Response:
+        if body is not None and not isinstance(body, bytes):
+            body = b"".join(body) if isinstance(body, (list, tuple)) else bytes(body)
         with self.lock:
             self.requests.append((method, url, dict(headers)))
             if self.faults:
@@ -134,6 +139,12 @@ class FakeTransport:
             return self._error(404, "ResourceNotFound")
         if method == "PUT" and q.get("comp") == "range":
             start, end = (int(x) for x in h["x-ms-range"].split("=")[1].split("-"))
+            if integrity.STRUCTURED_HEADER in h:
+                assert self.structured, "a service without structured messages got one"
+                try:
+                    body = integrity.decode(body, int(h[integrity.STRUCTURED_LENGTH_HEADER]))
+                except StorageError as exc:
+                    return self._error(exc.status, exc.code)
             assert len(body) == end - start + 1 and end < len(node.data)
             md5 = h.get("Content-MD5")
             if md5 and md5 != base64.b64encode(hashlib.md5(body).digest()).decode():  # noqa: S324
@@ -175,6 +186,10 @@ class FakeTransport:
             headers = self._file_headers(node, len(data))
             if h.get("x-ms-range-get-content-md5") == "true":
                 headers["content-md5"] = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324
+            if self.structured and integrity.STRUCTURED_HEADER in h:
+                headers[integrity.STRUCTURED_HEADER] = integrity.STRUCTURED_V1_CRC64
+                headers[integrity.STRUCTURED_LENGTH_HEADER] = str(len(data))
+                data = b"".join(integrity.encode(len(data), lambda o, n: data[o : o + n]))
             return Response(206, headers, data)
         raise AssertionError(f"unhandled {method} {path} {q}")
 

@@ -69,5 +69,6 @@ def test_clients_get_a_finite_read_timeout_by_default() -> None:
     assert isinstance(read, (int, float)) and math.isfinite(read) and 0 < read <= 300
     client = ShareClient("https://devaccount.file.core.windows.net/demo", account_key="a2V5")
     assert isinstance(client.transport, Transport)
-    # urllib3 hands this Timeout to every connection pool the PoolManager creates.
-    assert client.transport._pool.connection_pool_kw["timeout"] is DEFAULT_TIMEOUT
+    # Every connection the pool opens gets these timeouts.
+    assert client.transport.timeout is DEFAULT_TIMEOUT
+    assert client.transport._pool.read_timeout == read

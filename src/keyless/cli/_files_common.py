@@ -59,7 +59,7 @@ def build_client(
     credential: Any,
     emu: EmulatorTarget | None,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     wait_for_access: float = 0.0,
     account_key: str | None = None,
 ) -> ShareClient:

@@ -18,6 +18,7 @@ import click
 from keyless.cli import _files_common as common
 from keyless.cli import hints
 from keyless.files import errors as fe
+from keyless.files import tuning
 from keyless.files.auth import InvalidAccountKey
 from keyless.files.client import ShareClient
 from keyless.files.urls import CLOUD_SUFFIXES, PUBLIC_SUFFIX, FileUrl, parse, share_url
@@ -39,7 +40,7 @@ class Session:
     cloud: str
     account: str | None
     share: str | None
-    concurrency: int
+    concurrency: int | None  # None: chosen from the measured latency (keyless.files.tuning)
     wait_for_access: float
     as_json: bool
     quiet: bool
@@ -109,6 +110,27 @@ class Session:
             c.close()
 
 
+class Concurrency(click.ParamType):  # type: ignore[type-arg]
+    """``auto`` (None: the rule of :mod:`keyless.files.tuning`) or a whole number from 1 to the cap."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            return None
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number: give 1-{tuning.MAX_CONCURRENCY} or auto", param, ctx)
+        try:
+            return tuning.check_concurrency(number)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def common_options(fn: F) -> F:
     """The options every file command takes, turned into a :class:`Session` argument."""
 
@@ -125,7 +147,14 @@ def common_options(fn: F) -> F:
     @click.option("--cloud", type=click.Choice(sorted(CLOUD_SUFFIXES)), default="public", show_default=True)
     @click.option("--account", envvar="KEYLESS_ACCOUNT", default=None, help="Account for ':path' [env].")
     @click.option("--share", envvar="KEYLESS_SHARE", default=None, help="Share for ':path' [env].")
-    @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
+    @click.option(
+        "--concurrency",
+        type=Concurrency(),
+        default="auto",
+        show_default=True,
+        help=f"Requests in flight: 1-{tuning.MAX_CONCURRENCY}, or auto (from the measured latency and the "
+        "file sizes).",
+    )
     @click.option(
         "--wait-for-access",
         default="0",
@@ -144,7 +173,7 @@ def common_options(fn: F) -> F:
         cloud: str,
         account: str | None,
         share: str | None,
-        concurrency: int,
+        concurrency: int | None,
         wait_for_access: str,
         as_json: bool,
         quiet: bool,

@@ -219,7 +219,7 @@ def _dask_copy(s: Session, source: str, dest: str, recursive: bool, scheduler: s
     fs = AzureFilesFileSystem(
         client_id=s.client_id, object_id=s.object_id, resource_id=s.resource_id,
         emulator=str(s.emulator.path) if s.emulator else None,
-        shared_key_from_env=bool(os.environ.get(ENV_ACCOUNT_KEY)), max_concurrency=s.concurrency,
+        shared_key_from_env=bool(os.environ.get(ENV_ACCOUNT_KEY)), max_concurrency=s.concurrency or 8,
     )
 
     def progress(r: Any) -> None:

@@ -9,8 +9,7 @@ encodes them. Every request goes through :meth:`ShareClient.send`: the layers of
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,13 +18,13 @@ from urllib.parse import quote
 
 from keyless import protocol as p
 from keyless.clock import SYSTEM_CLOCK, Clock
+from keyless.files import range_io, tuning
 from keyless.files.auth import Authorizer, BearerAuth, SharedKeyAuth, TokenCredential
 from keyless.files.destinations import Destinations
 from keyless.files.errors import (
     AlreadyExists,
     ConnectionFailed,
     FilesError,
-    IntegrityError,
     NotFound,
     ParentNotFound,
     RequestInfo,
@@ -43,8 +42,8 @@ from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.pipeline import Pipeline, Request, Result
 from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.times import format_time
-from keyless.files.transport import HttpTransport, Response, SendError, Transport
-from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, join_path, parse
+from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink, Transport
+from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, encode_segment, join_path, parse, split_path
 
 __all__ = ["RANGE_SIZE", "Entry", "Properties", "ShareClient"]
 
@@ -77,7 +76,7 @@ class ShareClient:
         emulator_url: str | None = None,
         suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
         retry: RetryPolicy | None = None,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         wait_for_access: float = 0.0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -85,18 +84,26 @@ class ShareClient:
             parse(share, emulator_url=emulator_url, suffixes=suffixes) if isinstance(share, str) else share
         )
         self.target = self.target.with_path("")
+        self._share_url = self.target.url
         self.auth = _as_authorizer(credential, account_key, self.target.account)
+        #: The concurrency asked for, or None: then it is chosen from the measured latency (:mod:`tuning`).
+        self.explicit_concurrency = tuning.check_concurrency(concurrency)
         self.transport: HttpTransport = transport or Transport(
-            ca_cert=ca_cert, pool_size=max(concurrency, 1) + 4
+            ca_cert=ca_cert, pool_size=(self.explicit_concurrency or tuning.MAX_FILES_IN_FLIGHT) + 4
         )
         self.destinations = Destinations(suffixes, emulator_url)
         self.retry = retry or RetryPolicy()
-        self.concurrency = max(1, concurrency)
+        #: Requests in flight where no rule applies (deletes, listings, callers' own loops).
+        self.concurrency = self.explicit_concurrency or tuning.DEFAULT_IN_FLIGHT
         self.wait_for_access = wait_for_access
         self.clock = clock
         self._pipeline = Pipeline(
             self.transport, self.destinations, self.auth, self.retry, AccessWait(wait_for_access), clock
         )
+        self.transport_streams = self._pipeline.streams
+        # Ranges are read as CRC64-checked structured messages until a reply shows the service does not
+        # send them (then with MD5: see read_range_into).
+        self.crc64_downloads = True
 
     def __repr__(self) -> str:
         return f"ShareClient({self.target.shorthand()!r}, auth={self.auth.scheme})"
@@ -112,8 +119,41 @@ class ShareClient:
     def url(self, path: str = "") -> FileUrl:
         return self.target.with_path(path)
 
+    def _path_url(self, path: str) -> str:
+        """``self.url(path).url`` without building a FileUrl per request."""
+        names = split_path(path)
+        if not names:
+            return self._share_url
+        return self._share_url + "/" + "/".join([encode_segment(n) for n in names])
+
     def identity(self) -> str:
         return self.auth.identity()
+
+    # --- how many requests in flight ----------------------------------------------------------------------
+    def round_trip(self) -> float | None:
+        """The measured time of one exchange with the service (seconds): the fastest of the first ones,
+        after one cheap probe (Get Directory Properties of the share root) when none was made yet. None
+        when the transport cannot say (in-memory test services)."""
+        measure = getattr(self.transport, "round_trip", None)
+        if not callable(measure):
+            return None
+        rtt: float | None = measure()
+        if rtt is None:
+            with contextlib.suppress(FilesError):  # the operation itself will report what is wrong
+                self.send("GET", "", query={"restype": "directory"}, operation="get directory properties")
+            rtt = measure()
+        return rtt
+
+    def ranges_in_flight(self) -> int:
+        """Ranges of one file to move at once: as asked, or by the latency rule."""
+        return self.explicit_concurrency or tuning.ranges_in_flight(self.round_trip())
+
+    def files_in_flight(self, largest: int, ranges_per_file: int) -> int:
+        """Files of a tree to move at once (the largest has ``largest`` bytes): as asked, or by the
+        latency rule within the memory bound."""
+        if self.explicit_concurrency:
+            return self.explicit_concurrency
+        return tuning.files_in_flight(self.round_trip(), largest, ranges_per_file, RANGE_SIZE)
 
     # --- the one way requests are sent ------------------------------------------------------------------
     def send(
@@ -123,34 +163,51 @@ class ShareClient:
         *,
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        body: bytes | None = None,
+        body: Body | None = None,
         operation: str = "",
         action: str = _READ,
         idempotent: bool = True,
+        content_length: int | None = None,
+        sink: Sink | None = None,
     ) -> Response:
-        target = self.url(path)
-        url = target.url
+        """Send one operation's request (retries and token refresh included) and return its 2xx reply,
+        or raise the typed error. ``body`` as chunks needs ``content_length``; ``sink`` reads a 2xx
+        reply's body itself (see :mod:`keyless.files.transport`)."""
+        url = self._path_url(path)
         if query:
             url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
-        info = RequestInfo(
+        request = Request(
+            method,
+            url,
+            headers or {},
+            body,
+            idempotent,
+            client_request_id=str(uuid.uuid4()),
+            content_length=content_length,
+            sink=sink,
+        )
+        try:
+            result = self._pipeline.send(request)
+        except SendError as exc:
+            info = self._info(method, path, operation, action)
+            message = f"{operation or method} {info.url}: no reply ({exc})"
+            raise ConnectionFailed(message, request=info) from None
+        if 200 <= result.response.status < 300:
+            return result.response
+        info = replace(self._info(method, path, operation, action), identity=self.auth.identity())
+        raise self._failure(result, info)
+
+    def _info(self, method: str, path: str, operation: str, action: str) -> RequestInfo:
+        # Built only for a failure: what its message may say about the request.
+        return RequestInfo(
             method=method,
-            url=target.url,
+            url=self.url(path).url,
             account=self.account,
             share=self.share,
             operation=operation,
             action=action,
             backup_intent=self.auth.scheme == "Bearer",
         )
-        request = Request(method, url, headers or {}, body, idempotent, client_request_id=str(uuid.uuid4()))
-        try:
-            result = self._pipeline.send(request)
-        except SendError as exc:
-            raise ConnectionFailed(
-                f"{operation or method} {target.url}: no reply ({exc})", request=info
-            ) from None
-        if 200 <= result.response.status < 300:
-            return result.response
-        raise self._failure(result, replace(info, identity=self.auth.identity()))
 
     @staticmethod
     def _failure(result: Result, info: RequestInfo) -> FilesError:
@@ -333,51 +390,20 @@ class ShareClient:
             return None
 
     def put_range(
-        self, path: str, offset: int, data: bytes | memoryview, *, preserve_mtime: bool = False
+        self, path: str, offset: int, data: bytes | bytearray | memoryview, *, preserve_mtime: bool = False
     ) -> None:
-        """Write ``data`` (at most 4 MiB) at ``offset``, with a transactional MD5 the service checks."""
-        body = bytes(data)
-        if not body:
-            return
-        if len(body) > RANGE_SIZE:
-            raise ValueError(f"a range holds at most {RANGE_SIZE} bytes, got {len(body)}")
-        headers = {
-            "x-ms-range": f"bytes={offset}-{offset + len(body) - 1}",
-            "x-ms-write": "update",
-            "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324 - integrity
-        }
-        if preserve_mtime:
-            headers["x-ms-file-last-write-time"] = "preserve"
-        self.send(
-            "PUT",
-            path,
-            query={"comp": "range"},
-            headers=headers,
-            body=body,
-            operation="write range",
-            action=_WRITE,
-        )
+        """Write ``data`` (at most 4 MiB) at ``offset``, checked by its CRC64 (:mod:`range_io`)."""
+        range_io.write_range(self, path, offset, data, preserve_mtime=preserve_mtime)
 
-    def get_range(
-        self, path: str, offset: int, length: int, *, check_md5: bool = True
-    ) -> tuple[bytes, Response]:
-        """Bytes ``[offset, offset+length)``; the reply's MD5 is checked when the service sends one."""
-        headers = {"x-ms-range": f"bytes={offset}-{offset + length - 1}"}
-        if check_md5 and length <= RANGE_SIZE:
-            headers["x-ms-range-get-content-md5"] = "true"
-        resp = self.send("GET", path, headers=headers, operation="read range")
-        data = resp.data
-        if len(data) != length:
-            raise IntegrityError(
-                f"read range {offset}-{offset + length - 1} of {path}: got {len(data)} bytes",
-                status=resp.status,
-            )
-        expected = resp.header("content-md5")
-        if check_md5 and expected and length <= RANGE_SIZE:
-            actual = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - integrity
-            if actual != expected:
-                raise IntegrityError(f"read range {offset}-{offset + length - 1} of {path}: MD5 mismatch")
-        return data, resp
+    def read_range_into(self, path: str, offset: int, out: memoryview | bytearray) -> Response:
+        """Read ``len(out)`` bytes at ``offset`` into ``out``, every byte checked (:mod:`range_io`)."""
+        return range_io.read_range_into(self, path, offset, out)
+
+    def get_range(self, path: str, offset: int, length: int) -> tuple[bytes, Response]:
+        """Bytes ``[offset, offset+length)`` (at most 4 MiB), checked as :meth:`read_range_into` says."""
+        buf = bytearray(length)
+        resp = self.read_range_into(path, offset, buf)
+        return bytes(buf), resp
 
     def upload_bytes(
         self,
@@ -400,10 +426,10 @@ class ShareClient:
     def read_bytes(self, path: str) -> bytes:
         """The whole file in memory (for small files: ``cat``, the access test)."""
         size = self.properties(path).size
-        out = bytearray()
+        out = bytearray(size)
+        view = memoryview(out)
         for offset, length in ranges(size):
-            data, _ = self.get_range(path, offset, length)
-            out += data
+            self.read_range_into(path, offset, view[offset : offset + length])
         return bytes(out)
 
     # --- delete, rename, copy ---------------------------------------------------------------------------
@@ -442,7 +468,7 @@ class ShareClient:
             is_dir = self.properties(source).is_dir
         query = {"restype": "directory", "comp": "rename"} if is_dir else {"comp": "rename"}
         headers = {
-            "x-ms-file-rename-source": self.url(source).url,
+            "x-ms-file-rename-source": self._path_url(source),
             "x-ms-file-rename-replace-if-exists": "true" if replace else "false",
         }
         self.send(

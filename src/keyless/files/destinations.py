@@ -13,9 +13,20 @@ class Destinations:
     def __init__(self, suffixes: tuple[str, ...] = DEFAULT_SUFFIXES, emulator_url: str | None = None) -> None:
         self.suffixes = tuple(s.lower().strip(".") for s in suffixes)
         self.emulator_netloc = urlsplit(emulator_url).netloc.lower() if emulator_url else None
+        # Origins (scheme://netloc exactly as written) already checked and allowed: the answer depends on
+        # nothing else, and a client sends thousands of requests to one origin.
+        self._allowed: set[str] = set()
 
     def check(self, url: str) -> None:
         """Raise :class:`UnsafeDestination` unless a credential may be sent to ``url``."""
+        slash = url.find("/", url.find("//") + 2) if "//" in url else -1
+        origin = url if slash < 0 else url[:slash]
+        if origin in self._allowed:
+            return
+        self._check(url)
+        self._allowed.add(origin)
+
+    def _check(self, url: str) -> None:
         split = urlsplit(url)
         host = (split.hostname or "").lower().rstrip(".")
         if split.scheme != "https":

@@ -25,7 +25,7 @@ from keyless.files.auth import Authorizer
 from keyless.files.destinations import Destinations
 from keyless.files.errors import is_permission_refusal
 from keyless.files.retry import AccessWait, RetryPolicy
-from keyless.files.transport import HttpTransport, Response, SendError
+from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +35,11 @@ class Request:
     method: str
     url: str  # with the query string
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
+    body: Body | None = None
     idempotent: bool = True
     client_request_id: str = ""  # one id for every attempt, so logs tie them together
+    content_length: int | None = None  # of ``body`` when it is chunks (they have no len() of their own)
+    sink: Sink | None = None  # reads a 2xx reply's body into the caller's buffer (streaming transports)
 
 
 @dataclass(slots=True)
@@ -88,6 +90,8 @@ class Pipeline:
         self.retry = retry
         self.access_wait = access_wait
         self.clock = clock
+        self.streams = bool(getattr(transport, "streams_bodies", False))
+        self._date_cache: tuple[int, str] = (-1, "")
 
     def send(self, request: Request) -> Result:
         """The last reply (2xx, or the failure the retries could not cure). Raises :class:`SendError`
@@ -144,11 +148,27 @@ class Pipeline:
     def _common_headers(self, request: Request) -> dict[str, str]:
         headers = dict(request.headers)
         headers[p.H_VERSION] = p.CURRENT_VERSION
-        headers[p.H_DATE] = formatdate(self.clock.now(), usegmt=True)
+        headers[p.H_DATE] = self._date()
         headers[p.H_CLIENT_REQUEST_ID] = request.client_request_id
         if request.body is not None or request.method in ("PUT", "POST"):
-            headers["Content-Length"] = str(len(request.body or b""))
+            length = request.content_length
+            if length is None:
+                body = request.body
+                length = memoryview(body).nbytes if isinstance(body, (bytes, memoryview)) else 0
+            headers["Content-Length"] = str(length)
         return headers
 
+    def _date(self) -> str:
+        # x-ms-date has a resolution of one second: format it once per second, not once per request.
+        now = int(self.clock.now())
+        cached = self._date_cache
+        if cached[0] != now:
+            cached = self._date_cache = (now, formatdate(now, usegmt=True))
+        return cached[1]
+
     def send_single(self, request: Request, headers: dict[str, str]) -> Response:
+        if request.sink is not None and self.streams:
+            return self.transport.request(  # type: ignore[call-arg]
+                request.method, request.url, headers, request.body, sink=request.sink
+            )
         return self.transport.request(request.method, request.url, headers, request.body)

@@ -41,7 +41,7 @@ from keyless import localos
 from keyless.files import localpaths
 from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
 from keyless.files.models import Entry, Properties
-from keyless.files.parallel import ranges, run_bounded
+from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
     PART_SUFFIX,
     is_part_name,
@@ -184,10 +184,11 @@ def upload_file(
 ) -> int:
     """Upload ``local`` to ``remote`` (published whole, see the module docstring); returns the number of
     bytes. ``guard``: fail rather than replace a file another writer changed during the upload."""
-    concurrency = concurrency or client.concurrency
     fd, st = open_regular(local)
     try:
         size = st.st_size
+        if size > RANGE_SIZE:  # one range needs no decision (and no latency probe)
+            concurrency = concurrency or client.ranges_in_flight()
 
         def fill(part: str) -> None:
             def send(rng: tuple[int, int]) -> None:
@@ -195,11 +196,11 @@ def upload_file(
                 data = localos.pread(fd, length, offset)
                 if len(data) != length:
                     raise IntegrityError(f"{local} changed size during the upload")
-                if data.count(0) != length:  # an all-zero range is already there: the file starts zero-filled
+                if not _all_zero(data):  # an all-zero range is already there: the file starts zero-filled
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
                 progress(length)
 
-            run_bounded(send, ranges(size), concurrency)
+            run_bounded(send, ranges(size), concurrency or 1)
 
         _publish(
             client,
@@ -227,11 +228,12 @@ def download_file(
     set_mtime: bool = True,
 ) -> int:
     """Download ``remote`` to ``local`` atomically; returns the number of bytes."""
-    concurrency = concurrency or client.concurrency
     props = props or client.properties(remote)
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
+    if size > RANGE_SIZE:
+        concurrency = concurrency or client.ranges_in_flight()
     remove_stale_parts(local)
     part = local_part_name(local)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
@@ -239,17 +241,25 @@ def download_file(
         lock_part(fd)
         os.ftruncate(fd, size)
 
+        buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
+
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data, resp = client.get_range(remote, offset, length)
+            buf = getattr(buffers, "view", None)
+            if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
+                buf = buffers.view = memoryview(bytearray(min(size, RANGE_SIZE)))
+            view = buf[:length]
+            resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            localos.pwrite(fd, data, offset)
+            _write_at(fd, view, offset)
             progress(length)
 
-        run_bounded(fetch, ranges(size), concurrency)
+        run_bounded(fetch, ranges(size), concurrency or 1)
         if props.content_md5:
+            # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
+            # place MD5 remains (each range was already checked by its CRC64 on the way).
             _check_file_md5(fd, size, props.content_md5, remote)
         os.fsync(fd)
         os.close(fd)
@@ -266,6 +276,23 @@ def download_file(
             os.unlink(part)
         raise
     return size
+
+
+_ZEROS = bytes(RANGE_SIZE)
+
+
+def _all_zero(data: bytes) -> bool:
+    """Whether ``data`` (at most one range) is all zero bytes: a memcmp that stops at the first difference,
+    so real data costs next to nothing (``bytes.count`` reads the whole range every time)."""
+    if not data or data[0] or data[-1]:
+        return not data
+    return data == (_ZEROS if len(data) == RANGE_SIZE else _ZEROS[: len(data)])
+
+
+def _write_at(fd: int, view: memoryview, offset: int) -> None:
+    while view:  # a regular file rarely takes less than asked, but it may
+        n = localos.pwrite(fd, view, offset)  # type: ignore[arg-type]
+        view, offset = view[n:], offset + n
 
 
 def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
@@ -307,11 +334,12 @@ def copy_file(
             data, resp = src.get_range(src_path, offset, length)
             if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
                 raise IntegrityError(f"{src_path} changed on the service during the copy")
-            if data.count(0) != length:
+            if not _all_zero(data):
                 dst.put_range(part, offset, data, preserve_mtime=True)
             progress(length)
 
-        run_bounded(move, ranges(props.size), concurrency or src.concurrency)
+        many = props.size > RANGE_SIZE  # one range needs no decision (and no latency probe)
+        run_bounded(move, ranges(props.size), (concurrency or src.ranges_in_flight()) if many else 1)
 
     _publish(
         dst,
@@ -392,7 +420,10 @@ def upload_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, files, workers or client.concurrency)
+    if workers is None:
+        largest = max((path.stat().st_size for _, path in files), default=0)
+        workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, files, workers)
     return stats
 
 
@@ -472,7 +503,10 @@ def download_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, items, workers or client.concurrency)
+    if workers is None:
+        largest = max((entry.size or 0 for _, entry, _ in items), default=0)
+        workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, items, workers)
     return stats
 
 
@@ -508,5 +542,8 @@ def copy_tree(
         )
         stats.add(files=1, nbytes=n)
 
-    run_bounded(one, tree.files, workers or src.concurrency)
+    if workers is None:
+        largest = max((entry.size or 0 for _, entry in tree.files), default=0)
+        workers = src.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
+    run_bounded(one, tree.files, workers)
     return stats

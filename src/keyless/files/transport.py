@@ -1,8 +1,8 @@
-"""HTTP(S) transport: one thread-safe urllib3 pool per client, and nothing but I/O.
+"""HTTP(S) transport: one thread-safe connection pool per client, and nothing but I/O.
 
-Redirects are never followed (urllib3 ``redirect=False``): a 3xx comes back to the caller as a reply, so a
-credential never crosses one. Retries are the client's job (``retries=False`` here), so each attempt is
-visible to the retry policy. Where a credential may go is :mod:`keyless.files.destinations`' job.
+Redirects are never followed: a 3xx comes back to the caller as a reply, so a credential never crosses one.
+Retries are the client's job, so each attempt is visible to the retry policy. Where a credential may go is
+:mod:`keyless.files.destinations`' job.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NameResolutionError,
-    NewConnectionError,
-)
+
+from keyless.files.http11 import Body, Http11Pool, SendError, Sink
+
+__all__ = ["DEFAULT_TIMEOUT", "Body", "HttpTransport", "Response", "SendError", "Sink", "Transport"]
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
 
@@ -36,23 +34,20 @@ class Response:
 
 
 class HttpTransport(Protocol):
-    """What the client needs from a transport; tests plug in an in-memory service here."""
+    """What the client needs from a transport; tests plug in an in-memory service here. A transport that
+    can hand a reply's body to a :data:`Sink` says so with ``streams_bodies = True``; others return it whole
+    in ``Response.data`` and the client reads it from there."""
 
     def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+        self, method: str, url: str, headers: dict[str, str], body: Body | None = None
     ) -> Response: ...
 
 
-class SendError(Exception):
-    """A request got no reply. ``sent`` says whether it may have reached the service."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
 class Transport:
-    """urllib3 ``PoolManager`` wrapper. Thread-safe: share one instance between worker threads."""
+    """Persistent HTTP/1.1 connections (:mod:`keyless.files.http11`). Thread-safe: share one instance
+    between worker threads; ``pool_size`` idle connections per host are kept for reuse."""
+
+    streams_bodies = True
 
     def __init__(
         self,
@@ -61,38 +56,37 @@ class Transport:
         pool_size: int = 16,
         timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        kwargs: dict[str, object] = {}
-        if ca_cert:
-            # The emulator's own CA: trust it *instead of* the system store for this client only.
-            ctx = ssl.create_default_context(cafile=ca_cert)
-            kwargs["ssl_context"] = ctx
-        self._pool = urllib3.PoolManager(
-            num_pools=8,
+        # The emulator's own CA: trust it *instead of* the system store for this client only.
+        ctx = ssl.create_default_context(cafile=ca_cert) if ca_cert else ssl.create_default_context()
+        self.timeout = timeout
+        self._pool = Http11Pool(
+            ssl_context=ctx,
             maxsize=pool_size,
-            block=False,
-            retries=False,
-            timeout=timeout,
-            **kwargs,  # type: ignore[arg-type]
+            connect_timeout=_seconds(timeout.connect_timeout),
+            read_timeout=_seconds(timeout.read_timeout),
         )
 
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
-        try:
-            resp = self._pool.request(
-                method, url, headers=headers, body=body, redirect=False, retries=False, preload_content=True
-            )
-        except (NewConnectionError, ConnectTimeoutError, NameResolutionError) as exc:
-            # Failed before anything was sent: always safe to try again.
-            raise SendError(_describe(exc), sent=False) from None
-        except (HTTPError, OSError) as exc:
-            raise SendError(_describe(exc), sent=True) from None
-        headers_out = {k.lower(): v for k, v in resp.headers.items()}
-        return Response(resp.status, headers_out, resp.data or b"")
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Body | None = None,
+        sink: Sink | None = None,
+    ) -> Response:
+        """Send one request. With ``sink``, a 2xx reply's body goes to it (``Response.data`` is then
+        empty); any other reply is read whole."""
+        reply = self._pool.request(method, url, headers, body, sink)
+        return Response(reply.status, reply.headers, reply.data)
+
+    def round_trip(self) -> float | None:
+        """The fastest exchange seen so far (seconds), or None before the first one."""
+        times = self._pool.exchange_times
+        return min(times) if times else None
 
     def close(self) -> None:
         self._pool.clear()
 
 
-def _describe(exc: BaseException) -> str:
-    # urllib3 messages include the pool and URL, never headers: safe to show.
-    reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason or exc}"
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None

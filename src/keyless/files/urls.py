@@ -15,6 +15,7 @@ with spaces, ``%``, ``#``, ``?``, unicode or trailing dots round-trip exactly.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
@@ -34,6 +35,7 @@ class InvalidFileUrl(ValueError):
     """The text is not an Azure Files address keyless understands."""
 
 
+@functools.lru_cache(maxsize=4096)  # directory names repeat in every request under them
 def encode_segment(name: str) -> str:
     """Percent-encode one path segment: everything but RFC 3986 unreserved characters.
 
