@@ -74,7 +74,7 @@ def _audit_lines(emu: EmulatorProcess) -> int:
 
 
 def _run(emu: EmulatorProcess, fs: AzureFilesFileSystem, workers: int, threads: int, batch: int,
-         dest: str) -> dict[str, Any]:
+         dest: str, latency: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
@@ -108,13 +108,19 @@ def _run(emu: EmulatorProcess, fs: AzureFilesFileSystem, workers: int, threads: 
         "emulator_cpu_s": round(emu_cpu, 2), "emulator_cpu_per_wall": round(emu_cpu / wall, 2),
         "machine_busy_cores": round(machine / wall, 2),
         "workers_cpu_ms_per_file": round(1000 * workers_cpu / max(1, report.files), 2),
+        # The two ceilings: round trips alone (files in flight / (requests per file x latency)), and CPU
+        # alone (every core of the machine spent on this copy: caller, workers and emulator).
+        "latency_ceiling_files_per_s": round(workers * threads * report.files / max(1, requests) / latency,
+                                             1),
+        "cpu_ceiling_files_per_s": round((os.cpu_count() or 1) * report.files
+                                         / max(1e-9, caller_cpu + workers_cpu + emu_cpu), 1),
         "emulator_cpu_ms_per_request": round(1000 * emu_cpu / max(1, requests), 3),
     }
 
 
 def _pair(emu: EmulatorProcess, fs: AzureFilesFileSystem, threads: int, batch: int, tag: str,
-          worker_counts: list[int]) -> dict[str, Any]:
-    runs = [_run(emu, fs, n, threads, batch, f"{ROOT}/dst-{tag}-{n}") for n in worker_counts]
+          worker_counts: list[int], latency: float) -> dict[str, Any]:
+    runs = [_run(emu, fs, n, threads, batch, f"{ROOT}/dst-{tag}-{n}", latency) for n in worker_counts]
     base = runs[0]["copy_wall_s"]
     return {"files_in_flight_per_worker": threads, "runs": runs,
             "speedup_vs_first": [round(base / r["copy_wall_s"], 2) for r in runs]}
@@ -139,11 +145,11 @@ def main() -> None:
         emu.set_faults([{"target": "files", "action": "delay", "seconds": args.latency}])
         result: dict[str, Any] = {
             "files": args.files, "latency_s": args.latency, "cpus": os.cpu_count(),
-            "default": _pair(emu, fs, args.threads, args.batch, "default", worker_counts),
+            "default": _pair(emu, fs, args.threads, args.batch, "default", worker_counts, args.latency),
         }
         if args.latency_bound_threads:
             result["latency_bound"] = _pair(emu, fs, args.latency_bound_threads, args.batch, "latency",
-                                            worker_counts)
+                                            worker_counts, args.latency)
     print(json.dumps(result, indent=2))
     if not args.no_save:
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
