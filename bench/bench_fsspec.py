@@ -11,7 +11,9 @@ Every operation runs in its own process (so peak RSS is its own) with the same f
   from local disk (the cost of the storage, not of parquet decoding).
 
 Each is timed inside its process around the operation alone (imports and the first token excluded), with
-that process's CPU seconds (all threads) and the emulator's over the same interval. Downloads are checked
+that process's CPU seconds (all threads) and the emulator's over the same interval. Note that ``keyless
+get`` and ``get_file`` write a local file and ``fsync`` it, while ``open().read()`` and ``cat_file`` end in
+memory. Downloads are checked
 byte for byte (outside the timing). No adlfs-like baseline exists for Azure Files (adlfs speaks Blob).
 
     .venv/bin/python bench/bench_fsspec.py [--size-mib 256] [--repeats 2]
