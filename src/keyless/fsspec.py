@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path, share_url
-from keyless.fsspec_file import AzureFilesFile, translate_errors
+from keyless.fsspec_file import AzureFilesFile, _ParallelWriter, translate_errors
 from keyless.protocol import ENV_ACCOUNT_KEY
 
 __all__ = ["AzureFilesFile", "AzureFilesFileSystem"]
@@ -397,16 +398,22 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
                 return b""
             return self._read(client, rel, lo, hi)
 
-    def _read(self, client: ShareClient, rel: str, lo: int, hi: int) -> bytes:
-        """Bytes ``[lo, hi)`` in ranges of at most 4 MiB (each MD5-checked), fetched in parallel."""
-        parts: dict[int, bytes] = {}
+    def _read(self, client: ShareClient, rel: str, lo: int, hi: int, *, etag: str = "") -> bytes:
+        """Bytes ``[lo, hi)`` in ranges of at most 4 MiB (each MD5-checked), ``max_concurrency`` in flight,
+        each written into its place in one buffer. ``etag``: every range must come from that version of the
+        file (a file replaced meanwhile fails the read rather than mixing two versions)."""
+        out = bytearray(hi - lo)
 
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            parts[offset] = client.get_range(rel, lo + offset, length)[0]
+            data, resp = client.get_range(rel, lo + offset, length)
+            got = resp.header("etag")
+            if etag and got and got.strip('"') != etag.strip('"'):
+                raise fe.IntegrityError(f"{rel} changed on the service while it was being read")
+            out[offset : offset + length] = data
 
         run_bounded(fetch, ranges(hi - lo), self.max_concurrency)
-        return b"".join(parts[k] for k in sorted(parts))
+        return bytes(out)
 
     def cat_ranges(self, paths: list[str], starts: Any, ends: Any, max_gap: Any = None,
                    on_error: str = "return", **kwargs: Any) -> list[Any]:
@@ -431,35 +438,41 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
         return out
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        """Ranges sent in parallel to a part file created at the exact size (parents as needed), then
+        renamed over the target: a small file costs three requests."""
         client, rel = self._resolve(path)
+        part = remote_part_name(rel)
+        writer = _ParallelWriter(client, part, self.max_concurrency)
         with translate_errors(path):
-            self._ensure_parent(client, rel)
-            part = remote_part_name(rel)
             try:
-                client.upload_bytes(part, bytes(value))
+                writer.write(0, value, final=True)
+                writer.finish(len(value))
                 client.rename(part, rel, replace=mode != "create", is_dir=False)
             except BaseException:
+                writer.abort()
                 with contextlib.suppress(fe.FilesError):
                     client.delete_file(part)
                 raise
 
     def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite",
                  **kwargs: Any) -> None:
+        """``keyless put``'s parallel upload (:func:`keyless.files.transfer.upload_file`): ranges read
+        with ``pread`` by the thread that sends them, published by a rename. ``mode="create"`` refuses an
+        existing target, and a target created meanwhile is never replaced."""
         client, rel = self._resolve(rpath)
         with translate_errors(rpath):
             if os.path.isdir(lpath):
                 client.mkdir(rel, parents=True, exist_ok=True)
                 return
-            self._ensure_parent(client, rel)
-            part = remote_part_name(rel)
+            create = mode == "create"
+            if create and client.file_etag(rel) is not None:
+                raise FileExistsError(errno.EEXIST, "azfiles: the file exists", rpath)
             progress = _callback_progress(callback, os.path.getsize(lpath))
             try:
-                transfer.upload_file(client, Path(lpath), part, progress=progress)
-                client.rename(part, rel, replace=mode != "create", is_dir=False)
-            except BaseException:
-                with contextlib.suppress(fe.FilesError):
-                    client.delete_file(part)
-                raise
+                transfer.upload_file(client, Path(lpath), rel, progress=progress, guard=create)
+            except fe.ChangedDuringUpload:
+                raise FileExistsError(errno.EEXIST, "azfiles: the file was created meanwhile",
+                                      rpath) from None
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None,
                  **kwargs: Any) -> None:
@@ -469,8 +482,9 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
             if props.is_dir:
                 os.makedirs(lpath, exist_ok=True)
                 return
-            if outfile is not None:
-                outfile.write(self._read(client, rel, 0, props.size) if props.size else b"")
+            if outfile is not None:  # streamed through the read-ahead window: memory stays bounded
+                with self.open(rpath, "rb", size=props.size) as f:
+                    shutil.copyfileobj(f, outfile, RANGE_SIZE)
                 return
             parent = os.path.dirname(lpath)
             if parent:

@@ -8,6 +8,7 @@ import pytest
 from keyless.files.dask_copy import copy_tree_on_dask
 from keyless.files.parts import PART_SUFFIX
 from keyless.fsspec import AzureFilesFileSystem
+from keyless.testing import EmulatorProcess
 
 from .conftest import ACCOUNT
 
@@ -40,3 +41,32 @@ def test_cluster_copy_splits_reports_and_resumes(azfs: AzureFilesFileSystem, roo
         assert azfs.cat_file(f"{root}/dst/d3/f7.txt") == b"changed since"
         again = copy_tree_on_dask(fs, src, dst, client, batch_files=10)
         assert (again.files, again.skipped, again.tasks) == (0, 40, 0)
+
+
+def test_a_small_file_costs_four_requests_and_keeps_its_properties(
+    azfs: AzureFilesFileSystem, root: str, emulator: EmulatorProcess
+) -> None:
+    client, rel = azfs._resolve(f"{root}/src/typed.csv")
+    client.create_file(rel, 5, content_type="text/csv", metadata={"owner": "ana"}, parents=True)
+    client.put_range(rel, 0, b"a,b\n1")
+    azfs.pipe({f"{root}/src/zeros.bin": bytes(64), f"{root}/src/empty": b""})
+    fs = AzureFilesFileSystem(skip_instance_cache=True)
+    src, dst = f"{ACCOUNT}/{root}/src", f"{ACCOUNT}/{root}/dst"
+    mark = len(emulator.audit("StorageFileLogs"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as dask:
+        report = copy_tree_on_dask(fs, src, dst, dask)
+    assert report.files == 3
+    rows = emulator.audit("StorageFileLogs")[mark:]
+    typed = [r["OperationName"] for r in rows if "typed.csv" in r["Uri"]]
+    # Read with its properties in one Get File; no Get File Properties, no ETag checks, one rename.
+    assert sorted(typed) == ["CreateFile", "GetFile", "PutRange", "RenameFile"], typed
+    zeros = [r["OperationName"] for r in rows if "zeros.bin" in r["Uri"]]
+    assert "PutRange" not in zeros  # a new file is zero-filled already
+    props = azfs.info(f"{root}/dst/typed.csv")
+    assert (props["content_type"], props["metadata"]) == ("text/csv", {"owner": "ana"})
+    assert azfs.modified(f"{root}/dst/typed.csv") == azfs.modified(f"{root}/src/typed.csv")
+    assert azfs.cat_file(f"{root}/dst/typed.csv") == b"a,b\n1"
+    assert azfs.cat_file(f"{root}/dst/zeros.bin") == bytes(64)
+    assert azfs.cat_file(f"{root}/dst/empty") == b""
+    assert not [p for p in azfs.find(root) if p.endswith(PART_SUFFIX)]

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from keyless.files import errors as fe
-from keyless.files.parallel import run_bounded
+from keyless.files.models import file_properties
+from keyless.files.parallel import RANGE_SIZE, run_bounded
 from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.transfer import TransferStats, copy_file, list_tree
 from keyless.files.urls import join_path
 
 if TYPE_CHECKING:
+    from keyless.files.client import ShareClient
     from keyless.fsspec import AzureFilesFileSystem
 
 #: Files per task: small enough that progress moves and the load balances, big enough to amortise a task.
@@ -46,27 +48,57 @@ class BatchResult:
     bytes: int
 
 
+def _copy_small(src: ShareClient, dst: ShareClient, item: CopyItem) -> int | None:
+    """Copy a file of at most one range in four requests, or return None when it is not one any more.
+
+    One ranged Get File brings the content (MD5-checked) and, in its headers, everything the copy keeps:
+    content type, metadata and last write time; so no Get File Properties is needed. Then Create File of
+    the part with those, one Put Range (none when the content is all zeros: a new file is zero-filled),
+    and a rename over the target. A file that grew or shrank since the listing goes the general way.
+    """
+    if item.size == 0 or item.size > RANGE_SIZE:
+        return None
+    data, resp = src.get_range(item.source, 0, item.size)
+    total = resp.header("content-range").rpartition("/")[2]
+    if total != str(item.size):
+        return None  # changed since the listing
+    props = file_properties(item.source, resp)
+    part = remote_part_name(item.dest)
+    try:
+        dst.create_file(part, item.size, content_type=props.content_type or None,
+                        metadata=props.metadata or None, last_write_time=parse_time(props.last_write_time))
+        if data.count(0) != len(data):
+            dst.put_range(part, 0, data, preserve_mtime=True)
+        dst.rename(part, item.dest, replace=True, is_dir=False)
+    except BaseException:
+        with contextlib.suppress(fe.FilesError):
+            dst.delete_file(part)
+        raise
+    return item.size
+
+
+def _copy_one(src: ShareClient, dst: ShareClient, item: CopyItem) -> int:
+    n = _copy_small(src, dst, item)
+    if n is None:
+        # Empty or multi-range: the general copy (properties, ranges in parallel), published whole under
+        # a part name. No ETag guard: the caller owns the destination tree for this run.
+        n = copy_file(src, item.source, dst, item.dest, concurrency=2, guard=False)
+    return n
+
+
 def _copy_batch(fs: AzureFilesFileSystem, src: tuple[str, str], dst: tuple[str, str],
-                items: list[CopyItem]) -> BatchResult:
-    """Runs on a worker: copy each item to a temporary name, then rename it into place."""
-
-
+                items: list[CopyItem], threads: int = THREADS_PER_TASK) -> BatchResult:
+    """Runs on a worker: copy each item to a temporary name, then rename it into place. ``fs`` is the one
+    instance this worker received (scattered once), so its clients, connections and token are reused by
+    every task instead of being rebuilt per batch."""
     src_client = fs._client(*src)
     dst_client = fs._client(*dst)
     done = TransferStats()
 
     def one(item: CopyItem) -> None:
-        part = remote_part_name(item.dest)
-        try:
-            n = copy_file(src_client, item.source, dst_client, part, concurrency=2)
-            dst_client.rename(part, item.dest, replace=True, is_dir=False)
-        except BaseException:
-            with contextlib.suppress(fe.FilesError):
-                dst_client.delete_file(part)
-            raise
-        done.add(files=1, nbytes=n)
+        done.add(files=1, nbytes=_copy_one(src_client, dst_client, item))
 
-    run_bounded(one, items, THREADS_PER_TASK)
+    run_bounded(one, items, threads)
     return BatchResult(done.files, done.bytes)
 
 
@@ -101,6 +133,7 @@ def copy_tree_on_dask(
     *,
     batch_files: int = DEFAULT_BATCH,
     progress: Callable[[DaskCopyReport], None] | None = None,
+    threads_per_task: int = THREADS_PER_TASK,
 ) -> DaskCopyReport:
     """Copy every file under ``source`` into ``dest`` (filesystem paths of ``fs``) on the Dask cluster at
     ``scheduler`` (an address, or a ``distributed.Client``). ``progress`` is called after each batch."""
@@ -123,8 +156,13 @@ def copy_tree_on_dask(
         items.append(CopyItem(entry.path, join_path(dst_rel, rel), entry.size or 0))
     if dst_rel:
         dst_client.mkdir(dst_rel, parents=True, exist_ok=True)
+    # Parents before children, each depth's directories in parallel (one round trip per level, not per
+    # directory: with 20 ms of latency, 20 directories cost 0.4 s one by one).
+    levels: dict[int, list[str]] = {}
     for rel in tree.dirs:
-        dst_client.mkdir(join_path(dst_rel, rel), exist_ok=True)
+        levels.setdefault(rel.count("/"), []).append(join_path(dst_rel, rel))
+    for depth in sorted(levels):
+        run_bounded(lambda d: dst_client.mkdir(d, exist_ok=True), levels[depth], fs.max_concurrency)
     batches = [items[i : i + batch_files] for i in range(0, len(items), max(1, batch_files))]
     report.tasks = len(batches)
     if progress is not None:
@@ -136,7 +174,10 @@ def copy_tree_on_dask(
     try:
         src_key = (src_client.account, src_client.share)
         dst_key = (dst_client.account, dst_client.share)
-        futures = [client.submit(_copy_batch, fs, src_key, dst_key, batch, pure=False) for batch in batches]
+        # One copy of the filesystem per worker, shared by its tasks (see _copy_batch).
+        [shipped] = client.scatter([fs], broadcast=True, hash=False)
+        futures = [client.submit(_copy_batch, shipped, src_key, dst_key, batch, threads_per_task, pure=False)
+                   for batch in batches]
         for future in as_completed(futures):  # type: ignore[no-untyped-call]
             result: BatchResult = future.result()
             report.files += result.files
