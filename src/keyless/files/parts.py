@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
 
 from keyless import localos
@@ -78,28 +79,40 @@ def lock_part(fd: int) -> None:
         _PART_LOCKER.try_lock(fd)
 
 
-def remove_stale_parts(target: Path) -> int:
-    """Remove the part files that killed downloads of ``target`` left next to it; returns how many."""
-    removed = 0
+def part_names_in(directory: Path) -> list[str]:
+    """The names of the part files in ``directory``, in one scan: a tree download checks every target it
+    writes there against this list instead of scanning the directory again for each file (which made a
+    download of n files into one directory cost n scans of n entries)."""
     try:
-        siblings = list(os.scandir(target.parent))
+        with os.scandir(directory) as entries:
+            return [entry.name for entry in entries if is_part_name(entry.name)]
     except OSError:
-        return 0
-    for entry in siblings:
+        return []
+
+
+def remove_stale_parts(target: Path, part_names: list[str] | None = None) -> int:
+    """Remove the part files that killed downloads of ``target`` left next to it; returns how many.
+    ``part_names``: the part files of ``target``'s directory when the caller listed them already
+    (:func:`part_names_in`); None lists them now."""
+    if part_names is None:
+        part_names = part_names_in(target.parent)
+    removed = 0
+    for name in part_names:
         # Exactly this target's parts (".<name>.<8 hex>.keyless-part"), not those of a longer name.
-        if not stale_part_of(entry.name, target.name):
+        if not stale_part_of(name, target.name):
             continue
-        if not entry.is_file(follow_symlinks=False):
-            continue
+        path = os.path.join(target.parent, name)
         try:
-            fd = os.open(entry.path, os.O_RDONLY | localos.NOFOLLOW | localos.BINARY_FLAGS)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue  # never opened: a FIFO would block, a symlink leads elsewhere
+            fd = os.open(path, os.O_RDONLY | localos.NOFOLLOW | localos.BINARY_FLAGS)
         except OSError:
             continue
         try:
             if _PART_LOCKER is not None and not _PART_LOCKER.try_lock(fd):
                 continue  # a download running right now holds it
             with contextlib.suppress(OSError):  # on Windows an open part cannot be removed: that is fine
-                os.unlink(entry.path)
+                os.unlink(path)
                 removed += 1
         finally:
             os.close(fd)

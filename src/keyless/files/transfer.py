@@ -47,6 +47,7 @@ from keyless.files.parts import (
     is_part_name,
     local_part_name,
     lock_part,
+    part_names_in,
     remote_part_name,
     remove_stale_parts,
 )
@@ -226,15 +227,17 @@ def download_file(
     progress: Progress = _noop,
     props: Properties | None = None,
     set_mtime: bool = True,
+    part_names: list[str] | None = None,
 ) -> int:
-    """Download ``remote`` to ``local`` atomically; returns the number of bytes."""
+    """Download ``remote`` to ``local`` atomically; returns the number of bytes. ``part_names``: the part
+    files in ``local``'s directory when the caller listed them already (:func:`parts.part_names_in`)."""
     props = props or client.properties(remote)
     if props.is_dir:
         raise IsADirectoryError(f"{remote} is a directory: download it as a tree")
     size = props.size
     if size > RANGE_SIZE:
         concurrency = concurrency or client.ranges_in_flight()
-    remove_stale_parts(local)
+    remove_stale_parts(local, part_names)
     part = local_part_name(local)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
@@ -483,6 +486,8 @@ def download_tree(
     items = [(rel, entry, safe_local_path(local_root, rel, platform)) for rel, entry in tree.files]
     for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
         path.mkdir(parents=True, exist_ok=True)
+    # Killed runs' part files: looked for once per directory, not once per file.
+    part_names = {parent: part_names_in(parent) for parent in {target.parent for _, _, target in items}}
 
     def one(item: tuple[str, Entry, Path]) -> None:
         rel, entry, target = item
@@ -500,6 +505,7 @@ def download_tree(
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
             props=Properties.from_entry(entry),
+            part_names=part_names[target.parent],
         )
         stats.add(files=1, nbytes=n)
 
