@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from keyless.files import ShareClient, transfer
+from keyless.files import errors as fe
 from keyless.files.urls import share_url
 from keyless.identity import ManagedIdentityCredential
 from keyless.testing import EmulatorProcess
@@ -88,3 +89,127 @@ def test_a_tree_download_still_removes_killed_runs_parts_and_nothing_else(
     assert all(p.read_bytes() == b"keep" for p in kept)
     assert (out / "f00.bin").read_bytes() == files["f00.bin"]
     assert (out / "sub" / "f02.bin").read_bytes() == files["f02.bin"]
+
+
+# --- request ids --------------------------------------------------------------------------------------------
+
+
+def test_request_ids_are_unique_across_threads_and_read_as_uuids() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keyless.files.request_ids import new_request_id
+
+    def many(_: int) -> list[str]:
+        return [new_request_id() for _ in range(5000)]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = [i for batch in pool.map(many, range(8)) for i in batch]
+    assert len(set(ids)) == len(ids) == 40000
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids[::997])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_does_not_repeat_its_parents_request_ids() -> None:
+    from keyless.files.request_ids import new_request_id
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.close(read_end)
+        os.write(write_end, " ".join(new_request_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent = {new_request_id() for _ in range(3)}
+    with os.fdopen(read_end, "rb") as f:
+        child = set(f.read().decode().split())
+    os.waitpid(pid, 0)
+    assert len(child) == 3
+    assert not parent & child
+    assert {i[:24] for i in parent}.isdisjoint({i[:24] for i in child})  # a new random prefix
+
+
+def test_every_request_of_a_concurrent_upload_has_its_own_id_and_retries_keep_theirs() -> None:
+    from files_fake import BASE, FakeTransport, StaticCredential
+
+    from keyless.files.retry import RetryPolicy
+
+    fake = FakeTransport()
+    client = ShareClient(
+        BASE, StaticCredential("good"), transport=fake, retry=RetryPolicy(backoff_factor=0.001), concurrency=8
+    )
+    client.upload_bytes("big.bin", os.urandom(6 * 4 * 1024 * 1024 + 5))
+    ids = [h["x-ms-client-request-id"] for _, _, h in fake.requests]
+    assert len(ids) == 1 + 7  # create and seven ranges
+    assert len(set(ids)) == len(ids)
+    fake.faults = [503]
+    client.mkdir("d")
+    retried = [h["x-ms-client-request-id"] for _, _, h in fake.requests[-2:]]
+    assert retried[0] == retried[1] and retried[0] not in ids  # one operation, one id
+
+
+# --- the token on every request -----------------------------------------------------------------------------
+
+
+class _RotatingCredential:
+    """Hands out whatever token is current, as a credential's cache does after it refreshed on its own."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.calls = 0
+        self.invalidations = 0
+
+    def get_token(self, *scopes: str, **kw: Any) -> Any:
+        from collections import namedtuple
+
+        self.calls += 1
+        return namedtuple("AccessToken", "token expires_on")(self.token, 2**31)
+
+    def invalidate(self) -> None:
+        self.invalidations += 1
+        self.token = f"after-401-{self.invalidations}"
+
+
+def test_a_token_the_credential_refreshed_is_used_on_the_very_next_request() -> None:
+    from files_fake import BASE, FakeTransport
+
+    fake = FakeTransport(tokens={"first", "second"})
+    cred = _RotatingCredential("first")
+    client = ShareClient(BASE, cred, transport=fake)
+    client.mkdir("a")
+    cred.token = "second"  # the credential's cache moved on (early refresh, or the first one expired)
+    client.mkdir("b")
+    client.mkdir("c")
+    sent = [h["Authorization"] for _, _, h in fake.requests]
+    assert sent == ["Bearer first", "Bearer second", "Bearer second"]
+    assert cred.calls == 3  # asked on every request: its cache, not a copy here, decides when to refresh
+
+
+def test_a_401_still_refreshes_once_and_later_requests_carry_the_new_token() -> None:
+    from files_fake import BASE, FakeTransport
+
+    fake = FakeTransport(tokens={"after-401-1"})
+    cred = _RotatingCredential("revoked")
+    client = ShareClient(BASE, cred, transport=fake)
+    client.mkdir("a")  # 401 -> invalidate -> resent with the fresh token
+    client.mkdir("b")
+    assert [h["Authorization"] for _, _, h in fake.requests] == [
+        "Bearer revoked",
+        "Bearer after-401-1",
+        "Bearer after-401-1",
+    ]
+    assert cred.invalidations == 1
+    fake.tokens.clear()  # the fresh token is revoked too: one more refresh per operation, then the error
+    with pytest.raises(fe.AuthenticationFailed):
+        client.mkdir("c")
+    assert cred.invalidations == 2
+    sent = [h["Authorization"] for _, _, h in fake.requests[3:]]
+    assert sent == ["Bearer after-401-1", "Bearer after-401-2"]
+
+
+def test_query_values_are_encoded_as_quote_does() -> None:
+    from urllib.parse import quote
+
+    from keyless.files.client import query_quote
+
+    for text in ["range", "Timestamps,ETag,Attributes", "a b", "5000", "x/y", "ü", "~._-", "", "a&b=c", "%"]:
+        assert query_quote(text) == quote(text, safe=""), text

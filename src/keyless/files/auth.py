@@ -64,6 +64,8 @@ class BearerAuth:
         self.credential = credential
         self.scope = scope
         self._last: str | None = None  # the token last handed out: for messages and the 401 path only
+        # The Authorization value of the token last seen: formatted once per token, not once per request.
+        self._header: tuple[str, str] = ("", "")
 
     def __repr__(self) -> str:
         return f"BearerAuth(credential={type(self.credential).__name__}, scope={self.scope!r})"
@@ -83,7 +85,11 @@ class BearerAuth:
         return token
 
     def authorize(self, method: str, url: str, headers: dict[str, str]) -> None:
-        headers["Authorization"] = f"Bearer {self.token()}"
+        token = self.token()  # asked every time: the credential's cache decides when to refresh
+        cached = self._header
+        if cached[0] != token:
+            cached = self._header = (token, f"Bearer {token}")
+        headers["Authorization"] = cached[1]
         headers[p.H_INTENT] = p.INTENT_BACKUP
 
     def refresh(self, rejected_header: str = "") -> bool:

@@ -10,7 +10,7 @@ encodes them. Every request goes through :meth:`ShareClient.send`: the layers of
 from __future__ import annotations
 
 import contextlib
-import uuid
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -40,6 +40,7 @@ from keyless.files.models import (
 )
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.pipeline import Pipeline, Request, Result
+from keyless.files.request_ids import new_request_id
 from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.times import format_time
 from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink, Transport
@@ -48,6 +49,14 @@ from keyless.files.urls import DEFAULT_SUFFIXES, FileUrl, encode_segment, join_p
 __all__ = ["RANGE_SIZE", "Entry", "Properties", "ShareClient"]
 
 _READ, _WRITE, _DELETE = p.ACTION_READ, p.ACTION_WRITE, p.ACTION_DELETE
+#: What ``quote(s, safe="")`` leaves as it is: most query names and values ("comp", "range"), which then
+#: skip the encoder (it runs for every request).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def query_quote(text: str) -> str:
+    """``quote(text, safe="")``, without calling it for text it would return unchanged."""
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def _as_authorizer(credential: Any, account_key: str | None, account: str) -> Authorizer:
@@ -175,14 +184,14 @@ class ShareClient:
         reply's body itself (see :mod:`keyless.files.transport`)."""
         url = self._path_url(path)
         if query:
-            url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
+            url += "?" + "&".join(f"{query_quote(k)}={query_quote(v)}" for k, v in query.items())
         request = Request(
             method,
             url,
             headers or {},
             body,
             idempotent,
-            client_request_id=str(uuid.uuid4()),
+            client_request_id=new_request_id(),
             content_length=content_length,
             sink=sink,
         )

@@ -3,8 +3,9 @@
 1. the retry layer (:meth:`Pipeline.send`): resends after dropped connections and transient statuses as the
    :class:`~keyless.files.retry.RetryPolicy` says, and polls a 403 while a new role assignment propagates
    (:class:`~keyless.files.retry.AccessWait`); it sleeps on the injected clock;
-2. the auth flow (:func:`auth_flow`): a generator that yields the headers to send and sees the reply; a 401
-   makes the credential refresh, and the request is resent once with the new token;
+2. the auth step (:meth:`Pipeline._send_authenticated`): the credential authorizes the headers and the
+   request is sent; a 401 makes the credential refresh, and the request is resent once with the new token
+   (straight-line code, not a generator: it runs for every request);
 3. a single send (:meth:`Pipeline.send_single`) through the transport, which is pure I/O. The destination
    check (:mod:`keyless.files.destinations`) comes first, before the credential is asked for anything.
 
@@ -14,7 +15,7 @@ module returns the last reply and says whether a fresh token was tried.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
@@ -48,6 +49,9 @@ class Result:
     refreshed: bool  # a 401 made the credential refresh, and the request was resent with the new token
 
 
+_WITH_BODY = frozenset({"PUT", "POST"})
+
+
 class _RefreshBudget:
     """One token refresh per operation, however many retries it takes."""
 
@@ -55,23 +59,6 @@ class _RefreshBudget:
 
     def __init__(self) -> None:
         self.used = False
-
-
-def auth_flow(
-    auth: Authorizer, request: Request, prepare: Callable[[], dict[str, str]], budget: _RefreshBudget
-) -> Generator[dict[str, str], Response, None]:
-    """Yield the headers to send; after a 401, refresh the credential and yield the resend (once)."""
-    headers = prepare()
-    auth.authorize(request.method, request.url, headers)
-    response = yield headers
-    if response.status != 401 or budget.used:
-        return
-    if not auth.refresh(headers.get("Authorization", "")):
-        return
-    budget.used = True
-    headers = prepare()
-    auth.authorize(request.method, request.url, headers)
-    yield headers
 
 
 class Pipeline:
@@ -136,21 +123,25 @@ class Pipeline:
     def _send_authenticated(self, request: Request, budget: _RefreshBudget) -> Response:
         # Before the credential is even asked for a token: it must not go anywhere it could leak.
         self.destinations.check(request.url)
-        flow = auth_flow(self.auth, request, lambda: self._common_headers(request), budget)
-        headers = next(flow)
-        while True:
-            response = self.send_single(request, headers)
-            try:
-                headers = flow.send(response)
-            except StopIteration:
-                return response
+        headers = self._common_headers(request)
+        self.auth.authorize(request.method, request.url, headers)
+        response = self.send_single(request, headers)
+        if response.status != 401 or budget.used:
+            return response
+        # One refresh per operation, and a resend only with a token other than the refused one.
+        if not self.auth.refresh(headers.get("Authorization", "")):
+            return response
+        budget.used = True
+        headers = self._common_headers(request)
+        self.auth.authorize(request.method, request.url, headers)
+        return self.send_single(request, headers)
 
     def _common_headers(self, request: Request) -> dict[str, str]:
         headers = dict(request.headers)
         headers[p.H_VERSION] = p.CURRENT_VERSION
         headers[p.H_DATE] = self._date()
         headers[p.H_CLIENT_REQUEST_ID] = request.client_request_id
-        if request.body is not None or request.method in ("PUT", "POST"):
+        if request.body is not None or request.method in _WITH_BODY:
             length = request.content_length
             if length is None:
                 body = request.body
