@@ -12,7 +12,6 @@ with the directory's URL, and the command says so on stderr.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import sys
@@ -30,23 +29,12 @@ MAX_LIFETIME = timedelta(seconds=sas.MAX_KEY_LIFETIME_SECONDS)
 
 
 def parse_ip(value: str) -> str:
-    """``--ip`` as Azure's ``sip`` takes it: one IPv4 address or an inclusive range ``low-high`` with
-    ``low <= high`` ("Create a user delegation SAS": only IPv4 addresses are supported). Dotted-decimal
-    only: ``ipaddress`` refuses leading zeros, which some parsers read as octal."""
-    text = value.strip()
-    ends = text.split("-")
-    usage = (f"{value!r} is not an address Azure can check: give one IPv4 address (168.1.5.65) or a range "
-             f"low-high (168.1.5.60-168.1.5.70)")
-    if len(ends) > 2:
-        raise click.BadParameter(usage, param_hint="--ip")
+    """``--ip``: the rule is the library's (:func:`keyless.files.sas.parse_ip`); a refusal is a usage
+    error naming the option."""
     try:
-        addresses = [ipaddress.IPv4Address(end) for end in ends]
-    except ValueError:
-        raise click.BadParameter(usage, param_hint="--ip") from None
-    if addresses[0] > addresses[-1]:
-        raise click.BadParameter(f"{value!r}: the range starts after it ends (no address is in it); give "
-                                 f"{addresses[-1]}-{addresses[0]}", param_hint="--ip")
-    return text
+        return sas.parse_ip(value)
+    except sas.SasError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ip") from None
 
 
 def parse_time(value: str, option: str, now: datetime) -> datetime:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
+import ipaddress
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,11 +38,31 @@ from keyless.files.urls import FileUrl
 SAS_VERSION = "2026-10-06"
 MAX_KEY_LIFETIME_SECONDS = 7 * 24 * 3600
 PERMISSION_ORDER = "rcwdl"  # the SDK's FileSasPermissions / ShareSasPermissions order
-_IP = re.compile(r"^[0-9a-fA-F.:]+(-[0-9a-fA-F.:]+)?$")
 
 
 class SasError(ValueError):
     """An input to SAS generation that Azure would refuse; the message names the input and the fix."""
+
+
+def parse_ip(value: str) -> str:
+    """A SAS's ``sip`` as Azure takes it: one IPv4 address or an inclusive range ``low-high`` with
+    ``low <= high`` ("Create a user delegation SAS": "Only IPv4 addresses are supported"), surrounding
+    blanks removed. Dotted decimal only: ``ipaddress`` refuses leading zeros, which some parsers read as
+    octal. The one definition: ``keyless sas --ip`` uses it too."""
+    text = value.strip()
+    ends = text.split("-")
+    usage = (f"IP range {value!r} is not an address Azure can check: give one IPv4 address (168.1.5.65) "
+             f"or a range low-high (168.1.5.60-168.1.5.70)")
+    if len(ends) > 2:
+        raise SasError(usage)
+    try:
+        addresses = [ipaddress.IPv4Address(end) for end in ends]
+    except ValueError:
+        raise SasError(usage) from None
+    if addresses[0] > addresses[-1]:
+        raise SasError(f"IP range {value!r} starts after it ends (no address is in it); give "
+                       f"{addresses[-1]}-{addresses[0]}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -132,8 +152,8 @@ def user_delegation_sas(key: UserDelegationKey, target: FileUrl, *, permissions:
         raise SasError(f"the start {st} is not before the expiry {se}")
     if key.signed_expiry and se > key.signed_expiry:
         raise SasError(f"the expiry {se} is after the user delegation key's expiry {key.signed_expiry}")
-    if ip and not _IP.match(ip):
-        raise SasError(f"IP range {ip!r}: give one address (168.1.5.65) or a range (168.1.5.60-168.1.5.70)")
+    if ip:  # None or "": no address restriction
+        ip = parse_ip(ip)
     spr = "https" if https_only else ""
     resource = f"/file/{target.account}/{target.share}" + (f"/{target.path}" if is_file else "")
     string_to_sign = "\n".join([
