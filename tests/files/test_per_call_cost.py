@@ -213,3 +213,65 @@ def test_query_values_are_encoded_as_quote_does() -> None:
 
     for text in ["range", "Timestamps,ETag,Attributes", "a b", "5000", "x/y", "ü", "~._-", "", "a&b=c", "%"]:
         assert query_quote(text) == quote(text, safe=""), text
+
+
+# --- small reads and resizes in one request -----------------------------------------------------------------
+
+
+class _Counting:
+    """Wraps a client's transport to count the requests it sends."""
+
+    def __init__(self, client: ShareClient) -> None:
+        self.methods: list[str] = []
+        inner = client._pipeline.transport
+        real = inner.request
+
+        def request(method: str, url: str, headers: dict[str, str], *args: Any, **kw: Any) -> Any:
+            self.methods.append(method)
+            return real(method, url, headers, *args, **kw)
+
+        inner.request = request  # type: ignore[method-assign]
+
+
+def test_read_small_gives_the_bytes_and_the_properties_in_one_request(client: ShareClient) -> None:
+    name = f"small-{uuid.uuid4().hex[:8]}.txt"
+    data = os.urandom(5000)
+    client.create_file(name, len(data), content_type="text/csv", metadata={"owner": "ops"},
+                       last_write_time=1_700_000_000.0)
+    client.put_range(name, 0, data)
+    expected = client.properties(name)
+    counting = _Counting(client)
+
+    got, props = client.read_small(name, len(data))
+
+    assert counting.methods == ["GET"]
+    assert got == data
+    assert props.size == len(data) and not props.is_dir and props.path == name
+    assert props.content_type == "text/csv" and props.metadata == {"owner": "ops"}
+    assert props.etag == expected.etag and props.last_write_time == expected.last_write_time
+    assert props.last_modified == expected.last_modified and props.creation_time == expected.creation_time
+
+    # The first bytes of a larger file: Properties.size is the whole file's, so a caller sees the change.
+    client.resize(name, 9000, props=props)
+    head, props = client.read_small(name, 100)
+    assert head == data[:100] and props.size == 9000
+    with pytest.raises(ValueError, match="1 to"):
+        client.read_small(name, 0)
+
+
+def test_resize_with_known_properties_is_one_request_and_keeps_the_content_type(client: ShareClient) -> None:
+    name = f"grow-{uuid.uuid4().hex[:8]}.bin"
+    client.create_file(name, 10, content_type="application/x-parquet")
+    _, props = client.read_small(name, 10)
+    counting = _Counting(client)
+
+    client.resize(name, 4096, props=props)
+    assert counting.methods == ["PUT"]
+    after = client.properties(name)
+    assert after.size == 4096 and after.content_type == "application/x-parquet"
+
+    del counting.methods[:]
+    client.resize(name, 3)  # without them: Get File Properties first, as before
+    assert counting.methods == ["HEAD", "PUT"]
+    after = client.properties(name)
+    assert after.size == 3 and after.content_type == "application/x-parquet"

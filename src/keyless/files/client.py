@@ -25,6 +25,7 @@ from keyless.files.errors import (
     AlreadyExists,
     ConnectionFailed,
     FilesError,
+    IntegrityError,
     NotFound,
     ParentNotFound,
     RequestInfo,
@@ -353,10 +354,11 @@ class ShareClient:
             "PUT", path, query=query, headers=meta_headers(metadata), operation="set metadata", action=_WRITE
         )
 
-    def resize(self, path: str, size: int) -> None:
+    def resize(self, path: str, size: int, *, props: Properties | None = None) -> None:
         """Grow (zero-filled) or truncate a file. Content headers are resent: Set File Properties clears
-        the ones a request leaves out."""
-        props = self.properties(path)
+        the ones a request leaves out. ``props``: the file's properties when the caller has them (a
+        listing, :meth:`read_small`): then the resize is one request, without a Get File Properties."""
+        props = props or self.properties(path)
         headers = {"x-ms-content-length": str(size)}
         if props.content_type:
             headers["x-ms-content-type"] = props.content_type
@@ -413,6 +415,25 @@ class ShareClient:
         buf = bytearray(length)
         resp = self.read_range_into(path, offset, buf)
         return bytes(buf), resp
+
+    def read_small(self, path: str, size: int) -> tuple[bytes, Properties]:
+        """The first ``size`` bytes of file ``path`` (1 to 4 MiB, checked as :meth:`read_range_into` says)
+        and its properties, from one Get File: the reply's headers carry what Get File Properties would
+        (content type, metadata, times, ETag, the stored Content-MD5 as ``x-ms-content-md5``), and its
+        Content-Range the file's whole size, which ``Properties.size`` is. A file that changed size since
+        ``size`` was learnt shows it there."""
+        if not 0 < size <= RANGE_SIZE:
+            raise ValueError(f"read_small reads 1 to {RANGE_SIZE} bytes in one request, asked for {size}")
+        data, resp = self.get_range(path, 0, size)
+        total = resp.header("content-range").rpartition("/")[2]
+        if not total.isdigit():
+            raise IntegrityError(f"read {path}: the reply has no Content-Range saying the file's size")
+        props = file_properties(join_path(path), resp)
+        return data, replace(
+            props,
+            size=int(total),
+            content_md5=resp.header("x-ms-content-md5"),  # Content-MD5 would be the range's, if asked
+        )
 
     def upload_bytes(
         self,

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from keyless.files import errors as fe
-from keyless.files.models import file_properties
 from keyless.files.parallel import RANGE_SIZE, run_bounded
 from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
@@ -58,11 +57,9 @@ def _copy_small(src: ShareClient, dst: ShareClient, item: CopyItem) -> int | Non
     """
     if item.size == 0 or item.size > RANGE_SIZE:
         return None
-    data, resp = src.get_range(item.source, 0, item.size)
-    total = resp.header("content-range").rpartition("/")[2]
-    if total != str(item.size):
+    data, props = src.read_small(item.source, item.size)
+    if props.size != item.size:
         return None  # changed since the listing
-    props = file_properties(item.source, resp)
     part = remote_part_name(item.dest)
     try:
         dst.create_file(part, item.size, content_type=props.content_type or None,
