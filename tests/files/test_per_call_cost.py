@@ -275,3 +275,32 @@ def test_resize_with_known_properties_is_one_request_and_keeps_the_content_type(
     assert counting.methods == ["HEAD", "PUT"]
     after = client.properties(name)
     assert after.size == 3 and after.content_type == "application/x-parquet"
+
+
+# --- request URLs -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [
+    "a", "dir/file.txt", ".f0001.bin.0123abcd.keyless-part", "d/.hidden", "a-b_c~d.e", "...", "a/.../b",
+    "", "/", "/a", "a/", "a//b", "a b", "ü/x", "a%2Fb", "x?y", "a#b", "semi;colon", "plus+", "a\\b",
+])
+def test_request_urls_are_encoded_as_every_segment_alone_would_be(path: str) -> None:
+    from files_fake import BASE, FakeTransport, StaticCredential
+
+    from keyless.files.urls import encode_segment, split_path
+
+    client = ShareClient(BASE, StaticCredential("good"), transport=FakeTransport())
+    names = split_path(path)
+    expected = BASE + "".join("/" + encode_segment(n) for n in names)
+    assert client._path_url(path) == expected
+
+
+@pytest.mark.parametrize("path", [".", "..", "a/./b", "a/../b", "../x", "x/.."])
+def test_dot_segments_are_still_refused(path: str) -> None:
+    from files_fake import BASE, FakeTransport, StaticCredential
+
+    from keyless.files.urls import InvalidFileUrl
+
+    client = ShareClient(BASE, StaticCredential("good"), transport=FakeTransport())
+    with pytest.raises(InvalidFileUrl):
+        client._path_url(path)

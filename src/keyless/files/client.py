@@ -53,6 +53,9 @@ _READ, _WRITE, _DELETE = p.ACTION_READ, p.ACTION_WRITE, p.ACTION_DELETE
 #: What ``quote(s, safe="")`` leaves as it is: most query names and values ("comp", "range"), which then
 #: skip the encoder (it runs for every request).
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+#: A path whose URL form is itself: names of unreserved characters (which encode_segment leaves alone),
+#: each holding something besides dots (so never "." or ".."), one "/" between names.
+_PLAIN_PATH = re.compile(r"\.*[A-Za-z0-9_~-][A-Za-z0-9_.~-]*(?:/\.*[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)*")
 
 
 def query_quote(text: str) -> str:
@@ -131,6 +134,8 @@ class ShareClient:
 
     def _path_url(self, path: str) -> str:
         """``self.url(path).url`` without building a FileUrl per request."""
+        if _PLAIN_PATH.fullmatch(path):
+            return self._share_url + "/" + path  # nothing to encode, split or refuse
         names = split_path(path)
         if not names:
             return self._share_url

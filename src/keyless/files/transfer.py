@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -365,16 +366,23 @@ def local_files(root: Path) -> Iterator[tuple[str, Path]]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
+        # One relative prefix per directory and one lstat per file: this runs for every file of a tree.
+        rel_dir = base.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
         for name in sorted(filenames):
-            path = base / name
-            # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
-            if path.is_symlink():
+            try:
+                mode = os.lstat(os.path.join(dirpath, name)).st_mode
+            except OSError:
+                mode = 0  # gone or unreadable: reported below, as special_kind says
+            if stat.S_ISLNK(mode):
                 continue
-            if not path.is_file():
+            path = base / name
+            if not stat.S_ISREG(mode):
                 # As rsync does ("skipping non-regular file"): said, not silently dropped, and never read.
                 log.warning("skipping %r: %s", str(path), special_kind(path))
             elif not is_part_name(name):
-                yield path.relative_to(root).as_posix(), path
+                # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
+                yield prefix + name, path
 
 
 def _local_dirs(root: Path) -> list[str]:
