@@ -772,3 +772,66 @@ def test_credentials_never_appear_in_errors(serve: Callable[..., Server], pool: 
     for error in errors:
         text = f"{error} {error!r} {error.args}"
         assert "SECRET" not in text, text
+
+
+def test_a_header_value_that_is_not_latin1_is_refused_without_the_credential(pool: Http11Pool) -> None:
+    # str.encode's error carries the whole request head (Authorization included) in its args.
+    headers = {"Authorization": "Bearer SECRET-TOKEN", "x-ms-meta-price": "5 \u20ac"}
+    with pytest.raises(ValueError) as info:
+        pool.request("PUT", "http://127.0.0.1:9/share/f", headers)
+    error = info.value
+    assert "x-ms-meta-price" in str(error)
+    assert "SECRET" not in f"{error} {error!r} {error.args} {vars(error)}"
+
+
+@pytest.mark.parametrize("target", ["/a b", "/a\r\nX-Injected: 1", "/a\tb", "/a\x00", "/a?sig=SECRET\n"])
+def test_a_request_target_that_would_split_the_request_line_is_refused(pool: Http11Pool, target: str) -> None:
+    with pytest.raises(ValueError, match="request target") as info:
+        pool.request("GET", f"http://127.0.0.1:9{target}", {})
+    assert "SECRET" not in f"{info.value!r}"
+
+
+# --- request framing ---------------------------------------------------------------------------------------
+
+
+def test_a_body_goes_out_with_its_own_length(serve: Callable[..., Server], pool: Http11Pool) -> None:
+    got: list[bytes] = []
+
+    def handler(conn: socket.socket, _: int) -> None:
+        while request := read_request(conn):
+            got.append(request)
+            conn.sendall(OK)
+
+    server = serve(handler)
+    pool.request("PUT", f"{server.url}/x", {}, b"abc")
+    assert b"\r\nContent-Length: 3\r\n" in got[0] and got[0].endswith(b"\r\n\r\nabc")
+    # A length that disagrees with the body would leave the server reading the next request as body.
+    for headers, body in (({"Content-Length": "10"}, b"abc"), ({"content-length": "2"}, [b"ab", b"c"])):
+        with pytest.raises(ValueError, match="Content-Length"):
+            pool.request("PUT", f"{server.url}/x", headers, body)
+    assert len(got) == 1
+
+
+# --- replies without framing -------------------------------------------------------------------------------
+
+
+def test_a_2xx_body_read_to_the_close_still_goes_to_the_sink(
+    serve: Callable[..., Server], pool: Http11Pool
+) -> None:
+    # A sink that is never called must not let the caller believe it read and checked the body.
+    def handler(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 206 Partial Content\r\n\r\nthe body")  # no length: ends at the close
+
+    server = serve(handler)
+    sunk: list[tuple[int, bytes]] = []
+
+    def sink(headers: dict[str, str], read_into: Callable[[memoryview], int], size: int) -> None:
+        buf = bytearray(size)
+        got = 0
+        while got < size:
+            got += read_into(memoryview(buf)[got:])
+        sunk.append((size, bytes(buf)))
+
+    reply = pool.request("GET", f"{server.url}/x", {}, sink=sink)
+    assert reply.status == 206 and sunk == [(8, b"the body")]

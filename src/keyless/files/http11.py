@@ -305,7 +305,10 @@ class Http11Pool:
                     return Reply(status, headers, b""), self._sink(conn, headers, length, sink) and keep
                 data = conn.read_exact(length)
             else:
-                return Reply(status, headers, conn.read_to_close()), False
+                # No length: the body ends at the close. It still goes to the sink below: a caller whose
+                # sink was never called would take a body nobody read or checked for a complete one.
+                data = conn.read_to_close()
+                keep = False
             if sink is not None and 200 <= status < 300:
                 sink(headers, io.BytesIO(data).readinto, len(data))
                 data = b""
@@ -368,19 +371,46 @@ def _format(
     method: str, target: str, host: str, headers: dict[str, str], body: Body | None
 ) -> tuple[bytes, list[bytes | memoryview]]:
     """The request head (with the body when it is small) and what follows it."""
+    # A space or control character would end the request line early (request splitting, as http.client
+    # refuses too); the message never repeats the target, whose query may be a SAS.
+    if _UNSAFE_TARGET.search(target) or _UNSAFE_TARGET.search(method):
+        raise ValueError("invalid character in the request target: percent-encode the path and query")
+    chunks: list[bytes | memoryview] = []
+    if body is not None:
+        chunks = [body] if isinstance(body, (bytes, memoryview)) else list(body)
+    size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
+    declared: str | None = None
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"]
     lines.append("Accept-Encoding: identity\r\n")
     for name, value in headers.items():
         # Header injection guard (http.client refuses these too): a CR or LF would start a new header.
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
             raise ValueError(f"invalid character in the {name!r} header")
+        if name.lower() == "content-length":
+            declared = value.strip()
         lines.append(f"{name}: {value}\r\n")
+    # The body's framing is its own length: a Content-Length that disagrees would leave the server reading
+    # the next request as the rest of this body (or this body's tail as the next request).
+    if declared is None and body is not None:
+        lines.append(f"Content-Length: {size}\r\n")
+    elif declared is not None and declared != str(size):
+        raise ValueError(f"Content-Length {declared} does not match the body's {size} bytes")
     lines.append("\r\n")
-    head = "".join(lines).encode("latin-1")
+    text = "".join(lines)
+    if not text.isascii():
+        # Not raised from the encoder's error: that one holds the whole head, Authorization included.
+        try:
+            head = text.encode("latin-1")
+        except UnicodeEncodeError:
+            head = b""
+        if not head:
+            bad = next((n for n, v in headers.items() if not _latin1(n + v)), "Host")
+            raise ValueError(f"the {bad!r} header holds a character outside Latin-1: encode it first")
+    else:
+        head = text.encode("ascii")
     if body is None:
         return head, []
-    chunks: list[bytes | memoryview] = [body] if isinstance(body, (bytes, memoryview)) else list(body)
-    if sum(len(c) for c in chunks) <= _SMALL_BODY:
+    if size <= _SMALL_BODY:
         return b"".join([head, *chunks]), []
     # A large body is written as it is, never copied; the small pieces around it join the head.
     out: list[bytes | memoryview] = []
@@ -396,6 +426,17 @@ def _format(
     if pending:
         out.append(b"".join(pending))
     return bytes(out[0]), out[1:]
+
+
+_UNSAFE_TARGET = re.compile(r"[^\x21-\x7e]")  # what a request line's method and target never hold
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _TOKEN = "[-!#$%&'*+.^_`|~0-9A-Za-z]+"  # noqa: S105 - RFC 9110 section 5.6.2: a field name, no secret
