@@ -835,3 +835,42 @@ def test_a_2xx_body_read_to_the_close_still_goes_to_the_sink(
 
     reply = pool.request("GET", f"{server.url}/x", {}, sink=sink)
     assert reply.status == 206 and sunk == [(8, b"the body")]
+
+
+@pytest.mark.parametrize("cert", ["good", None])
+def test_an_error_reply_sent_before_the_body_was_read_is_returned(
+    serve: Callable[..., Server], pool: Http11Pool, cert: str | None
+) -> None:
+    # A service refusing an upload early (413, or 403 for a token it rejects) answers and closes without
+    # reading the body: the reply, not "connection reset", is what the caller must see (urllib3 reads it
+    # too after a broken pipe).
+    def handler(conn: socket.socket, _: int) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 5\r\nConnection: close\r\n\r\nlarge"
+        )
+        time.sleep(0.2)  # then closes with the body unread: the client's next writes fail
+
+    server = serve(handler, cert=cert)
+    body = bytes(32 * 1024 * 1024)
+    reply = pool.request("PUT", f"{server.url}/x", {"Authorization": "Bearer SECRET"}, body)
+    assert (reply.status, reply.data) == (413, b"large")
+
+
+def test_a_success_reply_before_the_body_was_sent_is_not_taken_for_one(
+    serve: Callable[..., Server], pool: Http11Pool
+) -> None:
+    # A 2xx for an upload the server never read whole must not look like a completed write.
+    def handler(conn: socket.socket, _: int) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        time.sleep(0.2)
+
+    server = serve(handler, cert=None)
+    with pytest.raises(SendError) as info:
+        pool.request("PUT", f"{server.url}/x", {}, bytes(32 * 1024 * 1024))
+    assert info.value.sent

@@ -265,7 +265,14 @@ class Http11Pool:
                 for chunk in chunks:
                     conn.sock.sendall(chunk)
             except (OSError, ssl.SSLError) as exc:
-                raise SendError(_describe(exc, "sending the request"), sent=True) from None
+                failed = SendError(_describe(exc, "sending the request"), sent=True)
+                if isinstance(exc, TimeoutError):
+                    raise failed from None
+                reply = self._early_reply(conn, method)
+                if reply is None:
+                    raise failed from None
+                conn.close()
+                return reply
             reply, reusable = self._read_reply(conn, method, sink)
             if timing:
                 self.exchange_times.append(time.perf_counter() - started)
@@ -323,6 +330,16 @@ class Http11Pool:
             raise SendError(_describe(exc, "reading the reply"), sent=True) from None
         except ValueError:
             raise SendError("ProtocolError: the reply is not valid HTTP/1.1", sent=True) from None
+
+    def _early_reply(self, conn: _Connection, method: str) -> Reply | None:
+        """The error reply a server sent before it stopped reading the request (413, or 403 for a token it
+        refuses, then a close that breaks the upload), as urllib3 reads it after a broken pipe. Only an
+        error counts: a success for a body that never went out whole must not pass for a finished write."""
+        try:
+            reply, _ = self._read_reply(conn, method, None)
+        except SendError:
+            return None
+        return reply if reply.status >= 400 else None
 
     @staticmethod
     def _sink(conn: _Connection, headers: dict[str, str], length: int, sink: Sink) -> bool:
