@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from keyless.files.http11 import Http11Pool, SendError
+from keyless.files.transport import Transport
 
 # --- throwaway certificates -----------------------------------------------------------------------------
 
@@ -238,6 +240,20 @@ def test_tls_the_system_store_does_not_trust_a_private_ca(serve: Callable[..., S
     server = serve(replies(OK))
     pool = Http11Pool(connect_timeout=3, read_timeout=3)  # the default context
     assert "CERTIFICATE_VERIFY_FAILED" in str(refused(pool, f"{server.url}/x"))
+
+
+def test_tls_the_transport_trusts_its_ca_cert_only(serve: Callable[..., Server], pki: dict[str, str]) -> None:
+    good, wrong = serve(replies(OK)), serve(replies(OK), cert="wrong_host")
+    transport = Transport(ca_cert=pki["ca"], timeout=urllib3.Timeout(connect=3, read=3))
+    try:
+        assert transport.request("GET", f"{good.url}/x", {}).data == b"ok"
+        with pytest.raises(SendError, match="CERTIFICATE_VERIFY_FAILED") as info:
+            transport.request("GET", f"{wrong.url}/x", {})
+        assert info.value.sent is False
+    finally:
+        transport.close()
+    context = transport._pool.ssl_context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_tls_sends_sni_for_names(serve: Callable[..., Server], pki: dict[str, str]) -> None:
@@ -626,6 +642,21 @@ def test_a_trickled_reply_head_hits_the_read_deadline(
     error = _in_thread(lambda: pool.request("GET", f"{server.url}/x", {}), 5)
     assert isinstance(error, SendError) and error.sent and "timed out" in str(error)
     assert time.monotonic() - started < 3
+
+
+def test_an_endless_stream_of_1xx_replies_hits_the_read_deadline(
+    serve: Callable[..., Server], pki: dict[str, str]
+) -> None:
+    def handler(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        for _ in range(100):
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            time.sleep(0.1)
+
+    server = serve(handler)
+    pool = Http11Pool(ssl_context=ssl.create_default_context(cafile=pki["ca"]), read_timeout=0.5)
+    error = _in_thread(lambda: pool.request("GET", f"{server.url}/x", {}), 4)
+    assert isinstance(error, SendError) and error.sent and "timed out" in str(error)
 
 
 def test_a_tls_handshake_that_never_completes_times_out() -> None:

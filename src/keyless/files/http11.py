@@ -10,6 +10,12 @@ length (read to the close), bodies handed to a sink that reads them into its own
 idle connections per host. What it never does: follow redirects, retry (the client's retry layer decides),
 proxies, compression (``Accept-Encoding: identity``). Errors become :class:`SendError`, saying whether the
 request may have reached the service.
+
+What it refuses, as a hostile server or a careless network would test it: a reply it cannot frame exactly
+(conflicting or non-digit lengths, Content-Length with Transfer-Encoding, header lines that are not
+``token: value``, bare CR/LF), a body cut short, an unverified TLS context or one allowing less than
+TLS 1.2, and unbounded waits (each read is bounded, the reply head as a whole too). Errors never repeat a
+URL's query or a header value: they may hold a SAS or a token.
 """
 
 from __future__ import annotations
@@ -294,6 +300,8 @@ class Http11Pool:
                 status, headers, http10 = _parse_head(head)
                 if not 100 <= status < 200:
                     break  # 1xx (100 Continue, 103 Early Hints) precede the real reply
+                if time.monotonic() > deadline:
+                    raise TimeoutError  # 1xx after 1xx, each in time: the final reply never comes
             keep = _keep_alive(headers.get("connection", ""), http10)
             if method == "HEAD" or status in (204, 304):
                 return Reply(status, headers, b""), keep
