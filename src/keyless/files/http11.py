@@ -400,25 +400,30 @@ def _format(
     # refuses too); the message never repeats the target, whose query may be a SAS.
     if _UNSAFE_TARGET.search(target) or _UNSAFE_TARGET.search(method):
         raise ValueError("invalid character in the request target: percent-encode the path and query")
-    chunks: list[bytes | memoryview] = []
-    if body is not None:
-        chunks = [body] if isinstance(body, (bytes, memoryview)) else list(body)
-    size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
-    declared: str | None = None
+    chunks: list[bytes | memoryview]
+    if body is None:
+        chunks, size = [], 0
+    elif isinstance(body, bytes):
+        chunks, size = [body], len(body)
+    elif isinstance(body, memoryview):
+        chunks, size = [body], body.nbytes
+    else:
+        chunks = list(body)
+        size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
+    # The two spellings callers use (a third would go out twice, and the service refuse the request).
+    declared = headers.get("Content-Length", headers.get("content-length"))
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"]
     lines.append("Accept-Encoding: identity\r\n")
     for name, value in headers.items():
         # Header injection guard (http.client refuses these too): a CR or LF would start a new header.
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
             raise ValueError(f"invalid character in the {name!r} header")
-        if name.lower() == "content-length":
-            declared = value.strip()
         lines.append(f"{name}: {value}\r\n")
     # The body's framing is its own length: a Content-Length that disagrees would leave the server reading
     # the next request as the rest of this body (or this body's tail as the next request).
     if declared is None and body is not None:
         lines.append(f"Content-Length: {size}\r\n")
-    elif declared is not None and declared != str(size):
+    elif declared is not None and declared.strip() != str(size):
         raise ValueError(f"Content-Length {declared} does not match the body's {size} bytes")
     lines.append("\r\n")
     text = "".join(lines)
