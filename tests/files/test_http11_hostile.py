@@ -234,6 +234,7 @@ def test_tls_a_wrong_host_or_self_signed_server_is_refused(
     message = str(error)
     assert "CERTIFICATE_VERIFY_FAILED" in message and reason in message
     assert f"127.0.0.1:{server.port}" in message  # names the server refused
+    assert "ca_cert=" in message  # and the way to trust a private CA
 
 
 def test_tls_the_system_store_does_not_trust_a_private_ca(serve: Callable[..., Server]) -> None:

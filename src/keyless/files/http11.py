@@ -218,7 +218,10 @@ class Http11Pool:
         except (OSError, ssl.SSLError) as exc:
             sock.close()
             # The handshake failed: the request itself never went out.
-            raise SendError(f"SSLError: {host}:{port}: {exc}", sent=False) from None
+            hint = ""
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                hint = " (check the host name; a private CA such as the emulator's is trusted with ca_cert=)"
+            raise SendError(f"SSLError: {host}:{port}: {exc}{hint}", sent=False) from None
         return _Connection(sock, self._generation)
 
     def _get(self, key: tuple[str, str, int]) -> _Connection:
