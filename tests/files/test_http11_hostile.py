@@ -855,7 +855,7 @@ def test_a_2xx_body_read_to_the_close_still_goes_to_the_sink(
         read_request(conn)
         conn.sendall(b"HTTP/1.1 206 Partial Content\r\n\r\nthe body")  # no length: ends at the close
 
-    server = serve(handler)
+    server = serve(handler, cert=None)
     sunk: list[tuple[int, bytes]] = []
 
     def sink(headers: dict[str, str], read_into: Callable[[memoryview], int], size: int) -> None:
@@ -906,3 +906,23 @@ def test_a_success_reply_before_the_body_was_sent_is_not_taken_for_one(
     with pytest.raises(SendError) as info:
         pool.request("PUT", f"{server.url}/x", {}, bytes(32 * 1024 * 1024))
     assert info.value.sent
+
+
+def test_a_tls_reply_read_to_the_close_needs_the_close_notify(
+    serve: Callable[..., Server], pool: Http11Pool
+) -> None:
+    # Without a length, only TLS's close_notify tells a complete body from one an attacker or a broken
+    # network cut short (a bare TCP close).
+    def cut(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\npartial")  # then a TCP close without close_notify
+
+    def complete(conn: socket.socket, _: int) -> None:
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nthe whole body")
+        assert isinstance(conn, ssl.SSLSocket)
+        conn.unwrap()  # close_notify, then the close
+
+    error = refused(pool, f"{serve(cut).url}/x")
+    assert error.sent and "closed before the reply was complete" in str(error)
+    assert pool.request("GET", f"{serve(complete).url}/x", {}).data == b"the whole body"

@@ -209,7 +209,9 @@ class Http11Pool:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                # A TCP close without TLS's close_notify raises (SSLEOFError) instead of looking like the
+                # end of the data: the one way to tell a body read to the close from one cut short.
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=host, suppress_ragged_eofs=False)
             sock.settimeout(self.read_timeout)
         except TimeoutError:
             sock.close()
@@ -331,7 +333,7 @@ class Http11Pool:
                 sink(headers, io.BytesIO(data).readinto, len(data))
                 data = b""
             return Reply(status, headers, data), keep
-        except _Closed:
+        except (_Closed, ssl.SSLEOFError):
             message = "ProtocolError: the connection closed before the reply was complete"
             raise SendError(message, sent=True) from None
         except TimeoutError:
