@@ -926,3 +926,11 @@ def test_a_tls_reply_read_to_the_close_needs_the_close_notify(
     error = refused(pool, f"{serve(cut).url}/x")
     assert error.sent and "closed before the reply was complete" in str(error)
     assert pool.request("GET", f"{serve(complete).url}/x", {}).data == b"the whole body"
+
+
+def test_trailers_over_the_header_limit_are_refused(serve: Callable[..., Server], pool: Http11Pool) -> None:
+    trailers = b"X-T: 1234567890\r\n" * 20_000  # 340 kB of small lines, none over the limit alone
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+    server = serve(replies(head + trailers + b"\r\n"))
+    error = refused(pool, f"{server.url}/x")
+    assert error.sent and "not valid HTTP/1.1" in str(error)

@@ -569,8 +569,12 @@ def _read_chunked(conn: _Connection) -> bytes:
             raise ValueError("chunk size")
         size = int(size_text, 16)
         if size == 0:
-            while conn.read_until(b"\r\n") != b"\r\n":  # trailers, up to the empty line
-                pass
+            # Trailers, up to the empty line: discarded, but no more of them than a header block may hold.
+            seen = 0
+            while (line := conn.read_until(b"\r\n")) != b"\r\n":
+                seen += len(line)
+                if seen > _MAX_HEAD:
+                    raise ValueError("trailers")
             return b"".join(parts)
         parts.append(conn.read_exact(size))
         if conn.read_exact(2) != b"\r\n":
