@@ -934,3 +934,25 @@ def test_trailers_over_the_header_limit_are_refused(serve: Callable[..., Server]
     server = serve(replies(head + trailers + b"\r\n"))
     error = refused(pool, f"{server.url}/x")
     assert error.sent and "not valid HTTP/1.1" in str(error)
+
+
+@pytest.mark.parametrize("has_poll", [True, False])
+def test_idle_checks_work_with_and_without_poll(
+    serve: Callable[..., Server], pool: Http11Pool, monkeypatch: pytest.MonkeyPatch, has_poll: bool
+) -> None:
+    # Windows has no select.poll: the idle check must fall back to select there.
+    monkeypatch.setattr("keyless.files.http11._HAS_POLL", has_poll)
+
+    def handler(conn: socket.socket, number: int) -> None:
+        read_request(conn)
+        conn.sendall(OK)
+        if number == 1:
+            read_request(conn)
+            conn.sendall(OK)  # then closes while the connection is idle in the pool
+
+    server = serve(handler)
+    for _ in range(2):
+        assert pool.request("GET", f"{server.url}/a", {}).data == b"ok"
+    time.sleep(0.2)
+    assert pool.request("POST", f"{server.url}/b", {}).data == b"ok"
+    assert server.accepted == 2  # one reuse while alive, one replacement once closed

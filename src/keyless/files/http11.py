@@ -39,6 +39,7 @@ _MAX_HEAD = 256 * 1024  # a reply's header block larger than this is refused, no
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in the same write as the request head
 _BUFFER = 64 * 1024
 _SAMPLES = 16
+_HAS_POLL = hasattr(select, "poll")
 #: A body read whole is allocated at most this much ahead of the bytes that arrived (a 4 MiB range with its
 #: structured-message overhead fits in one allocation): an announced length alone never costs memory.
 _PREALLOCATE = 8 * 1024 * 1024
@@ -89,10 +90,14 @@ class _Connection:
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
         try:
-            # poll, not select: select refuses descriptors past FD_SETSIZE (1024) in a busy process.
-            poller = select.poll()
-            poller.register(self.sock, select.POLLIN)
-            return bool(poller.poll(0))
+            # poll where there is one: select refuses descriptors past FD_SETSIZE (1024) in a busy process
+            # (Windows has no poll, and no such limit on select).
+            if _HAS_POLL:
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return bool(poller.poll(0))
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            return bool(readable)
         except (OSError, ValueError):
             return True
 
