@@ -1,3 +1,5 @@
+# size: one HTTP/1.1 client, read as one: the request head, the reply framing and its RFC 9112 refusals, the
+# connection buffer and the pool each rely on the others' invariants (what is buffered, what is reusable).
 """A small HTTP/1.1 client for the Files REST API: persistent TLS connections and nothing else.
 
 Why not urllib3 + http.client for every request: measured per small-file upload (three requests), about
