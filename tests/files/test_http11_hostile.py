@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import pickle
 import socket
 import ssl
 import threading
@@ -956,3 +957,11 @@ def test_idle_checks_work_with_and_without_poll(
     time.sleep(0.2)
     assert pool.request("POST", f"{server.url}/b", {}).data == b"ok"
     assert server.accepted == 2  # one reuse while alive, one replacement once closed
+
+
+def test_a_send_error_survives_pickling_with_its_sent_flag() -> None:
+    # Errors cross process boundaries (dask, multiprocessing pools): a SendError that cannot be unpickled
+    # would turn a clear "no reply" into a TypeError in the parent.
+    for sent in (True, False):
+        copy = pickle.loads(pickle.dumps(SendError("ReadTimeoutError: no reply", sent=sent)))  # noqa: S301 - our own bytes
+        assert isinstance(copy, SendError) and copy.sent is sent and str(copy) == "ReadTimeoutError: no reply"

@@ -55,6 +55,14 @@ class SendError(Exception):
         super().__init__(message)
         self.sent = sent
 
+    def __reduce__(self) -> tuple[Callable[[str, bool], SendError], tuple[str, bool]]:
+        # Exception pickling calls the class with ``args`` alone, which lacks the keyword-only ``sent``.
+        return _send_error, (str(self), self.sent)
+
+
+def _send_error(message: str, sent: bool) -> SendError:
+    return SendError(message, sent=sent)
+
 
 class _Closed(Exception):
     """The peer closed the connection."""
