@@ -22,6 +22,8 @@ class CountingTransport:
     """Passes every request to the real transport and records it, with how many range reads and writes
     (the requests that hold 4 MiB each) were in flight at once."""
 
+    streams_bodies = True  # a pass-through: ranges still go straight into the caller's buffer
+
     def __init__(self, inner: HttpTransport) -> None:
         self.inner = inner
         self.lock = threading.Lock()
@@ -29,7 +31,8 @@ class CountingTransport:
         self.peak = 0
         self.calls: list[dict[str, Any]] = []
 
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> Response:
+    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None,
+                **kwargs: Any) -> Response:
         data = "x-ms-range" in headers
         with self.lock:
             self.in_flight += data
@@ -37,7 +40,7 @@ class CountingTransport:
             self.calls.append({"method": method, "url": url, "range": headers.get("x-ms-range"),
                                "length": headers.get("x-ms-content-length")})
         try:
-            return self.inner.request(method, url, headers, body)
+            return self.inner.request(method, url, headers, body, **kwargs)  # type: ignore[call-arg]
         finally:
             with self.lock:
                 self.in_flight -= data
