@@ -8,12 +8,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from keyless import localos
 from keyless.files.errors import NameCollision, NotRegularFile
+from keyless.files.parts import is_part_name
+
+log = logging.getLogger(__name__)
 
 
 def case_key(path: str) -> str:
@@ -85,3 +90,36 @@ def check_case_collisions(rels: list[str]) -> None:
         raise NameCollision(
             f"names that differ only in letter case would be one file on the share: {shown}; nothing uploaded"
         )
+
+
+def local_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative posix path, path)`` of every regular file under ``root``; symlinks are not followed."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        # One relative prefix per directory and one lstat per file: this runs for every file of a tree.
+        rel_dir = base.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for name in sorted(filenames):
+            try:
+                mode = os.lstat(os.path.join(dirpath, name)).st_mode
+            except OSError:
+                mode = 0  # gone or unreadable: reported below, as special_kind says
+            if stat.S_ISLNK(mode):
+                continue
+            path = base / name
+            if not stat.S_ISREG(mode):
+                # As rsync does ("skipping non-regular file"): said, not silently dropped, and never read.
+                log.warning("skipping %r: %s", str(path), special_kind(path))
+            elif not is_part_name(name):
+                # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
+                yield prefix + name, path
+
+
+def local_dirs(root: Path) -> list[str]:
+    """The relative posix paths of every directory under ``root``, sorted (parents before children)."""
+    out = []
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            out.append((Path(dirpath) / d).relative_to(root).as_posix())
+    return sorted(out)

@@ -29,9 +29,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import logging
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +50,13 @@ from keyless.files.parts import (
     remote_part_name,
     remove_stale_parts,
 )
-from keyless.files.sources import check_case_collisions, check_uploadable, open_regular, special_kind
+from keyless.files.sources import (
+    check_case_collisions,
+    check_uploadable,
+    local_dirs,
+    local_files,
+    open_regular,
+)
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path
 
@@ -82,7 +86,6 @@ if TYPE_CHECKING:
 #: Ranges per file in flight during tree transfers (files are the unit of parallelism there).
 TREE_RANGE_CONCURRENCY = 4
 
-log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -361,38 +364,6 @@ def copy_file(
 # --- trees ------------------------------------------------------------------------------------------------
 
 
-def local_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """``(relative posix path, path)`` of every regular file under ``root``; symlinks are not followed."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        base = Path(dirpath)
-        # One relative prefix per directory and one lstat per file: this runs for every file of a tree.
-        rel_dir = base.relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        for name in sorted(filenames):
-            try:
-                mode = os.lstat(os.path.join(dirpath, name)).st_mode
-            except OSError:
-                mode = 0  # gone or unreadable: reported below, as special_kind says
-            if stat.S_ISLNK(mode):
-                continue
-            path = base / name
-            if not stat.S_ISREG(mode):
-                # As rsync does ("skipping non-regular file"): said, not silently dropped, and never read.
-                log.warning("skipping %r: %s", str(path), special_kind(path))
-            elif not is_part_name(name):
-                # Part files are unfinished downloads (keyless's own, possibly another run's): never data.
-                yield prefix + name, path
-
-
-def _local_dirs(root: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in dirnames:
-            out.append((Path(dirpath) / d).relative_to(root).as_posix())
-    return sorted(out)
-
-
 def upload_tree(
     client: ShareClient,
     local_root: Path,
@@ -405,12 +376,12 @@ def upload_tree(
     """Upload every file under ``local_root`` into ``remote_root``, files in parallel."""
     stats = TransferStats()
     remote_root = join_path(remote_root)
-    local_dirs = _local_dirs(local_root)
+    dirs = local_dirs(local_root)
     files = list(local_files(local_root))
-    check_case_collisions([*local_dirs, *(rel for rel, _ in files)])
+    check_case_collisions([*dirs, *(rel for rel, _ in files)])
     if remote_root:
         client.mkdir(remote_root, parents=True, exist_ok=True)
-    for rel in local_dirs:  # parents before children: sorted order guarantees it
+    for rel in dirs:  # parents before children: sorted order guarantees it
         client.mkdir(join_path(remote_root, rel), exist_ok=True)
 
     def one(item: tuple[str, Path]) -> None:
