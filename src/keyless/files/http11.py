@@ -31,7 +31,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from keyless import __version__
@@ -68,11 +68,18 @@ class _Closed(Exception):
     """The peer closed the connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
+    """A fully read reply. Bodies are at most one range (4 MiB) or one listing page, so reading them whole
+    keeps memory bounded by concurrency x 4 MiB. The client's ``Response`` is this class: one object per
+    reply, never copied into another."""
+
     status: int
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    data: bytes
+    data: bytes = field(repr=False)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
 
 
 class _Connection:
@@ -432,21 +439,27 @@ def _format(
         size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
     # The two spellings callers use (a third would go out twice, and the service refuse the request).
     declared = headers.get("Content-Length", headers.get("content-length"))
-    lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"]
-    lines.append("Accept-Encoding: identity\r\n")
-    for name, value in headers.items():
-        # Header injection guard (http.client refuses these too): a CR or LF would start a new header.
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-            raise ValueError(f"invalid character in the {name!r} header")
-        lines.append(f"{name}: {value}\r\n")
-    # The body's framing is its own length: a Content-Length that disagrees would leave the server reading
-    # the next request as the rest of this body (or this body's tail as the next request).
     if declared is None and body is not None:
-        lines.append(f"Content-Length: {size}\r\n")
+        length = f"Content-Length: {size}\r\n"
     elif declared is not None and declared.strip() != str(size):
+        # The body's framing is its own length: a Content-Length that disagrees would leave the server
+        # reading the next request as the rest of this body (or this body's tail as the next request).
         raise ValueError(f"Content-Length {declared} does not match the body's {size} bytes")
-    lines.append("\r\n")
-    text = "".join(lines)
+    else:
+        length = ""
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    text = (
+        f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+        f"Accept-Encoding: identity\r\n{fields}{length}\r\n"
+    )
+    # Header injection guard (http.client refuses these too): a CR or LF would start a new header, a colon
+    # in a name would move the name's end. Checked on the whole head at once: exactly one CRLF per line.
+    lines = len(headers) + (6 if length else 5)
+    if text.count("\n") != lines or text.count("\r") != lines or ":" in "".join(headers):
+        for name, value in headers.items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+                raise ValueError(f"invalid character in the {name!r} header")
+        raise ValueError("invalid character in the Host header")
     if not text.isascii():
         # Not raised from the encoder's error: that one holds the whole head, Authorization included.
         try:
@@ -490,16 +503,20 @@ def _latin1(text: str) -> bool:
 
 
 _TOKEN = "[-!#$%&'*+.^_`|~0-9A-Za-z]+"  # noqa: S105 - RFC 9110 section 5.6.2: a field name, no secret
-#: One whole header line (``^`` in MULTILINE mode: a match never starts inside a line, so a line that is not
-#: ``token: value`` is never half taken): its name and its value without surrounding blanks.
-_HEADER_LINE = re.compile(rf"^({_TOKEN}):[ \t]*([^\r\n]*?)[ \t]*\r\n", re.MULTILINE)
 _NAME = re.compile(_TOKEN)
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+#: Header names already checked to be tokens, each with its lower-case form. A service sends the same few
+#: dozen names in every reply: one dict look-up then stands for the check and ``lower()``. Bounded, so
+#: that a server inventing names costs the check each time, never memory.
+_CHECKED_NAMES: dict[str, str] = {}
+_MAX_CHECKED_NAMES = 512
 
 
 def _parse_head(block: bytes) -> tuple[int, dict[str, str], bool]:
-    """``(status, headers, is HTTP/1.0)`` of a header block ending with an empty line."""
+    """``(status, headers, is HTTP/1.0)`` of a header block ending with an empty line. A line that is not
+    ``token: value`` is refused: a line folded onto the previous one (obs-fold), blanks before the colon
+    (RFC 9112 section 5.1 and 5.2) or a name that is not a token."""
     # A bare CR or LF ends a line for some parsers and not for others (a header hidden from one of them is
     # how responses are split), and NUL is never valid (RFC 9110 section 5.5): refused outright.
     lf = block.count(b"\n")
@@ -512,29 +529,24 @@ def _parse_head(block: bytes) -> tuple[int, dict[str, str], bool]:
         raise ValueError("status line")
     status = int(status_line.group(2))
     http10 = status_line.group(1) == "0"
-    pairs = _HEADER_LINE.findall(rest)
-    headers = {name.lower(): value for name, value in pairs}
-    # Every line taken by the pattern (rest ends with the empty line) and no name repeated: done.
-    if len(headers) == len(pairs) == rest.count("\r\n") - 1:
-        return status, headers, http10
-    return status, _parse_lines(rest), http10
-
-
-def _parse_lines(rest: str) -> dict[str, str]:
-    """The careful way, for a block with repeated headers or a line the pattern did not take. A line
-    that is not ``token: value`` is refused: a line folded onto the previous one (obs-fold), blanks
-    before the colon (RFC 9112 section 5.1 and 5.2) or a name that is not a token."""
     headers: dict[str, str] = {}
-    for line in rest.split("\r\n"):
-        if not line:
-            continue
+    if rest == "\r\n":
+        return status, headers, http10
+    if not rest.endswith("\r\n\r\n"):
+        raise ValueError("header block end")
+    checked = _CHECKED_NAMES
+    for line in rest[:-4].split("\r\n"):
         name, sep, value = line.partition(":")
-        if not sep or not _NAME.fullmatch(name):
-            raise ValueError("header line")
-        name = name.lower()
+        lower = checked.get(name)
+        if lower is None or not sep:
+            if not sep or not _NAME.fullmatch(name):
+                raise ValueError("header line")
+            lower = name.lower()
+            if len(checked) < _MAX_CHECKED_NAMES:
+                checked[name] = lower
         value = value.strip(" \t")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
+        headers[lower] = f"{headers[lower]}, {value}" if lower in headers else value
+    return status, headers, http10
 
 
 def _content_length(text: str) -> int:

@@ -8,29 +8,19 @@ Retries are the client's job, so each attempt is visible to the retry policy. Wh
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import urllib3
 
-from keyless.files.http11 import Body, Http11Pool, SendError, Sink
+from keyless.files.http11 import Body, Http11Pool, Reply, SendError, Sink
 
 __all__ = ["DEFAULT_TIMEOUT", "Body", "HttpTransport", "Response", "SendError", "Sink", "Transport"]
 
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=10.0, read=120.0)
 
 
-@dataclass(slots=True)
-class Response:
-    """A fully read reply. Bodies are at most one range (4 MiB) or one listing page, so reading them whole
-    keeps memory bounded by concurrency x 4 MiB."""
-
-    status: int
-    headers: dict[str, str]  # lower-case names
-    data: bytes = field(repr=False)
-
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name.lower(), default)
+#: A fully read reply (lower-case header names); the HTTP/1.1 client's own reply object, not a copy of it.
+Response = Reply
 
 
 class HttpTransport(Protocol):
@@ -76,8 +66,7 @@ class Transport:
     ) -> Response:
         """Send one request. With ``sink``, a 2xx reply's body goes to it (``Response.data`` is then
         empty); any other reply is read whole."""
-        reply = self._pool.request(method, url, headers, body, sink)
-        return Response(reply.status, reply.headers, reply.data)
+        return self._pool.request(method, url, headers, body, sink)
 
     def round_trip(self) -> float | None:
         """The fastest exchange seen so far (seconds), or None before the first one."""
