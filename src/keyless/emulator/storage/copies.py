@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage.leases import check_lease
 from keyless.emulator.storage.ranges import clip_ranges
-from keyless.emulator.storage.records import ContentSettings, Metadata, Node, SmbUpdate
+from keyless.emulator.storage.records import ContentSettings, Metadata, Node, ShareRecord, SmbUpdate
 from keyless.emulator.storage.share_store import ShareStore
 from keyless.emulator.storage.smb_rules import new_smb_props
 from keyless.protocol import E_RESOURCE_EXISTS, E_RESOURCE_NOT_FOUND
@@ -71,6 +71,32 @@ class CopyStore(ShareStore):
             blob=blob, lease_id=None, copy_id=None, copy_source=None, copy_completion=None,
         )
 
+    def _file_slot(self, conn: sqlite3.Connection, account: str, share_name: str,
+                   path: tuple[str, ...]) -> tuple[ShareRecord, str, Node | None]:
+        """Where a file created at ``path`` goes: its share, its parent's id and what is there now."""
+        share = self._db.share_in(conn, account, share_name)
+        if not path:
+            raise StorageError(409, E_RESOURCE_EXISTS)
+        parent_id = self._db.parent_id(conn, share, path)
+        return share, parent_id, self._db.child(conn, share.id, parent_id, path[-1])
+
+    def _place_file(self, conn: sqlite3.Connection, node: Node, existing: Node | None,
+                    lease_id: str | None, *, keep_smb: bool) -> tuple[Node, str | None]:
+        """Insert ``node``, or replace the file ``existing`` in place: same FileId and name, new bytes,
+        the lease carried over (``keep_smb``: its SMB properties too, as a copy onto it keeps them).
+        Returns the stored node and the blob it replaced, to discard after the commit."""
+        if existing is None:
+            self._db.insert(conn, node)
+            return node, None
+        if existing.is_dir:
+            raise StorageError(409, E_RESOURCE_EXISTS)
+        check_lease(existing, lease_id, write=True)
+        refuse_if_copy_pending(existing)
+        node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id,
+                       smb=existing.smb if keep_smb else node.smb)
+        self._db.save(conn, node)
+        return node, existing.blob
+
     # -- copies --
 
     def copy_file(self, source: Node, account: str, share_name: str, target: tuple[str, ...], *,
@@ -100,13 +126,8 @@ class CopyStore(ShareStore):
                      pending: bool = False) -> Node:
         now = self.clock.now()
         etag = self.new_etag()
-        old_blob: str | None = None
         with self._db.write() as conn:
-            share = self._db.share_in(conn, account, share_name)
-            if not path:
-                raise StorageError(409, E_RESOURCE_EXISTS)
-            parent_id = self._db.parent_id(conn, share, path)
-            existing = self._db.child(conn, share.id, parent_id, path[-1])
+            share, parent_id, existing = self._file_slot(conn, account, share_name, path)
             node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, SmbUpdate(),
                                   content, length, blob)
             node = replace(node, copy_id=copy_id, copy_source=copy_source, copy_completion=now,
@@ -117,17 +138,7 @@ class CopyStore(ShareStore):
             else:
                 self._db.set_ranges(conn, blob, clip_ranges(self._db.ranges(conn, source_blob), 0,
                                                             length - 1))
-            if existing is None:
-                self._db.insert(conn, node)
-            elif existing.is_dir:
-                raise StorageError(409, E_RESOURCE_EXISTS)
-            else:
-                check_lease(existing, lease_id, write=True)
-                refuse_if_copy_pending(existing)
-                node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id,
-                               smb=existing.smb)
-                old_blob = existing.blob
-                self._db.save(conn, node)
+            node, old_blob = self._place_file(conn, node, existing, lease_id, keep_smb=True)
         if old_blob:
             self._discard([old_blob])
         return node

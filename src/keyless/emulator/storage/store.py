@@ -162,29 +162,14 @@ class Store(CopyStore):
                 self._blobs.write(blob, 0, body)
             now = self.clock.now()
             etag = self.new_etag()
-            old_blob: str | None = None
             with self._db.write() as conn:
-                share = self._db.share_in(conn, account, share_name)
-                if not path:
-                    raise StorageError(409, E_RESOURCE_EXISTS)
-                parent_id = self._db.parent_id(conn, share, path)
-                existing = self._db.child(conn, share.id, parent_id, path[-1])
+                share, parent_id, existing = self._file_slot(conn, account, share_name, path)
                 self._use_permission(conn, share.id, smb)
                 node = self._new_node(share.id, parent_id, path[-1], False, metadata, etag, now, smb,
                                       content, length, blob)
                 if body:
                     self._db.set_ranges(conn, blob, ranges_written([], 0, len(body) - 1, length))
-                if existing is None:
-                    self._db.insert(conn, node)
-                elif existing.is_dir:
-                    raise StorageError(409, E_RESOURCE_EXISTS)
-                else:
-                    check_lease(existing, lease_id, write=True)
-                    refuse_if_copy_pending(existing)
-                    # Replace in place: same FileId and name, new bytes; the lease carries over.
-                    node = replace(node, id=existing.id, name=existing.name, lease_id=existing.lease_id)
-                    old_blob = existing.blob
-                    self._db.save(conn, node)
+                node, old_blob = self._place_file(conn, node, existing, lease_id, keep_smb=False)
             committed = True
         finally:
             if not committed:
