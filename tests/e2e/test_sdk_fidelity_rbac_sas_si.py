@@ -22,21 +22,10 @@ from azure.storage.fileshare import (
 )
 
 from keyless.testing import EmulatorProcess, start_emulator
+from worlds import minter_world
 
 CLIENT_ID = "eeeeeeee-0000-0000-0000-000000000001"
-WORLD = f"""
-[[accounts]]
-name = "siacct"
-shares = ["data"]
-[[identities]]
-name = "minter"
-type = "user"
-client_id = "{CLIENT_ID}"
-[[role_assignments]]
-role = "Storage File Data Privileged Contributor"
-principal = "minter"
-scope = "siacct/data"
-"""
+WORLD = minter_world("siacct", CLIENT_ID)
 
 
 @pytest.fixture(scope="module")

@@ -17,23 +17,12 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.fileshare import ShareClient, ShareFileClient
 
 from keyless.testing import EmulatorProcess, start_emulator
+from worlds import minter_world
 
 REPO = Path(__file__).resolve().parents[2]
 AZCOPY_GLOB = ".cache/azcopy/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy*"
 CLIENT_ID = "bbbbbbbb-0000-0000-0000-0000000005c1"
-WORLD = f"""
-[[accounts]]
-name = "cliacct"
-shares = ["data"]
-[[identities]]
-name = "minter"
-type = "user"
-client_id = "{CLIENT_ID}"
-[[role_assignments]]
-role = "Storage File Data Privileged Contributor"
-principal = "minter"
-scope = "cliacct/data"
-"""
+WORLD = minter_world("cliacct", CLIENT_ID)
 ROLE = {"role": "Storage File Data Privileged Contributor", "principal": "minter", "scope": "cliacct/data"}
 
 

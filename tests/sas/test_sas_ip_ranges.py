@@ -12,21 +12,10 @@ from click.testing import CliRunner
 
 from keyless.cli.main import cli
 from keyless.testing import EmulatorProcess, start_emulator
+from worlds import minter_world
 
 CLIENT_ID = "bbbbbbbb-0000-0000-0000-0000000007a1"
-WORLD = f"""
-[[accounts]]
-name = "ipacct"
-shares = ["data"]
-[[identities]]
-name = "minter"
-type = "user"
-client_id = "{CLIENT_ID}"
-[[role_assignments]]
-role = "Storage File Data Privileged Contributor"
-principal = "minter"
-scope = "ipacct/data"
-"""
+WORLD = minter_world("ipacct", CLIENT_ID)
 
 
 @pytest.fixture(scope="module")

@@ -27,25 +27,15 @@ from keyless.files.client import ShareClient
 from keyless.files.urls import share_url
 from keyless.identity import ManagedIdentityCredential
 from keyless.testing import EmulatorProcess, start_emulator
+from worlds import minter_world
 
 CLIENT_ID = "bbbbbbbb-0000-0000-0000-0000000005a5"
-WORLD = f"""
-[[accounts]]
-name = "sasacct"
-shares = ["data"]
-[[identities]]
-name = "minter"
-type = "user"
-client_id = "{CLIENT_ID}"
+WORLD = minter_world("sasacct", CLIENT_ID, extra_identities="""
 [[identities]]
 name = "bystander"
 type = "user"
 client_id = "bbbbbbbb-0000-0000-0000-0000000005a6"
-[[role_assignments]]
-role = "Storage File Data Privileged Contributor"
-principal = "minter"
-scope = "sasacct/data"
-"""
+""")
 ROLE = {"role": "Storage File Data Privileged Contributor", "principal": "minter", "scope": "sasacct/data"}
 
 
