@@ -9,9 +9,14 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# MIT Kerberos (klist, libkrb5 headers for the krb5/gssapi bindings) for the SMB ticket work;
-# libsecret for AzCopy (tests and benchmarks).
-apt_packages=(krb5-user libkrb5-dev libsecret-1-0)
+# Debian packages, checked and installed in one apt run:
+# - MIT Kerberos (klist, libkrb5 headers for the krb5/gssapi bindings) for the SMB ticket work;
+# - libsecret for AzCopy (tests and benchmarks);
+# - a C compiler for the drop-in libazfilesauth.so (native/);
+# - with --test: systemd-analyze (Debian's systemd package), which checks the systemd units keyless ships,
+#   and binutils (readelf) for the shared library's SONAME test.
+apt_packages=(krb5-user libkrb5-dev libsecret-1-0 gcc libc6-dev)
+[ "$want_test" = "1" ] && apt_packages+=(systemd binutils)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -46,24 +51,8 @@ if [ "$want_test" = "1" ] && ! ls .cache/azcopy/node_modules/@azure-tools/azcopy
     fi
 fi
 
-# The drop-in libazfilesauth.so (native/): a C compiler to build it; systemd-analyze (Debian's systemd
-# package) checks the systemd units keyless ships in the tests. Then build it into native/build/;
-# `keyless smb install-lib` copies it to where Microsoft's azfilesauthmanager looks for it.
-native_packages=(gcc libc6-dev)
-[ "$want_test" = "1" ] && native_packages+=(systemd binutils)
-native_missing=()
-for pkg in "${native_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || native_missing+=("$pkg")
-done
-if [ "${#native_missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" = "0" ]; then
-        echo "installing Debian packages: ${native_missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${native_missing[@]}" >/dev/null
-    else
-        echo "note: Debian packages missing (${native_missing[*]}); run as root or: sudo apt-get install ${native_missing[*]}" >&2
-    fi
-fi
+# Build the drop-in libazfilesauth.so into native/build/; `keyless smb install-lib` copies it to where
+# Microsoft's azfilesauthmanager looks for it.
 if command -v "${CC:-gcc}" >/dev/null 2>&1; then
     native/build.sh "$PWD/.venv/bin/keyless-azfilesauth-lib" >/dev/null
 else
