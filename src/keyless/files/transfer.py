@@ -5,7 +5,8 @@
   worker that sends it, then rename the part over the target (Rename File with replace). So the target never
   exists half-written: a killed upload leaves only a part file, which ``sync`` does not take for the real
   file, and two uploads of one file never mix their ranges. All-zero ranges are skipped: the file is already
-  zero there. Memory: at most ``concurrency`` ranges in flight. Missing parent directories are created.
+  zero there. Memory: at most ``concurrency`` ranges in flight (each worker reads into its own reused
+  buffer). Missing parent directories are created.
 * A single-file upload also checks, just before publishing, that the target is still the file it found at
   the start (its ETag); if another upload replaced it meanwhile, this one fails and publishes nothing.
 * Only regular files are uploaded: FIFOs, devices, sockets and pseudo-files that report size 0 but have
@@ -14,10 +15,11 @@
   differ only in case are refused before anything is uploaded, and ``sync --delete`` never deletes a remote
   file that a local file with a case-only different name maps to.
 * Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
-  target, fsync, then rename over the target only when every range arrived; any failure removes the
-  temporary file, so an interrupted download never leaves a truncated file under the real name. Part files
-  a killed download left for the same target are removed on the next download of it (a part file still
-  locked by a running download is left alone). Each range's
+  target (allocated at its full size first where the file system can, so a disk too small is refused
+  before the first range: :class:`NotEnoughSpace`), fsync, then rename over the target only when every
+  range arrived; any failure removes the temporary file, so an interrupted download never leaves a
+  truncated file under the real name. Part files a killed download left for the same target are removed
+  on the next download of it (a part file still locked by a running download is left alone). Each range's
   MD5 is checked when the service sends one, the ETag of every range must match the one the download
   started with, and the whole-file ``Content-MD5`` is checked when the file has one.
 * Remote names are refused on download when they could escape the target directory (``..``, absolute paths,
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -38,7 +41,14 @@ from typing import TYPE_CHECKING
 
 from keyless import localos
 from keyless.files import localpaths
-from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
+from keyless.files.errors import (
+    AlreadyExists,
+    ChangedDuringUpload,
+    FilesError,
+    IntegrityError,
+    NotEnoughSpace,
+    UnsafeName,
+)
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
@@ -195,13 +205,22 @@ def upload_file(
         if size > RANGE_SIZE:  # one range needs no decision (and no latency probe)
             concurrency = concurrency or client.ranges_in_flight()
 
+        buffers = threading.local()  # one range buffer per worker thread, reused for every range it sends
+
         def fill(part: str) -> None:
             def send(rng: tuple[int, int]) -> None:
                 offset, length = rng
-                data = localos.pread(fd, length, offset)
-                if len(data) != length:
+                buf = getattr(buffers, "buf", None)
+                if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
+                    buf = buffers.buf = bytearray(min(size, RANGE_SIZE))
+                # A whole buffer is compared and sent as the bytearray itself (the zero check is then one
+                # memcmp); only a file's last, shorter range is a view of it.
+                data = buf if length == len(buf) else memoryview(buf)[:length]
+                if localos.pread_into(fd, memoryview(buf)[:length], offset) != length:
                     raise IntegrityError(f"{local} changed size during the upload")
                 if not _all_zero(data):  # an all-zero range is already there: the file starts zero-filled
+                    # Sent before the next range is read into the buffer: put_range returns only once the
+                    # service answered (retries included), so the bytes it sends are never overwritten.
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
                 progress(length)
 
@@ -246,7 +265,7 @@ def download_file(
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
-        os.ftruncate(fd, size)
+        _preallocate(fd, size, local)
 
         buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
 
@@ -260,7 +279,10 @@ def download_file(
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            _write_at(fd, view, offset)
+            try:
+                _write_at(fd, view, offset)
+            except OSError as exc:  # where nothing could be allocated up front, the disk fills now
+                raise _no_space(exc, local, size) from None
             progress(length)
 
         run_bounded(fetch, ranges(size), concurrency or 1)
@@ -288,12 +310,38 @@ def download_file(
 _ZEROS = bytes(RANGE_SIZE)
 
 
-def _all_zero(data: bytes) -> bool:
+def _all_zero(data: bytes | bytearray | memoryview) -> bool:
     """Whether ``data`` (at most one range) is all zero bytes: a memcmp that stops at the first difference,
     so real data costs next to nothing (``bytes.count`` reads the whole range every time)."""
     if not data or data[0] or data[-1]:
-        return not data
+        return not len(data)
+    if isinstance(data, memoryview):
+        data = data.tobytes()  # memoryview == bytes compares item by item; a rare short last range only
     return data == (_ZEROS if len(data) == RANGE_SIZE else _ZEROS[: len(data)])
+
+
+def _preallocate(fd: int, size: int, local: Path) -> None:
+    """Size the part file; a download of more than one range also gets its blocks allocated up front
+    (:func:`localos.preallocate`): writing into them is cheaper, and a full disk is found now, by name."""
+    if size <= RANGE_SIZE:
+        os.ftruncate(fd, size)
+        return
+    try:
+        localos.preallocate(fd, size)
+    except OSError as exc:
+        raise _no_space(exc, local, size) from None
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+def _no_space(exc: OSError, local: Path, size: int) -> OSError:
+    """``exc``, or a :class:`NotEnoughSpace` naming the file, its size and the directory when the disk
+    (or a quota, or the file system's largest file) is what refused."""
+    if exc.errno not in _NO_SPACE:
+        return exc
+    where = local.absolute().parent
+    return NotEnoughSpace(f"not enough space for {local} ({size} bytes) on {where}: {exc.strerror}")
 
 
 def _write_at(fd: int, view: memoryview, offset: int) -> None:
