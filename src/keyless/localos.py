@@ -232,7 +232,10 @@ def pread_into(fd: int, view: memoryview, offset: int) -> int:
     return len(data)
 
 
-_NOT_SUPPORTED = {errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+# EPERM: a sandbox whose system-call filter refuses fallocate (ftruncate then says whether sizing is).
+_NOT_SUPPORTED = {
+    errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)
+}
 _fallocate: list[Any] = []  # [libc fallocate or None], looked up on first use
 
 

@@ -204,6 +204,34 @@ def test_preallocate_allocates_or_sizes(tmp_path: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.ENOSYS, errno.EPERM, errno.EINVAL])
+def test_preallocate_falls_back_to_sizing_where_allocation_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(localos, "_fallocate", [_failing_fallocate(code, calls)])
+    fd = os.open(tmp_path / "f.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        assert localos.preallocate(fd, 5 * MIB) is False
+        assert calls == [5 * MIB] and os.fstat(fd).st_size == 5 * MIB
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_preallocate_reports_a_lack_of_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    monkeypatch.setattr(localos, "_fallocate", [_failing_fallocate(code, [])])
+    fd = os.open(tmp_path / "f.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(OSError) as info:
+            localos.preallocate(fd, 5 * MIB)
+        assert info.value.errno == code
+    finally:
+        os.close(fd)
+
+
 def test_pread_into_fills_a_reused_buffer_and_stops_at_the_end(tmp_path: Path) -> None:
     path = _write(tmp_path / "f.bin", b"abcdefgh")
     buf = memoryview(bytearray(b"\xff" * 6))
