@@ -298,8 +298,14 @@ def main() -> None:
             assert server.stdout is not None
             port = int(server.stdout.readline())
             ctx = ssl.create_default_context(cafile=str(files.ca_cert))  # as keyless.files.http11's default
-            sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+            host = "localhost"
+            sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=host)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # As keyless's connections: a read timeout makes the socket non-blocking underneath, so a read
+            # that finds no data yet costs a failed recv and a poll before the real one.
+            timed = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=host)
+            timed.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            timed.settimeout(120.0)
             source = work / "source.bin"
             with source.open("wb") as out:
                 for _ in range(0, size, RANGE):
@@ -337,6 +343,8 @@ def main() -> None:
                 "down: + CRC64 (posix_fallocate)": down(True, True),
                 "down: + CRC64 (ftruncate)": down(True, False),
             }
+            cases["up: + CRC64, socket with a timeout"] = lambda: upload_preadv(timed, src_fd, size, True)
+            cases["down: TLS read only, socket with a timeout"] = down(False, False, False, timed)
             cases["down: read only, memory BIO (256 KiB socket reads)"] = down(False, False, False, bio)
             cases["down: + pwrite + CRC64, memory BIO (posix_fallocate)"] = down(True, True, True, bio)
             results: dict[str, Any] = {
@@ -367,6 +375,7 @@ def main() -> None:
                 print(f"{name:<54}{numbers['best']:>12.3f}{numbers['median']:>10.3f}", flush=True)
             stop()
             bio.close()
+            timed.close()
             sock.sendall(_COMMAND.pack(b"Q", 0))
             sock.close()
             os.close(src_fd)
