@@ -58,6 +58,36 @@ def test_ranges_from_reused_buffers_round_trip_byte_for_byte(
     assert out.read_bytes() == data
 
 
+def test_a_multi_range_copy_through_reused_buffers_is_byte_identical(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    client, transport = make_client(emulator)
+    data = _patterned(4 * RANGE_SIZE + 777)
+    name = f"copy-src-{uuid.uuid4().hex[:8]}.bin"
+    transfer.upload_file(client, _write(tmp_path / "src.bin", data), name)
+    copied = f"copy-dst-{uuid.uuid4().hex[:8]}.bin"
+    sent_before = len(transport.sent)
+    transfer.copy_file(client, name, client, copied, concurrency=2)
+    puts = [h for m, u, h in transport.sent[sent_before:] if m == "PUT" and "comp=range" in u]
+    assert len(puts) == 4  # five ranges, the all-zero one skipped
+    transfer.download_file(client, copied, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_a_multi_range_copy_corrupted_on_the_way_down_publishes_nothing(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    client, transport = make_client(emulator)
+    name = f"copy-bad-{uuid.uuid4().hex[:8]}.bin"
+    transfer.upload_file(client, _write(tmp_path / "src.bin", os.urandom(2 * RANGE_SIZE + 9)), name)
+    copied = f"copy-bad-dst-{uuid.uuid4().hex[:8]}.bin"
+    transport.corrupt_download = True
+    with pytest.raises(fe.IntegrityError, match="CRC64 mismatch"):
+        transfer.copy_file(client, name, client, copied)
+    transport.corrupt_download = False
+    assert not client.exists(copied)
+
+
 def test_a_file_that_shrinks_during_the_upload_is_refused(emulator: EmulatorProcess, tmp_path: Path) -> None:
     client, _ = make_client(emulator)
     src = tmp_path / "src.bin"

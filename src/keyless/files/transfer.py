@@ -383,10 +383,16 @@ def copy_file(
     if props.is_dir:
         raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
 
+    buffers = threading.local()  # one range buffer per worker thread: read into, then sent from
+
     def fill(part: str) -> None:
         def move(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data, resp = src.get_range(src_path, offset, length)
+            buf = getattr(buffers, "buf", None)
+            if buf is None:
+                buf = buffers.buf = bytearray(min(props.size, RANGE_SIZE))
+            data = buf if length == len(buf) else memoryview(buf)[:length]
+            resp = src.read_range_into(src_path, offset, memoryview(buf)[:length])
             if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
                 raise IntegrityError(f"{src_path} changed on the service during the copy")
             if not _all_zero(data):
