@@ -10,7 +10,9 @@ the downloaded file). The server end runs in another process (the same TLS set-u
 ``keyless.emulator.ca``), so the numbers are the client process's own CPU (``getrusage(RUSAGE_SELF)``).
 
 No HTTP, no structured message framing, no threads: what is left above these numbers in a real client is
-its own work. Source data is random (and read once before timing, so it is in the page cache, as for the
+its own work. One case writes with ``O_DIRECT`` (no copy into the page cache, and no fresh page-cache pages
+to fault in: what bypassing the cache would save, at the price of the file not being cached afterwards).
+Source data is random (and read once before timing, so it is in the page cache, as for the
 client benchmark's uploads); each download goes to a new file, deleted afterwards.
 
     .venv/bin/python bench/bench_tls_floor.py [--size-mib 256] [--runs 5] [--client]
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import socket
 import ssl
@@ -130,18 +133,25 @@ def upload_pread_bytes(sock: ssl.SSLSocket, source: int, size: int, crc: bool) -
 
 
 def download(
-    sock: ssl.SSLSocket | BioConnection, target: Path | None, size: int, crc: bool, fallocate: bool
+    sock: ssl.SSLSocket | BioConnection,
+    target: Path | None,
+    size: int,
+    crc: bool,
+    fallocate: bool,
+    direct: bool = False,
 ) -> int:
-    """Returns the number of read calls (TLS records, in effect)."""
+    """Returns the number of read calls (TLS records, in effect). ``direct``: write with ``O_DIRECT``
+    (around the page cache, from a page-aligned buffer; ``size`` a multiple of the page size)."""
     crc64 = _crc64() if crc else None
     fd = -1
     if target is not None:
-        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | (getattr(os, "O_DIRECT", 0) if direct else 0)
+        fd = os.open(target, flags, 0o600)
         if fallocate:
             os.posix_fallocate(fd, 0, size)
         else:
             os.ftruncate(fd, size)
-    buf = memoryview(bytearray(RANGE))
+    buf = memoryview(mmap.mmap(-1, RANGE))  # page-aligned, as O_DIRECT needs
     read = cast(Callable[[int, memoryview], int], sock.read)  # with a buffer: the number of bytes read
     calls = 0
     try:
@@ -319,12 +329,16 @@ def main() -> None:
             bio = BioConnection(ctx, port)
 
             def down(
-                crc: bool, fallocate: bool, write: bool = True, conn: ssl.SSLSocket | BioConnection = sock
+                crc: bool,
+                fallocate: bool,
+                write: bool = True,
+                conn: ssl.SSLSocket | BioConnection = sock,
+                direct: bool = False,
             ) -> Callable[[], object]:
                 def run() -> object:
                     target = fresh() if write else None
                     try:
-                        return download(conn, target, size, crc, fallocate)
+                        return download(conn, target, size, crc, fallocate, direct)
                     finally:
                         if target is not None:
                             target.unlink()
@@ -342,6 +356,7 @@ def main() -> None:
                 "down: read + pwrite (posix_fallocate)": down(False, True),
                 "down: + CRC64 (posix_fallocate)": down(True, True),
                 "down: + CRC64 (ftruncate)": down(True, False),
+                "down: + CRC64, O_DIRECT writes (posix_fallocate)": down(True, True, direct=True),
             }
             cases["up: + CRC64, socket with a timeout"] = lambda: upload_preadv(timed, src_fd, size, True)
             cases["down: TLS read only, socket with a timeout"] = down(False, False, False, timed)
