@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from test_e2e_integrity import make_client
 
 from keyless import localos
 from keyless.files import errors as fe
-from keyless.files import transfer
+from keyless.files import range_buffers, transfer
 from keyless.files.parallel import RANGE_SIZE
 from keyless.testing import EmulatorProcess
 
@@ -285,12 +286,28 @@ def test_pread_into_without_preadv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         os.close(fd)
 
 
+def test_each_worker_thread_reuses_one_buffer_no_bigger_than_the_file() -> None:
+    buffers = range_buffers.RangeBuffers(RANGE_SIZE + 10)
+    data, view = buffers.take(RANGE_SIZE)
+    assert isinstance(data, bytearray) and len(data) == RANGE_SIZE and view.obj is data
+    tail, tail_view = buffers.take(10)
+    assert isinstance(tail, memoryview) and tail.obj is data and len(tail_view) == 10  # the same buffer
+    other: list[object] = []
+    thread = threading.Thread(target=lambda: other.append(buffers.take(5)[0]))
+    thread.start()
+    thread.join()
+    assert isinstance(other[0], memoryview) and other[0].obj is not data  # another thread, another buffer
+    small, _ = range_buffers.RangeBuffers(100).take(100)
+    assert len(small) == 100  # a small file never costs a 4 MiB buffer
+
+
 def test_the_zero_check_reads_views_and_buffers_alike() -> None:
-    assert transfer._all_zero(bytearray(RANGE_SIZE))
-    assert transfer._all_zero(memoryview(bytearray(RANGE_SIZE))[:100])
+    assert range_buffers.all_zero(bytearray(RANGE_SIZE))
+    assert range_buffers.all_zero(memoryview(bytearray(RANGE_SIZE))[:100])
     inside = bytearray(RANGE_SIZE)
     inside[RANGE_SIZE // 2] = 1
-    assert not transfer._all_zero(inside) and not transfer._all_zero(memoryview(inside)[: RANGE_SIZE - 1])
+    assert not range_buffers.all_zero(inside)
+    assert not range_buffers.all_zero(memoryview(inside)[: RANGE_SIZE - 1])
 
 
 def _write(path: Path, data: bytes) -> Path:

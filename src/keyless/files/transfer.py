@@ -16,7 +16,7 @@
   file that a local file with a case-only different name maps to.
 * Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
   target (allocated at its full size first where the file system can, so a disk too small is refused
-  before the first range: :class:`NotEnoughSpace`), fsync, then rename over the target only when every
+  before the first range: ``NotEnoughSpace``), fsync, then rename over the target only when every
   range arrived; any failure removes the temporary file, so an interrupted download never leaves a
   truncated file under the real name. Part files a killed download left for the same target are removed
   on the next download of it (a part file still locked by a running download is left alone). Each range's
@@ -28,10 +28,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import errno
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -46,7 +43,6 @@ from keyless.files.errors import (
     ChangedDuringUpload,
     FilesError,
     IntegrityError,
-    NotEnoughSpace,
     UnsafeName,
 )
 from keyless.files.models import Entry, Properties
@@ -60,6 +56,7 @@ from keyless.files.parts import (
     remote_part_name,
     remove_stale_parts,
 )
+from keyless.files.range_buffers import RangeBuffers, all_zero, file_md5_matches, size_part, write_at
 from keyless.files.sources import (
     check_case_collisions,
     check_uploadable,
@@ -205,20 +202,15 @@ def upload_file(
         if size > RANGE_SIZE:  # one range needs no decision (and no latency probe)
             concurrency = concurrency or client.ranges_in_flight()
 
-        buffers = threading.local()  # one range buffer per worker thread, reused for every range it sends
+        buffers = RangeBuffers(size)
 
         def fill(part: str) -> None:
             def send(rng: tuple[int, int]) -> None:
                 offset, length = rng
-                buf = getattr(buffers, "buf", None)
-                if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
-                    buf = buffers.buf = bytearray(min(size, RANGE_SIZE))
-                # A whole buffer is compared and sent as the bytearray itself (the zero check is then one
-                # memcmp); only a file's last, shorter range is a view of it.
-                data = buf if length == len(buf) else memoryview(buf)[:length]
-                if localos.pread_into(fd, memoryview(buf)[:length], offset) != length:
+                data, view = buffers.take(length)
+                if localos.pread_into(fd, view, offset) != length:
                     raise IntegrityError(f"{local} changed size during the upload")
-                if not _all_zero(data):  # an all-zero range is already there: the file starts zero-filled
+                if not all_zero(data):  # an all-zero range is already there: the file starts zero-filled
                     # Sent before the next range is read into the buffer: put_range returns only once the
                     # service answered (retries included), so the bytes it sends are never overwritten.
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
@@ -265,31 +257,24 @@ def download_file(
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
-        _preallocate(fd, size, local)
-
-        buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
+        size_part(fd, size, local)
+        buffers = RangeBuffers(size)
 
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            buf = getattr(buffers, "view", None)
-            if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
-                buf = buffers.view = memoryview(bytearray(min(size, RANGE_SIZE)))
-            view = buf[:length]
+            _, view = buffers.take(length)
             resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            try:
-                _write_at(fd, view, offset)
-            except OSError as exc:  # where nothing could be allocated up front, the disk fills now
-                raise _no_space(exc, local, size) from None
+            write_at(fd, view, offset, local, size)
             progress(length)
 
         run_bounded(fetch, ranges(size), concurrency or 1)
-        if props.content_md5:
-            # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
-            # place MD5 remains (each range was already checked by its CRC64 on the way).
-            _check_file_md5(fd, size, props.content_md5, remote)
+        # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one place
+        # MD5 remains (each range was already checked by its CRC64 on the way).
+        if props.content_md5 and not file_md5_matches(fd, size, props.content_md5):
+            raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -305,57 +290,6 @@ def download_file(
             os.unlink(part)
         raise
     return size
-
-
-_ZEROS = bytes(RANGE_SIZE)
-
-
-def _all_zero(data: bytes | bytearray | memoryview) -> bool:
-    """Whether ``data`` (at most one range) is all zero bytes: a memcmp that stops at the first difference,
-    so real data costs next to nothing (``bytes.count`` reads the whole range every time)."""
-    if not data or data[0] or data[-1]:
-        return not len(data)
-    if isinstance(data, memoryview):
-        data = data.tobytes()  # memoryview == bytes compares item by item; a rare short last range only
-    return data == (_ZEROS if len(data) == RANGE_SIZE else _ZEROS[: len(data)])
-
-
-def _preallocate(fd: int, size: int, local: Path) -> None:
-    """Size the part file; a download of more than one range also gets its blocks allocated up front
-    (:func:`localos.preallocate`): writing into them is cheaper, and a full disk is found now, by name."""
-    if size <= RANGE_SIZE:
-        os.ftruncate(fd, size)
-        return
-    try:
-        localos.preallocate(fd, size)
-    except OSError as exc:
-        raise _no_space(exc, local, size) from None
-
-
-_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
-
-
-def _no_space(exc: OSError, local: Path, size: int) -> OSError:
-    """``exc``, or a :class:`NotEnoughSpace` naming the file, its size and the directory when the disk
-    (or a quota, or the file system's largest file) is what refused."""
-    if exc.errno not in _NO_SPACE:
-        return exc
-    where = local.absolute().parent
-    return NotEnoughSpace(f"not enough space for {local} ({size} bytes) on {where}: {exc.strerror}")
-
-
-def _write_at(fd: int, view: memoryview, offset: int) -> None:
-    while view:  # a regular file rarely takes less than asked, but it may
-        n = localos.pwrite(fd, view, offset)  # type: ignore[arg-type]
-        view, offset = view[n:], offset + n
-
-
-def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
-    digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
-    for offset, length in ranges(size):
-        digest.update(localos.pread(fd, length, offset))
-    if base64.b64encode(digest.digest()).decode() != expected_b64:
-        raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
 
 
 def _remote_mtime(props: Properties) -> float | None:
@@ -383,19 +317,16 @@ def copy_file(
     if props.is_dir:
         raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
 
-    buffers = threading.local()  # one range buffer per worker thread: read into, then sent from
+    buffers = RangeBuffers(props.size)  # each range read into its worker's buffer, then sent from it
 
     def fill(part: str) -> None:
         def move(rng: tuple[int, int]) -> None:
             offset, length = rng
-            buf = getattr(buffers, "buf", None)
-            if buf is None:
-                buf = buffers.buf = bytearray(min(props.size, RANGE_SIZE))
-            data = buf if length == len(buf) else memoryview(buf)[:length]
-            resp = src.read_range_into(src_path, offset, memoryview(buf)[:length])
+            data, view = buffers.take(length)
+            resp = src.read_range_into(src_path, offset, view)
             if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
                 raise IntegrityError(f"{src_path} changed on the service during the copy")
-            if not _all_zero(data):
+            if not all_zero(data):
                 dst.put_range(part, offset, data, preserve_mtime=True)
             progress(length)
 
