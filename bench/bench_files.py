@@ -18,6 +18,14 @@ Each measurement is the best of two runs. The table also shows the CPU seconds o
 the emulator during the run: when the emulator's CPU time is close to the wall time, the single-threaded
 emulator is the bound, not the client. Results: a table on stdout and ``bench/results/files.json``.
 
+Downloads meet the same memory state, whichever tool runs first: on a VM, the first writes into memory the
+guest has not touched (or has handed back to the host since, through the balloon's free page reporting)
+cost the host's page allocation, 0.12-0.46 s of the client's system time per 256 MiB measured, which the
+first tool to download would pay alone. So before every download run the previous run's output is deleted
+(its page-cache pages freed), the dirty pages of the run before are written out (``os.sync``, so no tool
+shares the disk with another's write-back), and the parent writes into as much memory as the download will
+fill and frees it, just before the tool starts (:func:`fresh_destination`). All of it outside the timing.
+
 Client CPU per GiB and per 1,000 files is the *marginal* cost: each tool also moves one empty file and an
 empty directory (same process start, imports, token, connection), and ``(CPU for the data - CPU for
 nothing) / amount`` leaves the start-up out; the whole-process numbers are in the table too. keyless runs
@@ -38,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -159,10 +168,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Best of ``REPEATS`` runs of ``cmd``."""
-    runs = [run_once(cmd, env) for _ in range(REPEATS)]
+def run_measured(
+    cmd: list[str], env: dict[str, str] | None = None, before: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Best of ``REPEATS`` runs of ``cmd``; ``before`` runs ahead of each (outside the timing)."""
+    runs = []
+    for _ in range(REPEATS):
+        if before is not None:
+            before()
+        runs.append(run_once(cmd, env))
     return min(runs, key=lambda r: float(r["seconds"]))
+
+
+def fresh_destination(destination: Path, size: int) -> None:
+    """The same starting state for every download run, whichever tool ran before (module docstring): no
+    output from an earlier run, no write-back in progress, and ``size`` bytes of memory written and
+    freed just now, so that the pages the download fills are ones the guest already holds."""
+    if destination.is_dir():
+        shutil.rmtree(destination)
+    else:
+        destination.unlink(missing_ok=True)
+    for part in destination.parent.glob(f".{destination.name}.*"):  # a killed keyless run's part file
+        part.unlink()
+    os.sync()
+    touched = bytearray(b"\x01") * (size + 64 * MIB)  # written, page by page; the margin: structured
+    del touched  # messages, buffers, part file metadata
 
 
 def run_once(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -302,21 +332,30 @@ def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None =
             hostport = emu.files_url.removeprefix("https://")
             py = sys.executable
 
-            def py_worker(tool: str, op: str, local: Path, remote: str) -> dict[str, Any]:
+            def fresh(op: str, local: Path, size: int) -> Callable[[], None] | None:
+                if not op.startswith("down"):
+                    return None
+                return lambda: fresh_destination(local, size)
+
+            def py_worker(tool: str, op: str, local: Path, remote: str, size: int = 0) -> dict[str, Any]:
                 env = None
                 if tool == "keyless-before":  # the same worker, importing keyless from the other checkout
                     env = {**os.environ, "PYTHONPATH": str(Path(compare_src or "").resolve())}
                     tool = "keyless"
                 cmd = [py, __file__, "--worker", tool, "--op", op, "--info", info_path]
-                return run_measured([*cmd, "--local", str(local), "--remote", remote], env=env)
+                cmd += ["--local", str(local), "--remote", remote]
+                return run_measured(cmd, env=env, before=fresh(op, local, size))
 
-            def az(src: str, dst: str, from_to: str, recursive: bool = False) -> dict[str, Any]:
+            def az(
+                src: str, dst: str, from_to: str, recursive: bool = False, size: int = 0
+            ) -> dict[str, Any]:
                 assert azcopy is not None
                 cmd = [str(azcopy), "copy", src, dst, "--from-to", from_to, "--log-level", "ERROR"]
                 cmd += ["--trusted-microsoft-suffixes", hostport, "--output-level", "quiet"]
                 if recursive:
                     cmd.append("--recursive")
-                return run_measured(cmd, env=az_env)
+                down = from_to == "FileLocal"
+                return run_measured(cmd, env=az_env, before=fresh("down" if down else "up", Path(dst), size))
 
             tools = ["keyless", *(["keyless-before"] if compare_src else []), "sdk"]
             tools += ["azcopy"] if azcopy else []
@@ -327,7 +366,7 @@ def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None =
                 # Nothing to move: the start-up, token and connection cost the data runs also pay.
                 if tool == "azcopy":
                     e_up = az(str(empty), f"{share_url}/{tool}-empty.bin", "LocalFile")
-                    e_down = az(f"{share_url}/{tool}-empty.bin", str(out / "empty.bin"), "FileLocal")
+                    e_down = az(f"{share_url}/{tool}-empty.bin", str(out / "empty.bin"), "FileLocal", size=0)
                 else:
                     e_up = py_worker(tool, "up-file", empty, f"{tool}-empty.bin")
                     e_down = py_worker(tool, "down-file", out / "empty.bin", f"{tool}-empty.bin")
@@ -337,10 +376,10 @@ def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None =
                 # 256 MiB: up, then down
                 if tool == "azcopy":
                     up = az(str(big), f"{share_url}/{tool}-big.bin", "LocalFile")
-                    down = az(f"{share_url}/{tool}-big.bin", str(out / "big.bin"), "FileLocal")
+                    down = az(f"{share_url}/{tool}-big.bin", str(out / "big.bin"), "FileLocal", size=BIG)
                 else:
                     up = py_worker(tool, "up-file", big, f"{tool}-big.bin")
-                    down = py_worker(tool, "down-file", out / "big.bin", f"{tool}-big.bin")
+                    down = py_worker(tool, "down-file", out / "big.bin", f"{tool}-big.bin", BIG)
                 if digest(out / "big.bin") != big_sum:
                     raise RuntimeError(f"{tool}: the 256 MiB download differs from the source")
                 rows.setdefault("256MiB up", {})[tool] = {**up, "mib_s": BIG / MIB / up["seconds"]}
@@ -348,10 +387,14 @@ def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None =
                 # 1,000 x 8 KiB: up, then down
                 if tool == "azcopy":
                     up = az(str(small), f"{share_url}/{tool}-small", "LocalFile", recursive=True)
-                    down = az(f"{share_url}/{tool}-small/*", str(out / "small"), "FileLocal", recursive=True)
+                    small_bytes = SMALL_COUNT * SMALL_SIZE
+                    down = az(
+                        f"{share_url}/{tool}-small/*", str(out / "small"), "FileLocal", True, small_bytes
+                    )
                 else:
                     up = py_worker(tool, "up-tree", small, f"{tool}-small")
-                    down = py_worker(tool, "down-tree", out / "small", f"{tool}-small")
+                    small_bytes = SMALL_COUNT * SMALL_SIZE
+                    down = py_worker(tool, "down-tree", out / "small", f"{tool}-small", small_bytes)
                 # AzCopy nests the source directory's name under the destination: look where it put them.
                 got = out / "small" / "small" if (out / "small" / "small").is_dir() else out / "small"
                 if tree_digest(got) != small_sums:
@@ -366,7 +409,7 @@ def bench(*, skip_huge: bool, azcopy_path: str | None, compare_src: str | None =
             if not skip_huge:
                 out = work / "huge-out.bin"
                 up = py_worker("keyless", "up-file", huge, "keyless-huge.bin")
-                down = py_worker("keyless", "down-file", out, "keyless-huge.bin")
+                down = py_worker("keyless", "down-file", out, "keyless-huge.bin", HUGE)
                 if digest(out) != huge_sum:
                     raise RuntimeError("keyless: the 1 GiB download differs from the source")
                 results["workloads"]["1GiB up"] = {"keyless": {**up, "mib_s": HUGE / MIB / up["seconds"]}}

@@ -13,6 +13,15 @@ Linux test process where those are blocked runs the Windows code and proves it n
   re-checked per file; the checks that remain are "a regular file, not a link".
 * Positional I/O: ``os.pread``/``os.pwrite`` on POSIX; on Windows a seek and a read/write under a lock per
   file descriptor (the descriptor's position is shared by the threads of a transfer).
+* Reading into a buffer the caller reuses (``pread_into``: ``os.preadv`` where it exists), so an upload does
+  not allocate a new 4 MiB object per range.
+* Preallocation of a download's file (``preallocate``): Linux's ``fallocate(2)`` with mode 0, which gives
+  the file its blocks at once. Writing into allocated blocks is cheaper than extending a file one write at
+  a time, and a disk too small fails at the start with ENOSPC instead of half-way. Where the file system
+  cannot (EOPNOTSUPP: some FUSE and network file systems) or the platform has no ``fallocate``, the file
+  is only sized with ``ftruncate`` (sparse, as before). glibc's ``posix_fallocate`` is not used on Linux:
+  where the file system cannot allocate, it writes a byte into every 4 KiB block instead, one system call
+  each (a network round trip on a FUSE or NFS mount).
 * ``O_BINARY`` is added to every ``os.open`` (on Windows the default text mode would rewrite CR LF).
 
 Stdlib only: both the identity library and the Files client import it.
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -204,3 +214,68 @@ def pwrite(fd: int, data: bytes, offset: int) -> int:
         return os.pwrite(fd, data, offset)
     return seek_pwrite(fd, data, offset)
 
+
+
+def pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read up to ``len(view)`` bytes at ``offset`` into ``view`` (a reused buffer); the number read, fewer
+    only at the end of the file."""
+    if hasattr(os, "preadv"):
+        got = 0
+        while got < len(view):  # a regular file returns less than asked only at its end, but it may
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if not n:
+                break
+            got += n
+        return got
+    data = pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
+# EPERM: a sandbox whose system-call filter refuses fallocate (ftruncate then says whether sizing is).
+_NOT_SUPPORTED = {
+    errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EPERM, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)
+}
+_fallocate: list[Any] = []  # [libc fallocate or None], looked up on first use
+
+
+def _load_fallocate() -> Any:
+    function = None
+    # 64-bit Linux only, where off_t is 64 bits and ``fallocate`` is the one symbol (glibc and musl).
+    if sys.platform.startswith("linux") and sys.maxsize > 2**32:
+        import ctypes
+
+        try:
+            function = ctypes.CDLL(None, use_errno=True).fallocate
+        except (OSError, AttributeError):  # pragma: no cover - a libc without it
+            function = None
+        else:
+            function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            function.restype = ctypes.c_int
+    _fallocate[:] = [function]
+    return function
+
+
+def preallocate(fd: int, size: int) -> bool:
+    """Give ``fd`` (an empty file opened for writing) ``size`` bytes: allocated where the file system can
+    (True), else only sized, sparse (False). Raises ``OSError`` ENOSPC (or EDQUOT) when the space is not
+    there, before anything is written."""
+    function = _fallocate[0] if _fallocate else _load_fallocate()
+    if function is not None and size > 0:
+        while function(fd, 0, 0, size) != 0:
+            code = _errno()
+            if code == errno.EINTR:
+                continue
+            if code in _NOT_SUPPORTED:
+                break
+            raise OSError(code, os.strerror(code))
+        else:
+            return True
+    os.ftruncate(fd, size)
+    return False
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()

@@ -215,6 +215,12 @@ class NotRegularFile(FilesError):
     remedy = "Only regular files and directories are uploaded: copy the data into a regular file first."
 
 
+class NotEnoughSpace(FilesError, OSError):
+    """The local disk cannot hold a download (ENOSPC or a quota): found before any range is fetched."""
+
+    remedy = "Free space there, or download to another directory or disk."
+
+
 class IntegrityError(FilesError):
     """Content MD5 mismatch, or the file changed on the service during a transfer."""
 

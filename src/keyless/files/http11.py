@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from keyless import __version__
@@ -381,25 +382,26 @@ class Http11Pool:
         """Hand a body of ``length`` bytes to ``sink``; True when it read exactly that (the connection can
         then carry the next request)."""
         remaining = length
-        # SSLSocket.read(n, buffer) is recv_into without its extra Python layer: a 4 MiB range arrives in
-        # ~260 TLS records, one call each.
+        # SSLSocket.read(n, buffer) is recv_into without its extra Python layer. OpenSSL hands out at most
+        # one TLS record (16 KiB) per read, so a 4 MiB range takes 256 reads: they run in this one loop,
+        # which fills the caller's view whole (never past the body), not one caller's call per record.
         sock = conn.sock
-        tls_read = sock.read if isinstance(sock, ssl.SSLSocket) else None
+        # With a buffer, read returns the number of bytes (typeshed's ``bytes | int`` covers both forms).
+        read = cast(Callable[[int, memoryview], int], sock.read) if isinstance(sock, ssl.SSLSocket) else None
 
         def read_into(view: memoryview) -> int:
             nonlocal remaining
-            if remaining <= 0:
+            want = min(len(view), remaining)
+            if want <= 0:
                 return 0
-            if len(view) > remaining:
-                view = view[:remaining]
-            if conn.start != conn.end:
-                n = conn.readinto(view)  # what the header read buffered first
-            else:
-                n = int(tls_read(len(view), view)) if tls_read is not None else sock.recv_into(view)
+            got = conn.readinto(view[:want]) if conn.start != conn.end else 0  # what the head read buffered
+            while got < want:
+                n = read(want - got, view[got:want]) if read is not None else sock.recv_into(view[got:want])
                 if not n:
                     raise _Closed
-            remaining -= n
-            return n
+                got += n
+            remaining -= got
+            return got
 
         sink(headers, read_into, length)
         return remaining == 0

@@ -5,7 +5,8 @@
   worker that sends it, then rename the part over the target (Rename File with replace). So the target never
   exists half-written: a killed upload leaves only a part file, which ``sync`` does not take for the real
   file, and two uploads of one file never mix their ranges. All-zero ranges are skipped: the file is already
-  zero there. Memory: at most ``concurrency`` ranges in flight. Missing parent directories are created.
+  zero there. Memory: at most ``concurrency`` ranges in flight (each worker reads into its own reused
+  buffer). Missing parent directories are created.
 * A single-file upload also checks, just before publishing, that the target is still the file it found at
   the start (its ETag); if another upload replaced it meanwhile, this one fails and publishes nothing.
 * Only regular files are uploaded: FIFOs, devices, sockets and pseudo-files that report size 0 but have
@@ -14,10 +15,11 @@
   differ only in case are refused before anything is uploaded, and ``sync --delete`` never deletes a remote
   file that a local file with a case-only different name maps to.
 * Download: write ranges at their offsets (``os.pwrite``) into ``.<name>.<random>.keyless-part`` next to the
-  target, fsync, then rename over the target only when every range arrived; any failure removes the
-  temporary file, so an interrupted download never leaves a truncated file under the real name. Part files
-  a killed download left for the same target are removed on the next download of it (a part file still
-  locked by a running download is left alone). Each range's
+  target (allocated at its full size first where the file system can, so a disk too small is refused
+  before the first range: ``NotEnoughSpace``), fsync, then rename over the target only when every
+  range arrived; any failure removes the temporary file, so an interrupted download never leaves a
+  truncated file under the real name. Part files a killed download left for the same target are removed
+  on the next download of it (a part file still locked by a running download is left alone). Each range's
   MD5 is checked when the service sends one, the ETag of every range must match the one the download
   started with, and the whole-file ``Content-MD5`` is checked when the file has one.
 * Remote names are refused on download when they could escape the target directory (``..``, absolute paths,
@@ -26,9 +28,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING
 
 from keyless import localos
 from keyless.files import localpaths
-from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
+from keyless.files.errors import (
+    AlreadyExists,
+    ChangedDuringUpload,
+    FilesError,
+    IntegrityError,
+    UnsafeName,
+)
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
@@ -50,6 +56,7 @@ from keyless.files.parts import (
     remote_part_name,
     remove_stale_parts,
 )
+from keyless.files.range_buffers import RangeBuffers, all_zero, file_md5_matches, size_part, write_at
 from keyless.files.sources import (
     check_case_collisions,
     check_uploadable,
@@ -195,13 +202,17 @@ def upload_file(
         if size > RANGE_SIZE:  # one range needs no decision (and no latency probe)
             concurrency = concurrency or client.ranges_in_flight()
 
+        buffers = RangeBuffers(size)
+
         def fill(part: str) -> None:
             def send(rng: tuple[int, int]) -> None:
                 offset, length = rng
-                data = localos.pread(fd, length, offset)
-                if len(data) != length:
+                data, view = buffers.take(length)
+                if localos.pread_into(fd, view, offset) != length:
                     raise IntegrityError(f"{local} changed size during the upload")
-                if not _all_zero(data):  # an all-zero range is already there: the file starts zero-filled
+                if not all_zero(data):  # an all-zero range is already there: the file starts zero-filled
+                    # Sent before the next range is read into the buffer: put_range returns only once the
+                    # service answered (retries included), so the bytes it sends are never overwritten.
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
                 progress(length)
 
@@ -246,28 +257,24 @@ def download_file(
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
-        os.ftruncate(fd, size)
-
-        buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
+        size_part(fd, size, local)
+        buffers = RangeBuffers(size)
 
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            buf = getattr(buffers, "view", None)
-            if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
-                buf = buffers.view = memoryview(bytearray(min(size, RANGE_SIZE)))
-            view = buf[:length]
+            _, view = buffers.take(length)
             resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
-            _write_at(fd, view, offset)
+            write_at(fd, view, offset, local, size)
             progress(length)
 
         run_bounded(fetch, ranges(size), concurrency or 1)
-        if props.content_md5:
-            # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
-            # place MD5 remains (each range was already checked by its CRC64 on the way).
-            _check_file_md5(fd, size, props.content_md5, remote)
+        # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one place
+        # MD5 remains (each range was already checked by its CRC64 on the way).
+        if props.content_md5 and not file_md5_matches(fd, size, props.content_md5):
+            raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -283,31 +290,6 @@ def download_file(
             os.unlink(part)
         raise
     return size
-
-
-_ZEROS = bytes(RANGE_SIZE)
-
-
-def _all_zero(data: bytes) -> bool:
-    """Whether ``data`` (at most one range) is all zero bytes: a memcmp that stops at the first difference,
-    so real data costs next to nothing (``bytes.count`` reads the whole range every time)."""
-    if not data or data[0] or data[-1]:
-        return not data
-    return data == (_ZEROS if len(data) == RANGE_SIZE else _ZEROS[: len(data)])
-
-
-def _write_at(fd: int, view: memoryview, offset: int) -> None:
-    while view:  # a regular file rarely takes less than asked, but it may
-        n = localos.pwrite(fd, view, offset)  # type: ignore[arg-type]
-        view, offset = view[n:], offset + n
-
-
-def _check_file_md5(fd: int, size: int, expected_b64: str, remote: str) -> None:
-    digest = hashlib.md5()  # noqa: S324 - integrity check against the service's Content-MD5
-    for offset, length in ranges(size):
-        digest.update(localos.pread(fd, length, offset))
-    if base64.b64encode(digest.digest()).decode() != expected_b64:
-        raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
 
 
 def _remote_mtime(props: Properties) -> float | None:
@@ -335,13 +317,16 @@ def copy_file(
     if props.is_dir:
         raise IsADirectoryError(f"{src_path} is a directory: copy it as a tree")
 
+    buffers = RangeBuffers(props.size)  # each range read into its worker's buffer, then sent from it
+
     def fill(part: str) -> None:
         def move(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data, resp = src.get_range(src_path, offset, length)
+            data, view = buffers.take(length)
+            resp = src.read_range_into(src_path, offset, view)
             if props.etag and resp.header("etag") and resp.header("etag") != props.etag:
                 raise IntegrityError(f"{src_path} changed on the service during the copy")
-            if not _all_zero(data):
+            if not all_zero(data):
                 dst.put_range(part, offset, data, preserve_mtime=True)
             progress(length)
 
