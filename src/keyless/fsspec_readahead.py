@@ -24,6 +24,7 @@ a file only read randomly never starts a thread.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,9 +57,10 @@ class BytesBuilder:
 
     def finish(self) -> bytes:
         """The content; the builder is not used afterwards."""
-        self.view.release()  # while a view is held, getvalue() would copy
+        with contextlib.suppress(BufferError):  # a view still held elsewhere: getvalue() copies, correctly
+            self.view.release()  # while a view is held, getvalue() would copy
         data = self._io.getvalue()
-        self._io.close()
+        self._io = io.BytesIO()  # not close(): that refuses while any slice of the view is still alive
         return data
 
 
