@@ -34,7 +34,6 @@ for the rest, each with keyless's explanation.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import errno
 import os
 import shutil
@@ -54,19 +53,16 @@ from keyless.files.client import ShareClient
 from keyless.files.copying import wait_for_server_copy
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
-from keyless.files.parts import part_names_in, remote_part_name
+from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path, share_url
 from keyless.fsspec_file import AzureFilesFile, _ParallelWriter, translate_errors
+from keyless.fsspec_parts import one_listing_per_directory, part_names_for
 from keyless.fsspec_readahead import BytesBuilder
 from keyless.protocol import ENV_ACCOUNT_KEY
 
 __all__ = ["AzureFilesFile", "AzureFilesFileSystem"]
 
-#: During one :meth:`AzureFilesFileSystem.get`: the part files (of killed downloads) in each local
-#: directory written to, listed once per directory; a download removes those of its own target.
-_PART_LISTINGS: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar(
-    "azfiles_part_listings", default=None)
 
 
 class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
@@ -499,18 +495,14 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
                 os.makedirs(parent, exist_ok=True)  # as fsspec's local filesystem with auto_mkdir
             progress = _callback_progress(callback, props.size)
             transfer.download_file(client, rel, Path(lpath), progress=progress, props=props,
-                                   part_names=_part_names_for(parent))
+                                   part_names=part_names_for(parent))
 
     def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
             maxdepth: int | None = None, **kwargs: Any) -> None:
-        """fsspec's ``get`` (paths, globs, callbacks), calling :meth:`get_file` per file, with each local
-        directory scanned for killed downloads' part files once for the whole call: per file, a
-        download of n files into one directory would scan it n times (n² entries read)."""
-        token = _PART_LISTINGS.set({})
-        try:
+        """fsspec's ``get`` (paths, globs, callbacks: :meth:`get_file` per file), each local directory
+        listed for killed downloads' part files once for the whole call (:mod:`keyless.fsspec_parts`)."""
+        with one_listing_per_directory():
             super().get(rpath, lpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
-        finally:
-            _PART_LISTINGS.reset(token)
 
     # --- open -------------------------------------------------------------------------------------------
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
@@ -530,19 +522,6 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
 def _rebuild(cls: type[AzureFilesFileSystem], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> AzureFilesFileSystem:
     return cls(*args, **kwargs)
-
-
-def _part_names_for(directory: str) -> list[str] | None:
-    """The part files in ``directory`` when a :meth:`AzureFilesFileSystem.get` is running in this context
-    (listed on first use); None otherwise, and the download lists them itself."""
-    listings = _PART_LISTINGS.get()
-    if listings is None:
-        return None
-    key = os.path.abspath(directory or ".")
-    names = listings.get(key)
-    if names is None:
-        names = listings[key] = part_names_in(Path(key))
-    return names
 
 
 def _callback_progress(callback: Any, total: int) -> transfer.Progress:
