@@ -137,6 +137,7 @@ class ParallelReadAhead(BaseCache):  # type: ignore[misc]  # fsspec is untyped
             out.view[lo + a - start : lo + b - start] = memoryview(block)[a:b]
             if index < last:
                 del self._window[index]
+            del block  # freed before the next block is scheduled: the window stays the bound
         return out.finish() if out is not None else b""
 
     def _schedule(self, current: int, last: int) -> None:
