@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
@@ -56,6 +57,8 @@ from keyless.files.parts import remote_part_name
 from keyless.files.times import parse_time
 from keyless.files.urls import join_path, share_url
 from keyless.fsspec_file import AzureFilesFile, _ParallelWriter, translate_errors
+from keyless.fsspec_parts import one_listing_per_directory, part_names_for
+from keyless.fsspec_readahead import BytesBuilder
 from keyless.protocol import ENV_ACCOUNT_KEY
 
 __all__ = ["AzureFilesFile", "AzureFilesFileSystem"]
@@ -399,21 +402,22 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
             return self._read(client, rel, lo, hi)
 
     def _read(self, client: ShareClient, rel: str, lo: int, hi: int, *, etag: str = "") -> bytes:
-        """Bytes ``[lo, hi)`` in ranges of at most 4 MiB (each MD5-checked), ``max_concurrency`` in flight,
-        each written into its place in one buffer. ``etag``: every range must come from that version of the
-        file (a file replaced meanwhile fails the read rather than mixing two versions)."""
-        out = bytearray(hi - lo)
+        """Bytes ``[lo, hi)`` in ranges of at most 4 MiB (each checked), ``max_concurrency`` in flight, each
+        read straight into its place in the one ``bytes`` returned (:class:`BytesBuilder`: the size is
+        allocated once, with no buffer per range and no final copy). ``etag``: every range must come from
+        that version of the file (a file replaced meanwhile fails the read rather than mixing two
+        versions)."""
+        out = BytesBuilder(hi - lo)
 
         def fetch(rng: tuple[int, int]) -> None:
             offset, length = rng
-            data, resp = client.get_range(rel, lo + offset, length)
+            resp = client.read_range_into(rel, lo + offset, out.view[offset : offset + length])
             got = resp.header("etag")
             if etag and got and got.strip('"') != etag.strip('"'):
                 raise fe.IntegrityError(f"{rel} changed on the service while it was being read")
-            out[offset : offset + length] = data
 
         run_bounded(fetch, ranges(hi - lo), self.max_concurrency)
-        return bytes(out)
+        return out.finish()
 
     def cat_ranges(self, paths: list[str], starts: Any, ends: Any, max_gap: Any = None,
                    on_error: str = "return", **kwargs: Any) -> list[Any]:
@@ -490,7 +494,15 @@ class AzureFilesFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec 
             if parent:
                 os.makedirs(parent, exist_ok=True)  # as fsspec's local filesystem with auto_mkdir
             progress = _callback_progress(callback, props.size)
-            transfer.download_file(client, rel, Path(lpath), progress=progress, props=props)
+            transfer.download_file(client, rel, Path(lpath), progress=progress, props=props,
+                                   part_names=part_names_for(parent))
+
+    def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
+            maxdepth: int | None = None, **kwargs: Any) -> None:
+        """fsspec's ``get`` (paths, globs, callbacks: :meth:`get_file` per file), each local directory
+        listed for killed downloads' part files once for the whole call (:mod:`keyless.fsspec_parts`)."""
+        with one_listing_per_directory():
+            super().get(rpath, lpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
 
     # --- open -------------------------------------------------------------------------------------------
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,

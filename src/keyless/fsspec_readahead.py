@@ -24,6 +24,8 @@ a file only read randomly never starts a thread.
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -34,6 +36,32 @@ from keyless.files.parallel import RANGE_SIZE
 
 #: The least a random read fetches: a request costs far more than 64 KiB of transfer.
 MIN_FETCH = 64 * 1024
+
+
+class BytesBuilder:
+    """A ``bytes`` of a known size, filled in place (from many threads, at distinct offsets) through
+    :attr:`view`, then handed out by :meth:`finish` without a copy: so a whole-file read allocates the
+    file's size once, not a buffer and then a ``bytes`` copy of it (twice the size at the peak).
+
+    It rests on ``io.BytesIO``: CPython keeps a BytesIO's content in a ``bytes`` object, grows it to the
+    exact size when written past its end, and ``getvalue()`` returns that object itself when no view of it
+    is held. Elsewhere ``getvalue()`` copies, which is still correct.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._io = io.BytesIO()
+        if size:
+            self._io.seek(size - 1)
+            self._io.write(b"\0")  # one allocation of the exact size, zero-filled
+        self.view = self._io.getbuffer()
+
+    def finish(self) -> bytes:
+        """The content; the builder is not used afterwards."""
+        with contextlib.suppress(BufferError):  # a view still held elsewhere: getvalue() copies, correctly
+            self.view.release()  # while a view is held, getvalue() would copy
+        data = self._io.getvalue()
+        self._io = io.BytesIO()  # not close(): that refuses while any slice of the view is still alive
+        return data
 
 
 class ParallelReadAhead(BaseCache):  # type: ignore[misc]  # fsspec is untyped
@@ -90,7 +118,7 @@ class ParallelReadAhead(BaseCache):  # type: ignore[misc]  # fsspec is untyped
         for index in list(self._window):  # blocks before this read will not be read again
             if index < first:
                 self._window.pop(index).cancel()
-        out = bytearray(stop - start) if last > first else None
+        out = BytesBuilder(stop - start) if last > first else None
         # Read-ahead ramps up (0, 1, 2, 4 ... concurrency blocks) while reads stay sequential, so a file
         # read only at its start (a header) fetches one block, and a long stream soon has all in flight.
         self._streak = self._streak + 1 if self._streak >= 0 and start == self._prev_end else 0
@@ -106,10 +134,11 @@ class ParallelReadAhead(BaseCache):  # type: ignore[misc]  # fsspec is untyped
             a, b = max(start, lo) - lo, min(stop, lo + len(block)) - lo
             if out is None:
                 return block[a:b]
-            out[lo + a - start : lo + b - start] = block[a:b]
+            out.view[lo + a - start : lo + b - start] = memoryview(block)[a:b]
             if index < last:
                 del self._window[index]
-        return bytes(out) if out is not None else b""
+            del block  # freed before the next block is scheduled: the window stays the bound
+        return out.finish() if out is not None else b""
 
     def _schedule(self, current: int, last: int) -> None:
         """Have blocks ``current`` up to ``concurrency`` blocks ahead of it fetched or in flight."""

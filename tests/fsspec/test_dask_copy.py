@@ -70,3 +70,15 @@ def test_a_small_file_costs_four_requests_and_keeps_its_properties(
     assert azfs.cat_file(f"{root}/dst/zeros.bin") == bytes(64)
     assert azfs.cat_file(f"{root}/dst/empty") == b""
     assert not [p for p in azfs.find(root) if p.endswith(PART_SUFFIX)]
+
+
+def test_the_quiet_cluster_settings_are_dasks_own_keys_and_reach_it_through_the_environment() -> None:
+    import dask.config
+
+    from keyless.files.dask_copy import QUIET_CLUSTER_CONFIG, quiet_cluster_env
+
+    from_env = dask.config.collect_env(quiet_cluster_env())
+    for key, value in QUIET_CLUSTER_CONFIG.items():
+        dask.config.get(key)  # a key Dask defines (a misspelt one would be silently ignored by Dask)
+        with dask.config.set(from_env):
+            assert dask.config.get(key) == value, key
