@@ -25,7 +25,6 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from keyless.emulator.context import Emulator, load_or_create_secrets
 from keyless.emulator.errors import StorageError, error_body
 from keyless.emulator.faults import DropConnection, FaultInjector
 from keyless.emulator.files import Security, handle_files_request
+from keyless.emulator.files.replies import http_date
 from keyless.emulator.identity_endpoints import authority_routes, identity_routes, write_federated_token_files
 from keyless.emulator.issuer import TokenIssuer
 from keyless.emulator.kerberos import ensure_keytab
@@ -206,8 +206,8 @@ def _files_middleware(ctx: Emulator) -> Any:
 def _loggable(value: str | None) -> str | None:
     """Header text as the audit log can hold it: bytes that were not UTF-8 (kept by aiohttp as surrogate
     escapes) become ``\\udcXX`` escapes, so a hostile header can never make the audit line fail."""
-    if value is None:
-        return None
+    if value is None or value.isascii():
+        return value
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -224,7 +224,8 @@ def _common_headers(request: web.Request, response: web.StreamResponse, request_
         return  # a streamed body already sent its headers (the handler set them)
     response.headers.setdefault(H_REQUEST_ID, request_id)
     # The emulator's clock (with its configured offset), so clock-skew checks see errors' Date too.
-    response.headers.setdefault("Date", formatdate(now, usegmt=True))
+    if "Date" not in response.headers:
+        response.headers["Date"] = http_date(now)
     response.headers.setdefault("Server", "Windows-Azure-File/1.0 Microsoft-HTTPAPI/2.0")
     for name in (H_VERSION, H_CLIENT_REQUEST_ID):
         if name in request.headers and _echoable(request.headers[name]):
