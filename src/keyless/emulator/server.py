@@ -506,6 +506,19 @@ async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port:
         ctx.audit.close()
 
 
+def run(data_dir: Path, config: EmulatorConfig, host: str, port: int, imds_port: int,
+        ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM on uvloop where it is installed (every platform but Windows), else on
+    asyncio's own loop. uvloop's event loop and TLS transport are compiled, where asyncio's SSL protocol
+    is Python run for every record: the emulator spends less CPU per Files request on it."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: no uvloop wheel; asyncio serves the same protocol, only slower
+        asyncio.run(serve(data_dir, config, host, port, imds_port, ready))
+        return
+    uvloop.run(serve(data_dir, config, host, port, imds_port, ready))
+
+
 def _bound_port(runner: web.AppRunner) -> int:
     for address in runner.addresses:
         if isinstance(address, tuple):
@@ -523,4 +536,4 @@ def print_ready(info: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-__all__ = ["DataDirError", "DataDirInUse", "build_context", "serve"]
+__all__ = ["DataDirError", "DataDirInUse", "build_context", "run", "serve"]
