@@ -112,6 +112,8 @@ def status_text(status: int, error_code: str | None, auth_type: str) -> str:
     return "ServerOtherError" if status >= 500 or status == 0 else "ClientOtherError"
 
 
+# One encoder for every line (json.dumps with options builds a new one per call); compact, UTF-8 kept.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous": "AnonymousSuccess"}
 
 
@@ -250,7 +252,7 @@ class AuditLog:
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        line = (_ENCODER.encode(record) + "\n").encode("utf-8")
         with self._lock:
             if self._fd < 0:
                 return  # closed at shutdown: a straggling request is not worth a crash
@@ -296,7 +298,7 @@ class AuditLog:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._diagnostic_fds[target] = fd
-        line = json.dumps(diagnostic_record(row), separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = _ENCODER.encode(diagnostic_record(row)) + "\n"
         os.write(fd, line.encode("utf-8"))
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import hmac
 import json
 import logging
@@ -494,6 +495,9 @@ async def _serve_locked(data_dir: Path, config: EmulatorConfig, host: str, port:
         atomic_write(info_path, json.dumps(info, indent=2).encode("utf-8"))
         if ready is not None:
             ready(info)
+        # What start-up built (modules, config, keys, routes) lives until exit: out of the collector's
+        # scans, so the collections that requests trigger walk only what requests allocate.
+        gc.freeze()
 
         await stop.wait()
     finally:
