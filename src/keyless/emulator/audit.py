@@ -40,7 +40,6 @@ interleave within a line and a crash loses at most the line being written.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import threading
@@ -49,6 +48,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+import msgspec
 
 from keyless.claims import decode_claims
 
@@ -112,8 +113,10 @@ def status_text(status: int, error_code: str | None, auth_type: str) -> str:
     return "ServerOtherError" if status >= 500 or status == 0 else "ClientOtherError"
 
 
-# One encoder for every line (json.dumps with options builds a new one per call); compact, UTF-8 kept.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# One compiled JSON encoder for every line: compact, UTF-8 as is, keys in the row's order; the same JSON
+# values as json.dumps (only a float below 1e-4 is spelled 0.00001 instead of 1e-05), several times less
+# CPU per line, and the line is written on every request.
+_ENCODER = msgspec.json.Encoder()
 _SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous": "AnonymousSuccess"}
 
 
@@ -252,7 +255,7 @@ class AuditLog:
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = (_ENCODER.encode(record) + "\n").encode("utf-8")
+        line = _ENCODER.encode(record) + b"\n"
         with self._lock:
             if self._fd < 0:
                 return  # closed at shutdown: a straggling request is not worth a crash
@@ -298,8 +301,7 @@ class AuditLog:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._diagnostic_fds[target] = fd
-        line = _ENCODER.encode(diagnostic_record(row)) + "\n"
-        os.write(fd, line.encode("utf-8"))
+        os.write(fd, _ENCODER.encode(diagnostic_record(row)) + b"\n")
 
     def close(self) -> None:
         with self._lock:
