@@ -8,7 +8,16 @@ which says what limits it: near 100% of one core means the single asyncio loop i
 
     .venv/bin/python bench/bench_emulator.py [--seconds 8] [--connections 16]
 
-Writes bench/results/emulator.json.
+``--uploads N`` measures instead what one small-file upload costs the emulator: keyless uploads N files
+of 8 KiB (three Files requests each: Create File of the hidden part file, Put Range with a CRC64
+structured body, the rename onto the name) to a fresh emulator whose fault control delays every Files
+request by ``--latency`` seconds, as ``bench_latency.py`` does, and the emulator's CPU seconds per 1,000
+uploads are reported (``--repeats`` runs, each on a fresh emulator; the median and every run). CPU
+seconds, not wall time, because other processes share the cores.
+
+    .venv/bin/python bench/bench_emulator.py --uploads 1000 [--latency 0.02] [--repeats 3]
+
+Writes bench/results/emulator.json (throughput) or bench/results/emulator_uploads.json (uploads).
 """
 
 from __future__ import annotations
@@ -89,11 +98,52 @@ def run_python(url: str, method: str, headers: dict[str, str], seconds: int, con
     return sum(counts) / seconds
 
 
+def upload_cpu(files: int, latency: float) -> dict[str, float]:
+    """One fresh emulator, keyless uploads ``files`` small files in a child process: the emulator's CPU
+    seconds and the wall time of the upload."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_files as bf  # the world, the keyless worker and the measured run, shared with it
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = Path(tmp) / "small"
+        small.mkdir()
+        for i in range(files):
+            (small / f"f{i:04d}.bin").write_bytes(os.urandom(bf.SMALL_SIZE))
+        with start_emulator(Path(tmp), bf.WORLD, name="emu") as emu:
+            if latency:
+                emu.set_faults([{"target": "files", "action": "delay", "seconds": latency}])
+            bf.EMULATOR_PID = int(emu.info["pid"])
+            cmd = [sys.executable, bf.__file__, "--worker", "keyless", "--op", "up-tree",
+                   "--info", str(emu.data_dir / "emulator.json"), "--local", str(small), "--remote", "up"]
+            run = bf.run_once(cmd)
+    return {"emulator_cpu_s": run["emulator_cpu_s"], "seconds": run["seconds"]}
+
+
+def uploads(files: int, latency: float, repeats: int) -> None:
+    load = os.getloadavg()
+    runs = [upload_cpu(files, latency) for _ in range(repeats)]
+    per_1000 = sorted(r["emulator_cpu_s"] * 1000 / files for r in runs)
+    result = {"files": files, "latency_s": latency, "load_at_start": [round(x, 2) for x in load],
+              "emulator_cpu_s_per_1000_uploads_median": round(per_1000[len(per_1000) // 2], 2),
+              "runs": runs}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "emulator_uploads.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"emulator CPU per 1,000 uploads of 8 KiB ({files} files, {latency * 1000:g} ms injected latency, "
+          f"load {load[0]:.2f}): median {result['emulator_cpu_s_per_1000_uploads_median']} s; runs: "
+          + ", ".join(f"{x:.2f}" for x in per_1000))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--uploads", type=int, default=0, help="measure N small-file uploads instead")
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.uploads:
+        uploads(args.uploads, args.latency, args.repeats)
+        return
     use_wrk = shutil.which("wrk") is not None
     results: dict[str, Any] = {"connections": args.connections,
                                "seconds": args.seconds, "cores": os.cpu_count(), "runs": {}}

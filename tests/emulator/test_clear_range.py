@@ -13,7 +13,7 @@ from keyless.emulator.storage.blobs import BlobStore
 MIB = 1024 * 1024
 
 
-def allocated(path: Path) -> int:
+def allocated(path: str | Path) -> int:
     return os.stat(path).st_blocks * 512
 
 

@@ -549,3 +549,32 @@ def test_store_work_runs_where_the_operation_declares(worker: Any, size: int, in
 
     loop_thread, work_thread = asyncio.run(run())
     assert (work_thread != loop_thread) is in_thread
+
+
+def _raw_put(api: Api, path: str, headers: list[tuple[str, bytes]]) -> Resp:
+    """A Create File whose header values are sent as the given bytes, exactly."""
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30)
+    try:
+        conn.putrequest("PUT", path, skip_accept_encoding=True)
+        for name, value in [("x-ms-version", b"2025-05-05"), ("x-ms-type", b"file"),
+                            ("x-ms-content-length", b"0"), *headers]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        r = conn.getresponse()
+        return Resp(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+def test_header_bytes_that_are_not_utf8_are_refused_and_utf8_is_accepted(api: Api) -> None:
+    # The check that runs before anything reads a header: bytes that are not UTF-8 are 400, naming the
+    # header (a metadata header: InvalidMetadata naming the key); UTF-8 beyond ASCII passes.
+    r = _raw_put(api, f"{A}/demo/bad-bytes", [("x-ms-client-request-id", b"caf\xff")])
+    assert (r.status, r.code) == (400, "InvalidHeaderValue")
+    assert b"<HeaderName>x-ms-client-request-id</HeaderName>" in r.body
+    r = _raw_put(api, f"{A}/demo/bad-bytes", [("x-ms-meta-owner", b"\xc3(")])
+    assert (r.status, r.code) == (400, "InvalidMetadata")
+    assert b"<MetadataName>owner</MetadataName>" in r.body
+    assert api.req("GET", f"{A}/demo/bad-bytes").status == 404  # nothing was created
+    r = _raw_put(api, f"{A}/demo/utf8", [("x-ms-client-request-id", "café-1".encode())])
+    assert r.status == 201, r.body

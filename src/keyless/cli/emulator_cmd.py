@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from pathlib import Path
@@ -32,7 +31,7 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
       keyless emulator --data ./emu &
       keyless token --emulator ./emu
     """
-    from keyless.emulator.server import DataDirError, print_ready, serve  # heavy imports only here
+    from keyless.emulator.server import DataDirError, print_ready, run  # heavy imports only here
 
     try:
         config = load_config(config_file)
@@ -47,7 +46,7 @@ def emulator_command(data_dir: Path, config_file: Path | None, host: str, port: 
             err=True,
         )
     try:
-        asyncio.run(serve(data_dir.resolve(), config, host, port, imds_port, ready=print_ready))
+        run(data_dir.resolve(), config, host, port, imds_port, ready=print_ready)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port or imds_port} ({exc.strerror or exc}); "

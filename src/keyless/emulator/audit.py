@@ -40,14 +40,16 @@ interleave within a line and a crash loses at most the line being written.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import threading
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
+
+import msgspec
 
 from keyless.claims import decode_claims
 
@@ -105,11 +107,17 @@ def category_of(operation: str) -> str:
 def status_text(status: int, error_code: str | None, auth_type: str) -> str:
     """``StatusText``: success flavours per auth type, otherwise the error code (as since 2017-04-17)."""
     if 200 <= status < 400 and not error_code:
-        return {"SAS": "SASSuccess", "DelegationSas": "SASSuccess",
-                "Anonymous": "AnonymousSuccess"}.get(auth_type, "Success")
+        return _SUCCESS_TEXT.get(auth_type, "Success")
     if error_code:
         return error_code
     return "ServerOtherError" if status >= 500 or status == 0 else "ClientOtherError"
+
+
+# One compiled JSON encoder for every line: compact, UTF-8 as is, keys in the row's order; the same JSON
+# values as json.dumps (only a float below 1e-4 is spelled 0.00001 instead of 1e-05), several times less
+# CPU per line, and the line is written on every request.
+_ENCODER = msgspec.json.Encoder()
+_SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous": "AnonymousSuccess"}
 
 
 def redact_uri(uri: str) -> str:
@@ -121,28 +129,44 @@ def _bearer_claims(header: str) -> tuple[str, dict[str, Any]]:
     token = header[7:].strip() if header[:7].lower() == "bearer " else ""
     if not token:
         return "", {}
-    return hashlib.sha256(token.encode()).hexdigest().upper(), decode_claims(token)
+    digest = hashlib.sha256(token.encode()).hexdigest().upper()
+    # A client sends one token for many requests: its claims are decoded once, kept by its hash.
+    claims = _CLAIMS_BY_HASH.get(digest)
+    if claims is None:
+        if len(_CLAIMS_BY_HASH) >= _CLAIMS_KEPT:
+            _CLAIMS_BY_HASH.clear()
+        claims = _CLAIMS_BY_HASH[digest] = decode_claims(token)
+    return digest, claims
+
+
+_CLAIMS_KEPT = 256
+_CLAIMS_BY_HASH: dict[str, dict[str, Any]] = {}
 
 
 def _request_columns(request: web.Request, auth_type: str) -> dict[str, Any]:
     """Columns only the HTTP request knows: who called, from where, with what, on which object."""
     raw_path = request.raw_path
     path = raw_path.split("?", 1)[0]
-    segments = path.split("/")[1:]
-    account = unquote(segments[0]) if segments and segments[0] else None
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    account_raw = path.split("/", 2)[1] if path.count("/") else ""
+    account = unquote(account_raw) or None
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport else None
     tls = ssl_object.version() if ssl_object is not None else None
+    uri = f"{request.scheme}://{request.host}{raw_path}"
+    raw_headers = request.raw_headers
     columns: dict[str, Any] = {
         "AccountName": account,
         "Location": EMULATOR_LOCATION,
         "Protocol": "HTTPS" if request.secure else "HTTP",
         "ServiceType": "file",
-        "Uri": redact_uri(f"{request.scheme}://{request.host}{raw_path}"),
+        "Uri": redact_uri(uri) if "sig=" in uri.lower() else uri,
         "CallerIpAddress": f"{peer[0]}:{peer[1]}" if peer else None,
         "UserAgentHeader": request.headers.get("User-Agent"),
         "ObjectKey": unquote(path) if account else None,
-        "RequestHeaderSize": sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + len(raw_path) + 16,
+        # name, ": ", value, CRLF per header: summed by C-level len over the flattened pairs
+        "RequestHeaderSize": sum(map(len, chain.from_iterable(raw_headers))) + 4 * len(raw_headers)
+        + len(raw_path) + 16,
         "ContentLengthHeader": request.content_length,
         "TlsVersion": tls.replace("TLSv", "TLS ") if tls else None,
     }
@@ -222,16 +246,16 @@ class AuditLog:
         For ``StorageFileLogs`` the middleware's fields (operation, status, auth_type, ...) become the
         table's columns, and ``request`` (when given) supplies caller address, user agent and the rest.
         """
-        for name in fields:
-            if name.lower() in _FORBIDDEN:
-                raise ValueError(f"audit field {name!r} would record a secret; log an identifier instead")
+        if not _FORBIDDEN.isdisjoint(map(str.lower, fields)):
+            name = next(n for n in fields if n.lower() in _FORBIDDEN)
+            raise ValueError(f"audit field {name!r} would record a secret; log an identifier instead")
         now = _now()
         if category == STORAGE_FILE_LOGS:
             record = self._storage_row(now, request, fields)
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        line = _ENCODER.encode(record) + b"\n"
         with self._lock:
             if self._fd < 0:
                 return  # closed at shutdown: a straggling request is not worth a crash
@@ -277,8 +301,7 @@ class AuditLog:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._diagnostic_fds[target] = fd
-        line = json.dumps(diagnostic_record(row), separators=(",", ":"), ensure_ascii=False) + "\n"
-        os.write(fd, line.encode("utf-8"))
+        os.write(fd, _ENCODER.encode(diagnostic_record(row)) + b"\n")
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 async def handle_files_request(ctx: Emulator, security: Security,
                                request: web.Request) -> web.StreamResponse:
     """The single entry point for ``https://host:port/<account>/...`` requests."""
-    check_encoding(request.headers)
+    if not b"".join(chain.from_iterable(request.raw_headers)).isascii():
+        check_encoding(request.headers)  # ASCII bytes always decode: only other bytes need the check
     check_version(request.headers)
     raw_path, _, raw_query = request.raw_path.partition("?")
     segments = raw_path.split("/")[1:]

@@ -83,6 +83,8 @@ def check_encoding(headers: Mapping[str, str]) -> None:
     """Refuse header values whose bytes are not UTF-8 (aiohttp keeps them as surrogate escapes), before
     anything reads them: nothing downstream (signatures, audit, replies) has to cope with them."""
     for name, value in headers.items():
+        if value.isascii() and name.isascii():
+            continue  # nearly every header: no encoding work
         try:
             value.encode("utf-8")
             name.encode("utf-8")

@@ -5,6 +5,8 @@ or a file (ETag, SMB properties, content properties, lease and copy state).
 from __future__ import annotations
 
 import base64
+import functools
+import math
 import uuid
 from collections.abc import Mapping
 from email.utils import formatdate
@@ -20,7 +22,14 @@ XML_DECL = '<?xml version="1.0" encoding="utf-8"?>'
 
 
 def http_date(ts: float) -> str:
-    return formatdate(ts, usegmt=True)
+    """RFC 1123 date of ``ts`` (whole seconds, as HTTP dates are)."""
+    return _http_date_of_second(math.floor(ts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _http_date_of_second(second: int) -> str:
+    # Every answer carries Date and most a Last-Modified: the few seconds in play are formatted once.
+    return formatdate(second, usegmt=True)
 
 
 def base_headers(call: Call) -> dict[str, str]:

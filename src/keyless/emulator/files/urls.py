@@ -21,7 +21,9 @@ _MAX_PATH_CHARS = 2048
 _MAX_DEPTH = 250
 
 _SHARE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_INVALID_NAME_CHARS = frozenset('"\\/:|<>*?') | frozenset(chr(c) for c in range(0x20))
+# A character no file or directory name may hold: '"\\/:|<>*?', the controls below 0x20, and a lone
+# surrogate (a name that was not UTF-8). One regex search instead of a loop over the characters.
+_INVALID_NAME = re.compile('["\\\\/:|<>*?\x00-\x1f\ud800-\udfff]')
 _RESERVED_NAMES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CLOCK$", ".", ".."}
     | {f"COM{i}" for i in range(1, 10)}
@@ -30,6 +32,8 @@ _RESERVED_NAMES = frozenset(
 
 
 def decode_segment(raw: str) -> str:
+    if "%" not in raw and raw.isascii():
+        return raw  # nothing escaped: decoding would give the same text back
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
@@ -63,15 +67,18 @@ def parse_path(parts: list[str], allow_trailing_dot: bool) -> tuple[str, ...]:
         if part.upper() in _RESERVED_NAMES:
             raise StorageError(400, "InvalidResourceName")
         name = part if allow_trailing_dot else part.rstrip(".")
-        if not name or len(name) > _MAX_NAME_CHARS or any(ch in _INVALID_NAME_CHARS for ch in name):
-            raise StorageError(400, "InvalidResourceName")
-        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        if not name or len(name) > _MAX_NAME_CHARS or _INVALID_NAME.search(name):
             raise StorageError(400, "InvalidResourceName")
         out.append(name)
     return tuple(out)
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
+    if "%" not in raw_query and "+" not in raw_query and raw_query.isascii():
+        # Nothing escaped (comp=range, restype=directory, ...): the split parse_qsl would make, without
+        # its decoding passes. A field without "=" has the empty value (keep_blank_values).
+        return {name.lower(): value for name, _, value in
+                (field.partition("=") for field in raw_query.split("&") if field)}
     try:
         pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):

@@ -28,10 +28,11 @@ class BlobStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._prefix = os.path.join(directory, "")  # blob paths by concatenation: no Path per request
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
-    def path(self, blob: str) -> Path:
-        return self.directory / blob
+    def path(self, blob: str) -> str:
+        return self._prefix + blob
 
     def _stripe(self, blob: str) -> threading.Lock:
         return self._stripes[hash(blob) % _LOCK_STRIPES]

@@ -142,4 +142,6 @@ class Listing:
 
 def name_key(name: str) -> str:
     """Case-insensitive key, as NTFS compares names: per-character upper case (no 'ß' -> 'SS')."""
+    if name.isascii():
+        return name.upper()  # every ASCII letter upper-cases to one character: the same key, cheaper
     return "".join(u if len(u := ch.upper()) == 1 else ch for ch in name)

@@ -5,6 +5,7 @@ edit here plus a schema step."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from keyless.emulator.storage.records import (
     AccessPolicy,
@@ -42,10 +43,14 @@ def node_values(node: Node) -> tuple[object, ...]:
 
 
 def dumps_metadata(metadata: Metadata) -> str:
+    if not metadata:
+        return "[]"
     return json.dumps([list(pair) for pair in metadata], ensure_ascii=False)
 
 
 def loads_metadata(text: str) -> Metadata:
+    if text == "[]":
+        return ()  # most rows: no metadata, no JSON parse
     return tuple((str(k), str(v)) for k, v in json.loads(text))
 
 
@@ -67,7 +72,7 @@ def share_from_row(row: tuple[object, ...]) -> ShareRecord:
             expires=None if row[12] is None else float(row[12]),  # type: ignore[arg-type]
             broken_at=None if row[13] is None else float(row[13]),  # type: ignore[arg-type]
         ),
-        acl=tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
+        acl=() if row[14] == "[]" else tuple(AccessPolicy(*map(str, p)) for p in json.loads(str(row[14]))),
         access_tier=str(row[15]),
         tier_changed=None if row[16] is None else float(row[16]),  # type: ignore[arg-type]
         deleted_version=str(row[17]),
@@ -76,43 +81,25 @@ def share_from_row(row: tuple[object, ...]) -> ShareRecord:
     )
 
 
-def node_from_row(row: tuple[object, ...]) -> Node:
+def node_from_row(row: tuple[Any, ...]) -> Node:
+    # Every file request turns several rows into nodes: SQLite already gives TEXT columns as str (or
+    # None) and REAL as float, so the values go in as they come, without a conversion call each.
     md5 = row[14]
     return Node(
-        id=str(row[0]),
-        share_id=int(row[1]),  # type: ignore[call-overload]
-        parent_id=None if row[2] is None else str(row[2]),
-        name=str(row[3]),
-        is_dir=bool(row[4]),
-        metadata=loads_metadata(str(row[5])),
-        etag=str(row[6]),
-        last_modified=float(row[7]),  # type: ignore[arg-type]
-        content_length=int(row[8]),  # type: ignore[call-overload]
+        id=str(row[0]), share_id=int(row[1]), parent_id=row[2], name=row[3], is_dir=bool(row[4]),
+        metadata=() if row[5] == "[]" else loads_metadata(row[5]),
+        etag=row[6], last_modified=float(row[7]), content_length=int(row[8]),
         content=ContentSettings(
-            content_type=opt(row[9]),
-            content_encoding=opt(row[10]),
-            content_language=opt(row[11]),
-            content_disposition=opt(row[12]),
-            cache_control=opt(row[13]),
+            content_type=row[9], content_encoding=row[10], content_language=row[11],
+            content_disposition=row[12], cache_control=row[13],
             content_md5=bytes(md5) if isinstance(md5, bytes | bytearray | memoryview) else None,
         ),
-        smb=SmbProps(
-            attributes=str(row[15]),
-            creation_time=str(row[16]),
-            last_write_time=str(row[17]),
-            change_time=str(row[18]),
-            permission_key=str(row[19]),
-        ),
-        blob=opt(row[20]),
-        lease_id=opt(row[21]),
-        copy_id=opt(row[22]),
-        copy_source=opt(row[23]),
-        copy_completion=None if row[24] is None else float(row[24]),  # type: ignore[arg-type]
-        copy_status=opt(row[25]),
-        copy_progress=opt(row[26]),
-        copy_status_description=opt(row[27]),
-        live_id=opt(row[28]),
-        live_parent_id=opt(row[29]),
+        smb=SmbProps(attributes=row[15], creation_time=row[16], last_write_time=row[17],
+                     change_time=row[18], permission_key=row[19]),
+        blob=row[20], lease_id=row[21], copy_id=row[22], copy_source=row[23],
+        copy_completion=None if row[24] is None else float(row[24]),
+        copy_status=row[25], copy_progress=row[26], copy_status_description=row[27],
+        live_id=row[28], live_parent_id=row[29],
     )
 
 

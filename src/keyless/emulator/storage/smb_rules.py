@@ -6,6 +6,7 @@ with what is stored (any property change also moves the change time, as NTFS doe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 
@@ -18,7 +19,13 @@ def smb_time(ts: float) -> str:
     ticks = round((ts - whole) * 10_000_000)
     if ticks >= 10_000_000:
         whole, ticks = whole + 1, ticks - 10_000_000
-    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
+    return _smb_second(whole) + f".{ticks:07d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _smb_second(whole: int) -> str:
+    # Creates and writes stamp several times per request: the few seconds in play are formatted once.
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def permission_key_for(permission: str) -> str:

@@ -153,8 +153,10 @@ class Store(CopyStore):
     def create_file(self, account: str, share_name: str, path: tuple[str, ...], length: int,
                     content: ContentSettings, metadata: Metadata, smb: SmbUpdate,
                     body: bytes = b"", lease_id: str | None = None) -> Node:
-        """Create or replace a file; the new (sparse, zero-filled) blob exists before the commit."""
-        self.get_share(account, share_name)  # fail fast before touching the disk
+        """Create or replace a file; the new (sparse, zero-filled) blob exists before the commit.
+
+        A missing share or parent is found inside the transaction (the blob made for nothing is then
+        unlinked): the usual case pays for one lookup of the share, not two."""
         blob = self._blobs.new(length)
         committed = False
         try:
@@ -267,7 +269,10 @@ class Store(CopyStore):
             if not is_dir:
                 check_lease(node, source_lease, write=True)
             self._use_permission(conn, share.id, smb)
-            parent_id = self._db.parent_id(conn, share, target)
+            # A rename within one directory (an upload's part file to its name) needs no second walk.
+            parent_id = node.parent_id
+            if target[:-1] != source[:-1] or parent_id is None:
+                parent_id = self._db.parent_id(conn, share, target)
             if is_dir and self._db.is_inside(conn, parent_id, node.id):
                 raise StorageError(400, "InvalidInput", "A directory cannot be moved into itself.")
             existing = self._db.child(conn, share.id, parent_id, target[-1])
@@ -283,12 +288,15 @@ class Store(CopyStore):
                 self._db.delete_node(conn, existing.id)
                 if existing.blob:
                     dropped.append(existing.blob)
-            new = replace(node, parent_id=parent_id, name=target[-1], etag=etag, last_modified=now)
+            changes: dict[str, object] = {
+                "parent_id": parent_id, "name": target[-1], "etag": etag, "last_modified": now,
+                "smb": apply_smb(node.smb, smb or SmbUpdate(), smb_time(now)),
+            }
             if metadata is not None:
-                new = replace(new, metadata=metadata)
+                changes["metadata"] = metadata
             if content_type is not None:
-                new = replace(new, content=replace(new.content, content_type=content_type))
-            new = replace(new, smb=apply_smb(new.smb, smb or SmbUpdate(), smb_time(now)))
+                changes["content"] = replace(node.content, content_type=content_type)
+            new = replace(node, **changes)  # type: ignore[arg-type]
             self._db.move(conn, new)
             self._db.save(conn, new)
         self._discard(dropped)
