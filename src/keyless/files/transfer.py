@@ -120,13 +120,32 @@ class TransferStats:
 def safe_local_path(root: Path, remote_relative: str, platform: str | None = None) -> Path:
     """``root / remote_relative``, refusing any name that could land outside ``root`` or that this system's
     file names cannot hold (``localpaths``; ``platform`` is injectable for tests)."""
-    parts = localpaths.check_relative(remote_relative, platform)
-    target = root.joinpath(*parts)
-    resolved_root = root.resolve()
-    # A symlink already inside root could still point outside: check the resolved parent too.
-    if not target.parent.resolve().is_relative_to(resolved_root):
-        raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {root}")
-    return Path(localpaths.os_path(target, platform))
+    return _LocalTargets(root, platform).path(remote_relative)
+
+
+class _LocalTargets:
+    """:func:`safe_local_path` for the many names of one tree: the root, and each directory the names land
+    in, resolved once (two ``realpath`` walks per file cost more than the file's download)."""
+
+    __slots__ = ("_inside", "platform", "resolved_root", "root")
+
+    def __init__(self, root: Path, platform: str | None) -> None:
+        self.root = root
+        self.platform = platform
+        self.resolved_root = root.resolve()
+        self._inside: dict[Path, bool] = {}
+
+    def path(self, remote_relative: str) -> Path:
+        parts = localpaths.check_relative(remote_relative, self.platform)
+        target = self.root.joinpath(*parts)
+        parent = target.parent
+        inside = self._inside.get(parent)
+        if inside is None:
+            # A symlink already inside root could still point outside: check the resolved parent too.
+            inside = self._inside[parent] = parent.resolve().is_relative_to(self.resolved_root)
+        if not inside:
+            raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {self.root}")
+        return Path(localpaths.os_path(target, self.platform))
 
 
 def _publish(
@@ -461,8 +480,9 @@ def download_tree(
     local_root.mkdir(parents=True, exist_ok=True)
     tree = tree or list_tree(client, remote_root)
     localpaths.check_case_collisions([*tree.dirs, *(rel for rel, _ in tree.files)], platform)
-    dirs = [safe_local_path(local_root, rel, platform) for rel in tree.dirs]
-    items = [(rel, entry, safe_local_path(local_root, rel, platform)) for rel, entry in tree.files]
+    targets = _LocalTargets(local_root, platform)
+    dirs = [targets.path(rel) for rel in tree.dirs]
+    items = [(rel, entry, targets.path(rel)) for rel, entry in tree.files]
     for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
         path.mkdir(parents=True, exist_ok=True)
     # Killed runs' part files: looked for once per directory, not once per file.
