@@ -85,7 +85,7 @@ class Reply:
 class _Connection:
     """One socket and its read buffer."""
 
-    __slots__ = ("buf", "end", "generation", "sock", "start")
+    __slots__ = ("buf", "end", "generation", "poller", "sock", "start", "tls")
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
         self.sock = sock
@@ -93,6 +93,13 @@ class _Connection:
         self.start = 0
         self.end = 0
         self.generation = generation  # the pool's generation when opened: an older one is closed on return
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        # poll where there is one: select refuses descriptors past FD_SETSIZE (1024) in a busy process
+        # (Windows has no poll, and no such limit on select). One poller per connection, not per request.
+        self.poller: select.poll | None = None
+        if _HAS_POLL:
+            self.poller = select.poll()
+            self.poller.register(sock, select.POLLIN)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -104,15 +111,11 @@ class _Connection:
             return True
         # Bytes the TLS layer decrypted but nobody read (the rest of a record that held a body's end) are
         # invisible to poll: without this check they would pass for the next request's reply.
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+        if self.tls and self.sock.pending():  # type: ignore[attr-defined]
             return True
         try:
-            # poll where there is one: select refuses descriptors past FD_SETSIZE (1024) in a busy process
-            # (Windows has no poll, and no such limit on select).
-            if _HAS_POLL:
-                poller = select.poll()
-                poller.register(self.sock, select.POLLIN)
-                return bool(poller.poll(0))
+            if self.poller is not None:
+                return bool(self.poller.poll(0))
             readable, _, _ = select.select([self.sock], [], [], 0)
             return bool(readable)
         except (OSError, ValueError):

@@ -65,7 +65,8 @@ def stale_part_of(part: str, name: str) -> bool:
 
 def remote_part_name(remote: str) -> str:
     parent, _, name = join_path(remote).rpartition("/")
-    return join_path(parent, _part_name(name))
+    part = _part_name(name)
+    return f"{parent}/{part}" if parent else part
 
 
 def local_part_name(target: Path) -> Path:

@@ -29,9 +29,11 @@ from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """One operation's request; the common headers are added for each attempt (the date moves on)."""
+    """One operation's request; the common headers are added for each attempt (the date moves on). Never
+    changed once made (not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and
+    one is made per request)."""
 
     method: str
     url: str  # with the query string
