@@ -44,7 +44,7 @@ from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
     PART_SUFFIX,
     is_part_name,
-    local_part_name,
+    local_part_path,
     lock_part,
     part_names_in,
     remote_part_name,
@@ -145,7 +145,8 @@ class _LocalTargets:
             inside = self._inside[parent] = parent.resolve().is_relative_to(self.resolved_root)
         if not inside:
             raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {self.root}")
-        return Path(localpaths.os_path(target, self.platform))
+        text = localpaths.os_path(target, self.platform)
+        return target if text == os.fspath(target) else Path(text)
 
 
 def _publish(
@@ -261,7 +262,7 @@ def download_file(
     if size > RANGE_SIZE:
         concurrency = concurrency or client.ranges_in_flight()
     remove_stale_parts(local, part_names)
-    part = local_part_name(local)
+    part = local_part_path(os.fspath(local))
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
