@@ -266,15 +266,8 @@ def download_file(
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
-        os.ftruncate(fd, size)
 
-        buffers = threading.local()  # one range buffer per worker thread, reused for every range it reads
-
-        def fetch(rng: tuple[int, int]) -> None:
-            offset, length = rng
-            buf = getattr(buffers, "view", None)
-            if buf is None:  # no bigger than the file: a small file never costs a 4 MiB buffer
-                buf = buffers.view = memoryview(bytearray(min(size, RANGE_SIZE)))
+        def fetch_into(buf: memoryview, offset: int, length: int) -> None:
             view = buf[:length]
             resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
@@ -283,18 +276,34 @@ def download_file(
             _write_at(fd, view, offset)
             progress(length)
 
-        run_bounded(fetch, ranges(size), concurrency or 1)
+        if size <= RANGE_SIZE:
+            # One range (or none), written from offset 0: it gives the file its size, with no ftruncate, no
+            # thread-local buffer and no scheduling (a tree download does this for every small file).
+            if size:
+                fetch_into(memoryview(bytearray(size)), 0, size)
+        else:
+            os.ftruncate(fd, size)
+            buffers = threading.local()  # one range buffer per worker thread, reused for every range
+
+            def fetch(rng: tuple[int, int]) -> None:
+                buf = getattr(buffers, "view", None)
+                if buf is None:
+                    buf = buffers.view = memoryview(bytearray(RANGE_SIZE))
+                fetch_into(buf, *rng)
+
+            run_bounded(fetch, ranges(size), concurrency or 1)
         if props.content_md5:
             # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one
             # place MD5 remains (each range was already checked by its CRC64 on the way).
             _check_file_md5(fd, size, props.content_md5, remote)
+        mtime = _remote_mtime(props) if set_mtime else None
+        if mtime is not None and _UTIME_BY_FD:
+            os.utime(fd, (mtime, mtime))  # on the open file: no path look-up, and the fsync covers it
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        if set_mtime:
-            mtime = _remote_mtime(props)
-            if mtime is not None:
-                os.utime(part, (mtime, mtime))
+        if mtime is not None and not _UTIME_BY_FD:
+            os.utime(part, (mtime, mtime))
         os.replace(part, local)
     except BaseException:
         if fd >= 0:
@@ -306,6 +315,7 @@ def download_file(
 
 
 _ZEROS = bytes(RANGE_SIZE)
+_UTIME_BY_FD = os.utime in os.supports_fd  # POSIX (futimens); Windows sets times by path only
 
 
 def _all_zero(data: bytes) -> bool:
