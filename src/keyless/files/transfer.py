@@ -127,26 +127,36 @@ class _LocalTargets:
     """:func:`safe_local_path` for the many names of one tree: the root, and each directory the names land
     in, resolved once (two ``realpath`` walks per file cost more than the file's download)."""
 
-    __slots__ = ("_inside", "platform", "resolved_root", "root")
+    __slots__ = ("_parents", "platform", "resolved_root", "root")
 
     def __init__(self, root: Path, platform: str | None) -> None:
         self.root = root
         self.platform = platform
         self.resolved_root = root.resolve()
-        self._inside: dict[Path, bool] = {}
+        # Each directory names land in, by its share-relative name: its path, or None when it resolves
+        # outside the root.
+        self._parents: dict[str, Path | None] = {}
 
     def path(self, remote_relative: str) -> Path:
+        return self.place(remote_relative)[0]
+
+    def place(self, remote_relative: str) -> tuple[Path, Path]:
+        """The local path of ``remote_relative`` and the directory it is in."""
         parts = localpaths.check_relative(remote_relative, self.platform)
-        target = self.root.joinpath(*parts)
-        parent = target.parent
-        inside = self._inside.get(parent)
-        if inside is None:
+        key = remote_relative.rpartition("/")[0]
+        if key in self._parents:
+            parent = self._parents[key]
+        else:
+            parent = self.root.joinpath(*parts[:-1])
             # A symlink already inside root could still point outside: check the resolved parent too.
-            inside = self._inside[parent] = parent.resolve().is_relative_to(self.resolved_root)
-        if not inside:
+            if not parent.resolve().is_relative_to(self.resolved_root):
+                parent = None
+            self._parents[key] = parent
+        if parent is None:
             raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {self.root}")
+        target = parent / parts[-1]
         text = localpaths.os_path(target, self.platform)
-        return target if text == os.fspath(target) else Path(text)
+        return (target if text == os.fspath(target) else Path(text)), parent
 
 
 def _publish(
@@ -493,14 +503,14 @@ def download_tree(
     localpaths.check_case_collisions([*tree.dirs, *(rel for rel, _ in tree.files)], platform)
     targets = _LocalTargets(local_root, platform)
     dirs = [targets.path(rel) for rel in tree.dirs]
-    items = [(rel, entry, targets.path(rel)) for rel, entry in tree.files]
+    items = [(rel, entry, *targets.place(rel)) for rel, entry in tree.files]
     for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
         path.mkdir(parents=True, exist_ok=True)
     # Killed runs' part files: looked for once per directory, not once per file.
-    part_names = {parent: part_names_in(parent) for parent in {target.parent for _, _, target in items}}
+    part_names = {parent: part_names_in(parent) for parent in {parent for *_, parent in items}}
 
-    def one(item: tuple[str, Entry, Path]) -> None:
-        rel, entry, target = item
+    def one(item: tuple[str, Entry, Path, Path]) -> None:
+        rel, entry, target, parent = item
         size, mtime = entry.size or 0, entry.last_write_time or entry.last_modified
         if skip is not None and skip(rel, target, size, mtime):
             stats.add(skipped=1)
@@ -515,12 +525,12 @@ def download_tree(
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
             props=Properties.from_entry(entry),
-            part_names=part_names[target.parent],
+            part_names=part_names[parent],
         )
         stats.add(files=1, nbytes=n)
 
     if workers is None:
-        largest = max((entry.size or 0 for _, entry, _ in items), default=0)
+        largest = max((entry.size or 0 for _, entry, *_ in items), default=0)
         workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
     run_bounded(one, items, workers)
     return stats
