@@ -556,6 +556,8 @@ def _content_length(text: str) -> int:
     """A Content-Length: ASCII digits only (``int`` would take ``+5``, ``5_0`` or ``0x5`` in other
     spellings). Repeated identical values count as one (RFC 9110 section 8.6); differing ones are
     refused: two framings of one reply are a smuggling attempt."""
+    if text.isdigit() and text.isascii() and len(text) <= _MAX_LENGTH_DIGITS:
+        return int(text)  # one plain value: every reply has one
     values = {value.strip(" \t") for value in text.split(",")}
     if len(values) != 1:
         raise ValueError("conflicting content-length")
