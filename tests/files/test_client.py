@@ -10,6 +10,7 @@ from keyless.clock import FakeClock
 from keyless.files import errors as fe
 from keyless.files import sync, transfer
 from keyless.files.client import ShareClient
+from keyless.files.localtargets import LocalTargets
 from keyless.files.retry import RetryPolicy
 
 FAST = RetryPolicy(total=6, backoff_factor=0.001, backoff_max=0.002)
@@ -293,7 +294,7 @@ def test_a_tree_resolves_each_directory_once_and_still_refuses_every_name_under_
     root = tmp_path / "root"
     (root / "ok").mkdir(parents=True)
     (root / "link").symlink_to(outside)
-    targets = transfer._LocalTargets(root, None)
+    targets = LocalTargets(root, None)
     a, a_parent = targets.place("ok/a")
     b, b_parent = targets.place("ok/b")
     assert (a, b) == (root / "ok" / "a", root / "ok" / "b")

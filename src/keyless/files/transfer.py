@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 
 from keyless import localos
 from keyless.files import localpaths
-from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError, UnsafeName
+from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError
+from keyless.files.localtargets import LocalTargets, safe_local_path
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
@@ -112,51 +113,6 @@ class TransferStats:
 
     def to_json(self) -> dict[str, object]:
         return {"files": self.files, "bytes": self.bytes, "skipped": self.skipped, "deleted": self.deleted}
-
-
-# --- safety of local names ---------------------------------------------------------------------------------
-
-
-def safe_local_path(root: Path, remote_relative: str, platform: str | None = None) -> Path:
-    """``root / remote_relative``, refusing any name that could land outside ``root`` or that this system's
-    file names cannot hold (``localpaths``; ``platform`` is injectable for tests)."""
-    return _LocalTargets(root, platform).path(remote_relative)
-
-
-class _LocalTargets:
-    """:func:`safe_local_path` for the many names of one tree: the root, and each directory the names land
-    in, resolved once (two ``realpath`` walks per file cost more than the file's download)."""
-
-    __slots__ = ("_parents", "platform", "resolved_root", "root")
-
-    def __init__(self, root: Path, platform: str | None) -> None:
-        self.root = root
-        self.platform = platform
-        self.resolved_root = root.resolve()
-        # Each directory names land in, by its share-relative name: its path, or None when it resolves
-        # outside the root.
-        self._parents: dict[str, Path | None] = {}
-
-    def path(self, remote_relative: str) -> Path:
-        return self.place(remote_relative)[0]
-
-    def place(self, remote_relative: str) -> tuple[Path, Path]:
-        """The local path of ``remote_relative`` and the directory it is in."""
-        parts = localpaths.check_relative(remote_relative, self.platform)
-        key = remote_relative.rpartition("/")[0]
-        if key in self._parents:
-            parent = self._parents[key]
-        else:
-            parent = self.root.joinpath(*parts[:-1])
-            # A symlink already inside root could still point outside: check the resolved parent too.
-            if not parent.resolve().is_relative_to(self.resolved_root):
-                parent = None
-            self._parents[key] = parent
-        if parent is None:
-            raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {self.root}")
-        target = parent / parts[-1]
-        text = localpaths.os_path(target, self.platform)
-        return (target if text == os.fspath(target) else Path(text)), parent
 
 
 def _publish(
@@ -505,7 +461,7 @@ def download_tree(
     local_root.mkdir(parents=True, exist_ok=True)
     tree = tree or list_tree(client, remote_root)
     localpaths.check_case_collisions([*tree.dirs, *(rel for rel, _ in tree.files)], platform)
-    targets = _LocalTargets(local_root, platform)
+    targets = LocalTargets(local_root, platform)
     dirs = [targets.path(rel) for rel in tree.dirs]
     items = [(rel, entry, *targets.place(rel)) for rel, entry in tree.files]
     for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
