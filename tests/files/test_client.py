@@ -10,6 +10,7 @@ from keyless.clock import FakeClock
 from keyless.files import errors as fe
 from keyless.files import sync, transfer
 from keyless.files.client import ShareClient
+from keyless.files.localtargets import LocalTargets
 from keyless.files.retry import RetryPolicy
 
 FAST = RetryPolicy(total=6, backoff_factor=0.001, backoff_max=0.002)
@@ -283,6 +284,25 @@ def test_symlink_escape_refused(tmp_path: Path) -> None:
     with pytest.raises(fe.UnsafeName):
         transfer.safe_local_path(root, "link/x")
     assert transfer.safe_local_path(root, "ok/x") == root / "ok" / "x"
+
+
+def test_a_tree_resolves_each_directory_once_and_still_refuses_every_name_under_an_escape(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "ok").mkdir(parents=True)
+    (root / "link").symlink_to(outside)
+    targets = LocalTargets(root, None)
+    a, a_parent = targets.place("ok/a")
+    b, b_parent = targets.place("ok/b")
+    assert (a, b) == (root / "ok" / "a", root / "ok" / "b")
+    assert a_parent is b_parent  # resolved once for both
+    assert targets.place("top")[0] == root / "top"
+    for name in ("link/x", "link/y", "link/sub/z"):  # the second is answered from the cache: still refused
+        with pytest.raises(fe.UnsafeName, match="resolves outside"):
+            targets.place(name)
 
 
 def test_a_new_file_is_published_only_if_nobody_created_it_meanwhile(

@@ -458,12 +458,15 @@ def test_names_of_255_characters_go_up_and_come_back(emulator: EmulatorProcess, 
 
 
 def test_part_names_fit_the_name_limit_and_are_recognised() -> None:
-    from keyless.files.parts import MAX_NAME, is_part_name, local_part_name, remote_part_name, stale_part_of
+    from keyless.files.parts import MAX_NAME, is_part_name, local_part_path, remote_part_name, stale_part_of
 
     for name in ("a.txt", "n" * 230, "n" * 255, "ü" * 255):
-        remote = remote_part_name(f"dir/{name}").rpartition("/")[2]
-        local = local_part_name(Path("/tmp") / name).name
-        for part in (remote, local):
+        in_dir, remote = remote_part_name(f"/dir//{name}").split("/")
+        assert in_dir == "dir"
+        at_root = remote_part_name(name)
+        local_dir, local = os.path.split(local_part_path(os.path.join("/tmp", name)))
+        assert local_dir == "/tmp"
+        for part in (remote, at_root, local):
             assert len(part) <= MAX_NAME and is_part_name(part)
             assert stale_part_of(part, name)
         assert not stale_part_of(remote, name + "x")

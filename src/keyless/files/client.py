@@ -63,6 +63,22 @@ def query_quote(text: str) -> str:
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
+#: Query strings already encoded, by their names and values: a transfer sends the same few ("comp=range",
+#: "comp=rename") with every file. Bounded: listing markers differ on every page.
+_QUERIES: dict[tuple[tuple[str, str], ...], str] = {}
+_MAX_QUERIES = 64
+
+
+def _query_string(query: dict[str, str]) -> str:
+    key = tuple(query.items())
+    text = _QUERIES.get(key)
+    if text is None:
+        text = "&".join(f"{query_quote(k)}={query_quote(v)}" for k, v in query.items())
+        if len(_QUERIES) < _MAX_QUERIES:
+            _QUERIES[key] = text
+    return text
+
+
 def _as_authorizer(credential: Any, account_key: str | None, account: str) -> Authorizer:
     if account_key is not None:
         return SharedKeyAuth(account, account_key)
@@ -190,7 +206,7 @@ class ShareClient:
         reply's body itself (see :mod:`keyless.files.transport`)."""
         url = self._path_url(path)
         if query:
-            url += "?" + "&".join(f"{query_quote(k)}={query_quote(v)}" for k, v in query.items())
+            url += "?" + _query_string(query)
         request = Request(
             method,
             url,

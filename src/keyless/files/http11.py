@@ -86,7 +86,7 @@ class Reply:
 class _Connection:
     """One socket and its read buffer."""
 
-    __slots__ = ("buf", "end", "generation", "sock", "start")
+    __slots__ = ("buf", "end", "generation", "poller", "sock", "start", "tls")
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
         self.sock = sock
@@ -94,6 +94,13 @@ class _Connection:
         self.start = 0
         self.end = 0
         self.generation = generation  # the pool's generation when opened: an older one is closed on return
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        # poll where there is one: select refuses descriptors past FD_SETSIZE (1024) in a busy process
+        # (Windows has no poll, and no such limit on select). One poller per connection, not per request.
+        self.poller: select.poll | None = None
+        if _HAS_POLL:
+            self.poller = select.poll()
+            self.poller.register(sock, select.POLLIN)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -105,15 +112,11 @@ class _Connection:
             return True
         # Bytes the TLS layer decrypted but nobody read (the rest of a record that held a body's end) are
         # invisible to poll: without this check they would pass for the next request's reply.
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+        if self.tls and self.sock.pending():  # type: ignore[attr-defined]
             return True
         try:
-            # poll where there is one: select refuses descriptors past FD_SETSIZE (1024) in a busy process
-            # (Windows has no poll, and no such limit on select).
-            if _HAS_POLL:
-                poller = select.poll()
-                poller.register(self.sock, select.POLLIN)
-                return bool(poller.poll(0))
+            if self.poller is not None:
+                return bool(self.poller.poll(0))
             readable, _, _ = select.select([self.sock], [], [], 0)
             return bool(readable)
         except (OSError, ValueError):
@@ -555,6 +558,8 @@ def _content_length(text: str) -> int:
     """A Content-Length: ASCII digits only (``int`` would take ``+5``, ``5_0`` or ``0x5`` in other
     spellings). Repeated identical values count as one (RFC 9110 section 8.6); differing ones are
     refused: two framings of one reply are a smuggling attempt."""
+    if text.isdigit() and text.isascii() and len(text) <= _MAX_LENGTH_DIGITS:
+        return int(text)  # one plain value: every reply has one
     values = {value.strip(" \t") for value in text.split(",")}
     if len(values) != 1:
         raise ValueError("conflicting content-length")

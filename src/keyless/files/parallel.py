@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from keyless import protocol as p
 
@@ -22,8 +22,9 @@ def ranges(size: int, chunk: int = RANGE_SIZE) -> Iterator[tuple[int, int]]:
 
 
 def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int) -> None:
-    """Run ``fn`` over ``items`` with at most ``concurrency`` in flight; the first error cancels the rest
-    and is raised. Items are pulled lazily, so a million ranges never become a million futures."""
+    """Run ``fn`` over ``items`` with at most ``concurrency`` in flight; the first error stops the rest (the
+    items in flight finish, no new one starts) and is raised. Items are pulled lazily, so a million ranges
+    never become a million futures."""
     concurrency = max(1, concurrency)
     rest = iter(items)  # an iterator, so the items taken for ``head`` are not seen twice
     head = list(itertools.islice(rest, 2))
@@ -33,20 +34,58 @@ def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int)
         for item in itertools.chain(head, rest):
             fn(item)
         return
-    iterator = itertools.chain(head, rest)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending: set[Future[object]] = set()
+    _Workers(fn, itertools.chain(head, rest)).run(concurrency)
+
+
+class _Workers:
+    """``concurrency`` threads, each taking the next item itself when it is done with one: no future, no
+    queue and no wake-up of a dispatching thread per item (which cost more than a small file's requests)."""
+
+    __slots__ = ("errors", "fn", "items", "lock")
+
+    def __init__(self, fn: Callable[[T], object], items: Iterator[T]) -> None:
+        self.fn: Callable[[Any], object] = fn
+        self.items: Iterator[Any] = items
+        self.lock = threading.Lock()  # one taker at a time: ``items`` may be a generator
+        self.errors: list[BaseException] = []  # the first one is raised; any one stops the takers
+
+    def run(self, concurrency: int) -> None:
+        threads = [threading.Thread(target=self._work, name=f"keyless-{i}") for i in range(concurrency)]
+        for thread in threads:
+            thread.start()
         try:
-            for item in iterator:
-                pending.add(pool.submit(fn, item))
-                if len(pending) >= concurrency * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        fut.result()
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
+            for thread in threads:
+                thread.join()
+        except BaseException as exc:  # Ctrl-C while waiting: no new item starts, those in flight finish
+            self._fail(exc)
+            for thread in threads:
+                thread.join()
             raise
+        if self.errors:
+            raise self.errors[0]
+
+    def _fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.errors.append(exc)
+
+    def _work(self) -> None:
+        fn, lock, errors, items = self.fn, self.lock, self.errors, self.items
+        while True:
+            with lock:
+                if errors:
+                    return
+                try:
+                    item = next(items, _DONE)
+                except BaseException as exc:  # the items themselves failed (a listing, a directory walk)
+                    errors.append(exc)
+                    return
+            if item is _DONE:
+                return
+            try:
+                fn(item)
+            except BaseException as exc:
+                self._fail(exc)
+                return
+
+
+_DONE = object()

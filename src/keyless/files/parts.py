@@ -65,11 +65,14 @@ def stale_part_of(part: str, name: str) -> bool:
 
 def remote_part_name(remote: str) -> str:
     parent, _, name = join_path(remote).rpartition("/")
-    return join_path(parent, _part_name(name))
+    part = _part_name(name)
+    return f"{parent}/{part}" if parent else part
 
 
-def local_part_name(target: Path) -> Path:
-    return target.with_name(_part_name(target.name))
+def local_part_path(target: str) -> str:
+    """The part file of a local ``target`` (a path as text: a tree download makes one per file)."""
+    head, tail = os.path.split(target)
+    return os.path.join(head, _part_name(tail))
 
 
 def lock_part(fd: int) -> None:

@@ -29,9 +29,11 @@ from keyless.files.retry import AccessWait, RetryPolicy
 from keyless.files.transport import Body, HttpTransport, Response, SendError, Sink
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """One operation's request; the common headers are added for each attempt (the date moves on)."""
+    """One operation's request; the common headers are added for each attempt (the date moves on). Never
+    changed once made (not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and
+    one is made per request)."""
 
     method: str
     url: str  # with the query string
@@ -50,15 +52,6 @@ class Result:
 
 
 _WITH_BODY = frozenset({"PUT", "POST"})
-
-
-class _RefreshBudget:
-    """One token refresh per operation, however many retries it takes."""
-
-    __slots__ = ("used",)
-
-    def __init__(self) -> None:
-        self.used = False
 
 
 class Pipeline:
@@ -83,7 +76,7 @@ class Pipeline:
     def send(self, request: Request) -> Result:
         """The last reply (2xx, or the failure the retries could not cure). Raises :class:`SendError`
         when the last attempt got no reply."""
-        budget = _RefreshBudget()
+        budget: list[bool] = []  # one token refresh per operation, however many retries it takes
         retries = polls = 0
         access_deadline: float | None = None
         while True:
@@ -98,7 +91,7 @@ class Pipeline:
                 continue
             status = response.status
             if 200 <= status < 300:
-                return Result(response, budget.used)
+                return Result(response, bool(budget))
             retry_after = parse_retry_after(response.header("retry-after"), self.clock.now())
             delay = self.retry.status_delay(
                 status, retries, idempotent=request.idempotent, retry_after=retry_after
@@ -118,20 +111,20 @@ class Pipeline:
                     self.clock.sleep(delay)
                     polls += 1
                     continue
-            return Result(response, budget.used)
+            return Result(response, bool(budget))
 
-    def _send_authenticated(self, request: Request, budget: _RefreshBudget) -> Response:
+    def _send_authenticated(self, request: Request, budget: list[bool]) -> Response:
         # Before the credential is even asked for a token: it must not go anywhere it could leak.
         self.destinations.check(request.url)
         headers = self._common_headers(request)
         self.auth.authorize(request.method, request.url, headers)
         response = self.send_single(request, headers)
-        if response.status != 401 or budget.used:
+        if response.status != 401 or budget:
             return response
         # One refresh per operation, and a resend only with a token other than the refused one.
         if not self.auth.refresh(headers.get("Authorization", "")):
             return response
-        budget.used = True
+        budget.append(True)
         headers = self._common_headers(request)
         self.auth.authorize(request.method, request.url, headers)
         return self.send_single(request, headers)

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 def case_key(path: str) -> str:
     """How the service compares names: case-insensitively, one character at a time (like NTFS's upcase
     table, so no ``ß`` -> ``SS`` expansion), keeping the name as given."""
+    upper = path.upper()  # str.upper maps one character at a time: the same, unless one of them expanded
+    if len(upper) == len(path):
+        return upper
     return "".join(u if len(u := c.upper()) == 1 else c for c in path)
 
 

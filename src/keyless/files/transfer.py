@@ -38,19 +38,14 @@ from typing import TYPE_CHECKING
 
 from keyless import localos
 from keyless.files import localpaths
-from keyless.files.errors import (
-    AlreadyExists,
-    ChangedDuringUpload,
-    FilesError,
-    IntegrityError,
-    UnsafeName,
-)
+from keyless.files.errors import AlreadyExists, ChangedDuringUpload, FilesError, IntegrityError
+from keyless.files.localtargets import LocalTargets, safe_local_path
 from keyless.files.models import Entry, Properties
 from keyless.files.parallel import RANGE_SIZE, ranges, run_bounded
 from keyless.files.parts import (
     PART_SUFFIX,
     is_part_name,
-    local_part_name,
+    local_part_path,
     lock_part,
     part_names_in,
     remote_part_name,
@@ -119,21 +114,6 @@ class TransferStats:
 
     def to_json(self) -> dict[str, object]:
         return {"files": self.files, "bytes": self.bytes, "skipped": self.skipped, "deleted": self.deleted}
-
-
-# --- safety of local names ---------------------------------------------------------------------------------
-
-
-def safe_local_path(root: Path, remote_relative: str, platform: str | None = None) -> Path:
-    """``root / remote_relative``, refusing any name that could land outside ``root`` or that this system's
-    file names cannot hold (``localpaths``; ``platform`` is injectable for tests)."""
-    parts = localpaths.check_relative(remote_relative, platform)
-    target = root.joinpath(*parts)
-    resolved_root = root.resolve()
-    # A symlink already inside root could still point outside: check the resolved parent too.
-    if not target.parent.resolve().is_relative_to(resolved_root):
-        raise UnsafeName(f"refusing remote name {remote_relative!r}: it resolves outside {root}")
-    return Path(localpaths.os_path(target, platform))
 
 
 def _publish(
@@ -214,9 +194,13 @@ def upload_file(
                     # Sent before the next range is read into the buffer: put_range returns only once the
                     # service answered (retries included), so the bytes it sends are never overwritten.
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
-                progress(length)
+                progress(len(view))
 
-            run_bounded(send, ranges(size), concurrency or 1)
+            if size <= RANGE_SIZE:  # one range (or none): no scheduling, as for most files of a tree
+                if size:
+                    send((0, size))
+            else:
+                run_bounded(send, ranges(size), concurrency or 1)
 
         _publish(
             client,
@@ -253,35 +237,45 @@ def download_file(
     if size > RANGE_SIZE:
         concurrency = concurrency or client.ranges_in_flight()
     remove_stale_parts(local, part_names)
-    part = local_part_name(local)
+    part = local_part_path(os.fspath(local))
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | localos.BINARY_FLAGS, 0o666)
     try:
         lock_part(fd)
-        size_part(fd, size, local)
-        buffers = RangeBuffers(size)
 
-        def fetch(rng: tuple[int, int]) -> None:
-            offset, length = rng
-            _, view = buffers.take(length)
+        def fetch_into(view: memoryview, offset: int) -> None:
             resp = client.read_range_into(remote, offset, view)
             etag = resp.header("etag")
             if props.etag and etag and etag.strip('"') != props.etag.strip('"'):
                 raise IntegrityError(f"{remote} changed on the service during the download")
             write_at(fd, view, offset, local, size)
-            progress(length)
+            progress(len(view))
 
-        run_bounded(fetch, ranges(size), concurrency or 1)
+        if size <= RANGE_SIZE:
+            # One range (or none), written from offset 0: it gives the file its size, with no ftruncate, no
+            # thread-local buffer and no scheduling (a tree download does this for every small file).
+            if size:
+                fetch_into(memoryview(bytearray(size)), 0)
+        else:
+            size_part(fd, size, local)
+            buffers = RangeBuffers(size)
+
+            def fetch(rng: tuple[int, int]) -> None:
+                offset, length = rng
+                fetch_into(buffers.take(length)[1], offset)
+
+            run_bounded(fetch, ranges(size), concurrency or 1)
         # The whole file's Content-MD5, when its writer stored one: an MD5 by definition, so the one place
         # MD5 remains (each range was already checked by its CRC64 on the way).
         if props.content_md5 and not file_md5_matches(fd, size, props.content_md5):
             raise IntegrityError(f"{remote}: downloaded content does not match the file's Content-MD5")
+        mtime = _remote_mtime(props) if set_mtime else None
+        if mtime is not None and _UTIME_BY_FD:
+            os.utime(fd, (mtime, mtime))  # on the open file: no path look-up, and the fsync covers it
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        if set_mtime:
-            mtime = _remote_mtime(props)
-            if mtime is not None:
-                os.utime(part, (mtime, mtime))
+        if mtime is not None and not _UTIME_BY_FD:
+            os.utime(part, (mtime, mtime))
         os.replace(part, local)
     except BaseException:
         if fd >= 0:
@@ -290,6 +284,9 @@ def download_file(
             os.unlink(part)
         raise
     return size
+
+
+_UTIME_BY_FD = os.utime in os.supports_fd  # POSIX (futimens); Windows sets times by path only
 
 
 def _remote_mtime(props: Properties) -> float | None:
@@ -328,7 +325,7 @@ def copy_file(
                 raise IntegrityError(f"{src_path} changed on the service during the copy")
             if not all_zero(data):
                 dst.put_range(part, offset, data, preserve_mtime=True)
-            progress(length)
+            progress(len(view))
 
         many = props.size > RANGE_SIZE  # one range needs no decision (and no latency probe)
         run_bounded(move, ranges(props.size), (concurrency or src.ranges_in_flight()) if many else 1)
@@ -446,15 +443,16 @@ def download_tree(
     local_root.mkdir(parents=True, exist_ok=True)
     tree = tree or list_tree(client, remote_root)
     localpaths.check_case_collisions([*tree.dirs, *(rel for rel, _ in tree.files)], platform)
-    dirs = [safe_local_path(local_root, rel, platform) for rel in tree.dirs]
-    items = [(rel, entry, safe_local_path(local_root, rel, platform)) for rel, entry in tree.files]
+    targets = LocalTargets(local_root, platform)
+    dirs = [targets.path(rel) for rel in tree.dirs]
+    items = [(rel, entry, *targets.place(rel)) for rel, entry in tree.files]
     for path in dirs:  # only once every name has passed: a refusal leaves nothing half-made
         path.mkdir(parents=True, exist_ok=True)
     # Killed runs' part files: looked for once per directory, not once per file.
-    part_names = {parent: part_names_in(parent) for parent in {target.parent for _, _, target in items}}
+    part_names = {parent: part_names_in(parent) for parent in {parent for *_, parent in items}}
 
-    def one(item: tuple[str, Entry, Path]) -> None:
-        rel, entry, target = item
+    def one(item: tuple[str, Entry, Path, Path]) -> None:
+        rel, entry, target, parent = item
         size, mtime = entry.size or 0, entry.last_write_time or entry.last_modified
         if skip is not None and skip(rel, target, size, mtime):
             stats.add(skipped=1)
@@ -469,12 +467,12 @@ def download_tree(
             concurrency=TREE_RANGE_CONCURRENCY,
             progress=progress,
             props=Properties.from_entry(entry),
-            part_names=part_names[target.parent],
+            part_names=part_names[parent],
         )
         stats.add(files=1, nbytes=n)
 
     if workers is None:
-        largest = max((entry.size or 0 for _, entry, _ in items), default=0)
+        largest = max((entry.size or 0 for _, entry, *_ in items), default=0)
         workers = client.files_in_flight(largest, TREE_RANGE_CONCURRENCY)
     run_bounded(one, items, workers)
     return stats
