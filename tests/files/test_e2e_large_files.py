@@ -18,6 +18,7 @@ from test_e2e_integrity import make_client
 from keyless import localos
 from keyless.files import errors as fe
 from keyless.files import range_buffers, transfer
+from keyless.files.client import ShareClient
 from keyless.files.parallel import RANGE_SIZE
 from keyless.testing import EmulatorProcess
 
@@ -163,9 +164,7 @@ def test_where_the_file_system_cannot_allocate_the_file_is_only_sized(
     emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
     client, _ = make_client(emulator)
-    data = os.urandom(RANGE_SIZE + 5)
-    name = f"noalloc-{uuid.uuid4().hex[:8]}.bin"
-    transfer.upload_file(client, _write(tmp_path / "src.bin", data), name)
+    name, data = _uploaded_two_ranges(client, tmp_path, "noalloc")
     calls: list[int] = []
     out = tmp_path / "out.bin"
     with pytest.MonkeyPatch.context() as patch:
@@ -179,9 +178,7 @@ def test_a_disk_too_small_is_named_before_any_range_is_fetched(
     emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
     client, transport = make_client(emulator)
-    data = os.urandom(RANGE_SIZE + 5)
-    name = f"nospace-{uuid.uuid4().hex[:8]}.bin"
-    transfer.upload_file(client, _write(tmp_path / "src.bin", data), name)
+    name, data = _uploaded_two_ranges(client, tmp_path, "nospace")
     target_dir = tmp_path / "small-disk"
     target_dir.mkdir()
     out = target_dir / "out.bin"
@@ -204,9 +201,7 @@ def test_a_disk_that_fills_during_the_download_is_named_too(
 ) -> None:
     # Where nothing could be allocated up front (the fallback), ENOSPC comes from a write instead.
     client, _ = make_client(emulator)
-    data = os.urandom(RANGE_SIZE + 5)
-    name = f"fills-{uuid.uuid4().hex[:8]}.bin"
-    transfer.upload_file(client, _write(tmp_path / "src.bin", data), name)
+    name, _ = _uploaded_two_ranges(client, tmp_path, "fills")
     out = tmp_path / "down" / "out.bin"
     out.parent.mkdir()
 
@@ -308,6 +303,14 @@ def test_the_zero_check_reads_views_and_buffers_alike() -> None:
     inside[RANGE_SIZE // 2] = 1
     assert not range_buffers.all_zero(inside)
     assert not range_buffers.all_zero(memoryview(inside)[: RANGE_SIZE - 1])
+
+
+def _uploaded_two_ranges(client: ShareClient, tmp_path: Path, prefix: str) -> tuple[str, bytes]:
+    """A file of two ranges (the second of 5 bytes) uploaded under a fresh name: ``(name, content)``."""
+    data = os.urandom(RANGE_SIZE + 5)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}.bin"
+    transfer.upload_file(client, _write(tmp_path / "src.bin", data), name)
+    return name, data
 
 
 def _write(path: Path, data: bytes) -> Path:
