@@ -7,6 +7,8 @@ import json
 import os
 import ssl
 import stat
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,7 +17,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from cryptography import x509
 
-from keyless.emulator.audit import AuditLog
+from keyless.emulator.audit import AuditLog, _now
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.config import fault_from_dict
 from keyless.emulator.errors import StorageError
@@ -182,3 +184,14 @@ def test_files_request_line_is_the_generic_storage_row(tmp_path: Path, transport
     assert "c2VjcmV0c2ln" not in json.dumps(got)  # the SAS signature is redacted in both layouts
     assert (row["TlsVersion"] == "TLS 1.3") is transport_ssl
     assert auth != "OAuth" or (row["RequesterUpn"] == "u@example" and len(row["AuthenticationHash"]) == 64)
+
+
+def test_audit_time_is_utc_now_to_the_microsecond() -> None:
+    """TimeGenerated formats the second once and the microseconds every call; both must stay current."""
+    for _ in range(3):
+        before = datetime.now(UTC)
+        text = _now()
+        after = datetime.now(UTC)
+        assert len(text) == len("2026-01-02T03:04:05.123456Z") and text.endswith("Z")
+        assert before <= datetime.fromisoformat(text.replace("Z", "+00:00")) <= after
+        time.sleep(0.6)  # the second changes between some of these calls

@@ -43,6 +43,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
@@ -92,7 +93,19 @@ _SIG = re.compile(r"(?i)([?&]sig=)[^&]*")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """UTC now as ``2026-01-02T03:04:05.123456Z``: the date and time of day are formatted once per second
+    (every request logs a line), the microseconds on each call."""
+    global _second, _second_text
+    micros = time.time_ns() // 1000
+    second, fraction = divmod(micros, 1_000_000)
+    if second != _second:
+        _second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = second
+    return f"{_second_text}.{fraction:06d}Z"
+
+
+_second = -1
+_second_text = ""
 
 
 def category_of(operation: str) -> str:
@@ -149,7 +162,7 @@ def _request_columns(now: str, request: web.Request, auth_type: str) -> dict[str
     raw_path = request.raw_path
     path = raw_path.split("?", 1)[0]
     account_raw = path.split("/", 2)[1] if path.count("/") else ""
-    account = unquote(account_raw) or None
+    account = (unquote(account_raw) if "%" in account_raw else account_raw) or None
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport else None
     ssl_object = transport.get_extra_info("ssl_object") if transport else None
@@ -166,7 +179,7 @@ def _request_columns(now: str, request: web.Request, auth_type: str) -> dict[str
         "Uri": redact_uri(uri) if "sig=" in uri.lower() else uri,
         "CallerIpAddress": f"{peer[0]}:{peer[1]}" if peer else None,
         "UserAgentHeader": request.headers.get("User-Agent"),
-        "ObjectKey": unquote(path) if account else None,
+        "ObjectKey": (unquote(path) if "%" in path else path) if account else None,
         # name, ": ", value, CRLF per header: summed by C-level len over the flattened pairs
         "RequestHeaderSize": sum(map(len, chain.from_iterable(raw_headers))) + 4 * len(raw_headers)
         + len(raw_path) + 16,
