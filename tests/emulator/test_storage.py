@@ -15,6 +15,7 @@ from keyless.emulator.clock import Clock
 from keyless.emulator.config import default_config
 from keyless.emulator.errors import StorageError
 from keyless.emulator.storage import ContentSettings, SmbUpdate, Store, name_key, smb_time
+from keyless.emulator.storage.store import SMALL_RANGE_BYTES
 
 ACCT = "devaccount"
 
@@ -87,16 +88,17 @@ def test_crash_inside_create_leaves_no_file_and_the_orphan_is_swept(tmp_path: Pa
     store.close()
 
 
-def test_crash_between_range_write_and_commit_keeps_the_old_metadata(tmp_path: Path) -> None:
+@pytest.mark.parametrize("length", [2, SMALL_RANGE_BYTES + 1])  # written inside / before the transaction
+def test_crash_between_range_write_and_commit_keeps_the_old_metadata(tmp_path: Path, length: int) -> None:
     store = _store(tmp_path)
-    _file(store, ("f",), b"0123456789")
+    _file(store, ("f",), b"0123456789" * (SMALL_RANGE_BYTES // 10 + 1))
     before = store.get_node(ACCT, "demo", ("f",))
     store.close()
     _crash(
         tmp_path,
         setup="pass",
         patch="MetadataDb.save = staticmethod(lambda conn, node: os._exit(9))",
-        action='store.write_range(A, "demo", ("f",), 0, b"XY", 2)',
+        action=f'store.write_range(A, "demo", ("f",), 0, b"X" * {length}, {length})',
     )
     store = _store(tmp_path)
     after = store.get_node(ACCT, "demo", ("f",))
@@ -217,3 +219,14 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
 def test_smb_time_format() -> None:
     assert smb_time(0.5) == "1970-01-01T00:00:00.5000000Z"
     assert smb_time(1.99999999) == "1970-01-01T00:00:02.0000000Z"
+
+
+def test_share_records_follow_every_change_to_the_share(tmp_path: Path) -> None:
+    """Share records are shared between requests while the share's row is unchanged, never after."""
+    store = _store(tmp_path)
+    first = store.get_share(ACCT, "demo")
+    assert store.get_share(ACCT, "demo") is first
+    store.update_share(ACCT, "demo", quota=7, metadata=(("k", "v"),))
+    changed = store.get_share(ACCT, "demo")
+    assert (changed.quota, changed.metadata) == (7, (("k", "v"),)) and changed.etag != first.etag
+    store.close()

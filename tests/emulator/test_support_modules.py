@@ -7,13 +7,17 @@ import json
 import os
 import ssl
 import stat
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from cryptography import x509
 
-from keyless.emulator.audit import AuditLog
+from keyless.emulator.audit import AuditLog, _now
 from keyless.emulator.ca import ensure_tls
 from keyless.emulator.config import fault_from_dict
 from keyless.emulator.errors import StorageError
@@ -120,3 +124,74 @@ def test_atomic_write_replaces_whole_and_private(tmp_path: Path) -> None:
     assert target.read_bytes() == b"two"
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret.json"]
+
+
+def _files_call(transport_ssl: bool, auth: str) -> dict[str, Any]:
+    """One Files request's audit fields, as the Files middleware passes them."""
+    token = ("Bearer eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ0ZW5hbnQiLCJ1cG4iOiJ1QGV4YW1wbGUiLCJhdWQiOiJodHRwczovL3"
+             "N0b3JhZ2UuYXp1cmUuY29tIiwiaXNzIjoiaHR0cHM6Ly9pc3N1ZXIifQ.c2ln")
+    headers = {"Host": "127.0.0.1:4443", "User-Agent": "azsdk-python-storage-file-share/12.20.0",
+               "x-ms-client-request-id": "crid-1", "x-ms-version": "2025-05-05", "Content-Length": "8192"}
+    if auth == "OAuth":
+        headers["Authorization"] = token
+    path = ("/acct/share/d%20ir/f.bin?comp=range" if auth != "SAS"
+            else "/acct/share/f.bin?sv=2025-05-05&sig=c2VjcmV0c2ln&sp=r")
+    transport = mock.Mock()
+    ssl_object = mock.Mock()
+    ssl_object.version.return_value = "TLSv1.3"
+    extra = {"peername": ("127.0.0.1", 51234), "ssl_object": ssl_object if transport_ssl else None}
+    transport.get_extra_info.side_effect = extra.get
+    request = make_mocked_request("PUT", path, headers=headers, transport=transport,
+                                  sslcontext=ssl.create_default_context() if transport_ssl else None)
+    return {
+        "request": request, "operation": "PutRange" if auth != "Anonymous" else "GetFile",
+        "status": 201 if auth != "Anonymous" else 404,
+        "error_code": None if auth != "Anonymous" else "ResourceNotFound",
+        "auth_type": auth, "object_id": "oid-1" if auth == "OAuth" else None,
+        "app_id": "app-1" if auth == "OAuth" else None, "request_id": "rid-1",
+        "client_request_id": "crid-1", "version": "2025-05-05",
+        "fault": "slow" if auth == "Anonymous" else None,
+        "authentication_hash": "system-1(ABCDEF)" if auth == "SAS" else None, "duration_ms": 1.5,
+    }
+
+
+@pytest.mark.parametrize(("transport_ssl", "auth"), [(True, "OAuth"), (True, "SAS"), (False, "Anonymous")])
+def test_files_request_line_is_the_generic_storage_row(tmp_path: Path, transport_ssl: bool,
+                                                       auth: str) -> None:
+    """The Files middleware's dedicated writer logs exactly the row (columns, values and order) that the
+    generic ``write("StorageFileLogs", request=...)`` builds, in both the flat and the diagnostic layout."""
+    fast, generic = AuditLog(tmp_path / "a" / "audit.log", diagnostic_settings=True), \
+        AuditLog(tmp_path / "b" / "audit.log", diagnostic_settings=True)
+    call = _files_call(transport_ssl, auth)
+    request = call.pop("request")
+    fast.files_request(request, **call)
+    # the keywords in the order the Files middleware passed them to the generic writer
+    fields = {k: v for k, v in call.items() if k not in ("authentication_hash", "duration_ms")}
+    generic.write("StorageFileLogs", request=request, method="PUT", uri=request.raw_path, **fields,
+                  AuthenticationHash=call["authentication_hash"], duration_ms=call["duration_ms"])
+    fast.close()
+    generic.close()
+
+    def rows(root: Path) -> list[list[tuple[str, Any]]]:
+        found = [root / "audit.log", *sorted((root / "diagnostic-logs").rglob("PT1H.json"))]
+        return [[(k, v) for k, v in json.loads(line).items() if k not in ("TimeGenerated", "time")]
+                for f in found for line in f.read_text().splitlines()]
+
+    got, want = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert got == want and len(got) == 2
+    row = dict(got[0])
+    assert row["AuthenticationType"] == auth and row["CallerIpAddress"] == "127.0.0.1:51234"
+    assert "c2VjcmV0c2ln" not in json.dumps(got)  # the SAS signature is redacted in both layouts
+    assert (row["TlsVersion"] == "TLS 1.3") is transport_ssl
+    assert auth != "OAuth" or (row["RequesterUpn"] == "u@example" and len(row["AuthenticationHash"]) == 64)
+
+
+def test_audit_time_is_utc_now_to_the_microsecond() -> None:
+    """TimeGenerated formats the second once and the microseconds every call; both must stay current."""
+    for _ in range(3):
+        before = datetime.now(UTC)
+        text = _now()
+        after = datetime.now(UTC)
+        assert len(text) == len("2026-01-02T03:04:05.123456Z") and text.endswith("Z")
+        assert before <= datetime.fromisoformat(text.replace("Z", "+00:00")) <= after
+        time.sleep(0.6)  # the second changes between some of these calls

@@ -181,21 +181,20 @@ def _files_middleware(ctx: Emulator) -> Any:
             response = _error_response(request, StorageError(500, "InternalError"), request_id)
         finally:
             caller = request.get(keys.CALLER)
-            ctx.audit.write(
-                "StorageFileLogs", request=request,
-                operation=request.get(keys.OPERATION, "Unknown"),
-                method=_loggable(request.method),
-                uri=_loggable(request.raw_path),
+            headers = request.headers
+            ctx.audit.files_request(
+                request,
+                operation=request.get(keys.OPERATION) or "Unknown",
                 status=status,
                 error_code=error_code,
                 auth_type=getattr(caller, "auth_type", keys.AUTH_ANONYMOUS),
                 object_id=getattr(caller, "object_id", None),
                 app_id=getattr(caller, "app_id", None),
                 request_id=request_id,
-                client_request_id=_loggable(request.headers.get(H_CLIENT_REQUEST_ID)),
-                version=_loggable(request.headers.get(H_VERSION)),
+                client_request_id=_loggable(headers.get(H_CLIENT_REQUEST_ID)),
+                version=_loggable(headers.get(H_VERSION)),
                 fault=request.get(keys.FAULT),
-                AuthenticationHash=request.get(sas.AUTH_HASH),
+                authentication_hash=request.get(sas.AUTH_HASH),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
         _common_headers(request, response, request_id, ctx.clock.now())

@@ -4,6 +4,7 @@ edit here plus a schema step."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -54,6 +55,10 @@ def loads_metadata(text: str) -> Metadata:
     return tuple((str(k), str(v)) for k, v in json.loads(text))
 
 
+# Every Files request reads its share's row, which rarely changes: the same row gives back the same
+# (frozen) record instead of decoding its metadata, lease and ACL again. Keyed by the whole row, so any
+# change to the share is a different key and can never be answered with a stale record.
+@functools.lru_cache(maxsize=1024, typed=True)
 def share_from_row(row: tuple[object, ...]) -> ShareRecord:
     return ShareRecord(
         id=int(row[0]),  # type: ignore[call-overload]
