@@ -31,6 +31,7 @@ from keyless.files.errors import IntegrityError
 #: native library) is not worth paying: a process that only moves small files never loads it.
 _FAST_FROM = 256 * 1024
 _fast: list[Any] = []  # [crc64nvme or None], filled on first use
+_small: list[Any] = []  # [Microsoft's crc64.compute], filled on first use: no import per small range
 
 STRUCTURED_HEADER = "x-ms-structured-body"
 STRUCTURED_LENGTH_HEADER = "x-ms-structured-content-length"
@@ -40,6 +41,10 @@ _HEADER = struct.Struct("<BQHH")  # version, message length, flags, segment coun
 _SEGMENT = struct.Struct("<HQ")  # number, content length
 _CRC = struct.Struct("<Q")
 _FLAG_CRC64 = 1
+#: A one-segment message's header and segment header, and its two CRCs (the segment's, the message's),
+#: each packed in one call.
+_ONE_SEGMENT_HEAD = struct.Struct("<BQHHHQ")
+_TWO_CRCS = struct.Struct("<QQ")
 #: Bytes a one-segment message adds around its content.
 OVERHEAD = _HEADER.size + _SEGMENT.size + 2 * _CRC.size
 
@@ -50,7 +55,16 @@ def crc64(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
         fast = _fast[0] if _fast else _load_fast()
         if fast is not None:
             return int(fast(data, initial))
-    return int(_azure().crc64.compute(bytes(data), initial))  # it takes bytes only
+    compute = _small[0] if _small else _load_small()
+    # Microsoft's takes bytes only: a copy of anything else (a small file's one range is read into a
+    # reusable buffer, so its view is copied here once, 8 KiB for a typical small file).
+    return int(compute(data if type(data) is bytes else bytes(data), initial))
+
+
+def _load_small() -> Any:
+    compute = _azure().crc64.compute
+    _small[:] = [compute]
+    return compute
 
 
 def _load_fast() -> Any:
@@ -79,10 +93,9 @@ def encode(data: bytes | memoryview) -> tuple[tuple[bytes | memoryview, ...], in
     without copying ``data``, and the message's length (the request's Content-Length)."""
     size = len(data)
     total = size + OVERHEAD
-    crc = _CRC.pack(crc64(data))
-    head = _HEADER.pack(1, total, _FLAG_CRC64, 1) + _SEGMENT.pack(1, size)
+    crc = crc64(data)
     # One segment: the CRC of the whole content is that segment's CRC.
-    return (head, data, crc + crc), total
+    return (_ONE_SEGMENT_HEAD.pack(1, total, _FLAG_CRC64, 1, 1, size), data, _TWO_CRCS.pack(crc, crc)), total
 
 
 ReadInto = Callable[[memoryview], int]

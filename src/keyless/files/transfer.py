@@ -142,21 +142,23 @@ def _publish(
     )
     try:
         fill(part)
-        changed = ChangedDuringUpload(
-            f"{remote} was replaced by another writer during this upload: not published"
-        )
         if guard and client.file_etag(remote) != expected:
-            raise changed
+            raise _changed(remote)
         # A target that did not exist at the start is published without replace, so a file created between
         # the check and the rename is never overwritten; an existing one can only be replaced.
         try:
             client.rename(part, remote, replace=not (guard and expected is None), is_dir=False)
         except AlreadyExists:
-            raise changed from None
+            raise _changed(remote) from None
     except BaseException:
         with contextlib.suppress(FilesError):
             client.delete_file(part)
         raise
+
+
+def _changed(remote: str) -> ChangedDuringUpload:
+    # Built only when it is raised: an exception object per published file cost more than its use.
+    return ChangedDuringUpload(f"{remote} was replaced by another writer during this upload: not published")
 
 
 # --- single files ------------------------------------------------------------------------------------
