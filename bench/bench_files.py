@@ -191,8 +191,11 @@ def fresh_destination(destination: Path, size: int) -> None:
     for part in destination.parent.glob(f".{destination.name}.*"):  # a killed keyless run's part file
         part.unlink()
     os.sync()
-    touched = bytearray(b"\x01") * (size + 64 * MIB)  # written, page by page; the margin: structured
-    del touched  # messages, buffers, part file metadata
+    # Written page by page and freed, in a process of its own: a child's peak RSS (``ru_maxrss``) starts
+    # from its parent's peak, so touching the memory here would show in every tool's RSS column. The
+    # margin: structured messages, buffers, part file metadata.
+    touch = f"bytearray(b'\\x01') * {size + 64 * MIB}"
+    subprocess.run([sys.executable, "-c", touch], check=True)
 
 
 def run_once(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
