@@ -31,7 +31,8 @@ Sources (Microsoft's public documentation):
 
 Secrets: a bearer token is reduced to its SHA-256 (``AuthenticationHash``, as Azure logs it) and the claims
 Azure logs (object id, tenant, app, UPN); a SAS ``sig=`` in a URI is replaced by ``sig=XXXXX`` as Azure's
-logs do. Fields whose name says "secret" are refused outright.
+logs do (under any spelling the service would read as ``sig``, such as ``%73ig=``). Fields whose name
+says "secret" are refused outright.
 
 Lines are appended with a single ``write`` on an ``O_APPEND`` descriptor, so concurrent writers never
 interleave within a line and a crash loses at most the line being written.
@@ -41,14 +42,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 import time
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import msgspec
 
@@ -89,7 +89,6 @@ _PROPERTIES = (
     ("serviceType", "ServiceType"), ("objectKey", "ObjectKey"), ("requestHeaderSize", "RequestHeaderSize"),
     ("contentLengthHeader", "ContentLengthHeader"), ("tlsVersion", "TlsVersion"),
 )
-_SIG = re.compile(r"(?i)([?&]sig=)[^&]*")
 
 
 def _now() -> str:
@@ -134,7 +133,19 @@ _SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous"
 
 
 def redact_uri(uri: str) -> str:
-    return _SIG.sub(r"\1XXXXX", uri)
+    """``uri`` with the value of every query parameter that is the SAS signature replaced by ``XXXXX``.
+
+    A parameter's name is percent-decoded (and ``+`` read as a space) before the service reads it, so
+    ``%73ig=`` carries the signature as much as ``sig=`` does; the name is compared decoded, in any case."""
+    base, sep, query = uri.partition("?")
+    if not sep or ("%" not in query and "sig=" not in query.lower()):
+        return uri  # the common case: nothing that could name the signature
+    params = query.split("&")
+    for i, param in enumerate(params):
+        name, eq, _ = param.partition("=")
+        if eq and unquote_plus(name).lower() == "sig":
+            params[i] = f"{name}=XXXXX"
+    return f"{base}?{'&'.join(params)}"
 
 
 def _bearer_claims(header: str) -> tuple[str, dict[str, Any]]:
@@ -176,7 +187,7 @@ def _request_columns(now: str, request: web.Request, auth_type: str) -> dict[str
         "Location": EMULATOR_LOCATION,
         "Protocol": "HTTPS" if request.secure else "HTTP",
         "ServiceType": "file",
-        "Uri": redact_uri(uri) if "sig=" in uri.lower() else uri,
+        "Uri": redact_uri(uri),
         "CallerIpAddress": f"{peer[0]}:{peer[1]}" if peer else None,
         "UserAgentHeader": request.headers.get("User-Agent"),
         "ObjectKey": (unquote(path) if "%" in path else path) if account else None,
