@@ -132,6 +132,26 @@ _ENCODER = msgspec.json.Encoder()
 _SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous": "AnonymousSuccess"}
 
 
+def _json_line(record: dict[str, Any]) -> bytes:
+    """``record`` as one JSON line. Text a client sent as bytes that are not UTF-8 (a User-Agent, a Host,
+    a raw path: aiohttp keeps such bytes as surrogate escapes) cannot be encoded as is; it is written
+    as ``\\udcXX`` escapes instead, so a hostile request still gets its line, and its reply is no 500."""
+    try:
+        return _ENCODER.encode(record) + b"\n"
+    except UnicodeEncodeError:
+        return _ENCODER.encode(_escaped(record)) + b"\n"
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def redact_uri(uri: str) -> str:
     """``uri`` with the value of every query parameter that is the SAS signature replaced by ``XXXXX``.
 
@@ -280,7 +300,7 @@ class AuditLog:
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = _ENCODER.encode(record) + b"\n"
+        line = _json_line(record)
         with self._lock:
             if self._fd < 0:
                 return  # closed at shutdown: a straggling request is not worth a crash
@@ -318,7 +338,7 @@ class AuditLog:
         row["StatusText"] = status_text(status, error_code, auth_type)
         row["ServerLatencyMs"] = duration_ms
         row["SchemaVersion"] = "1.0"
-        line = _ENCODER.encode(row) + b"\n"
+        line = _json_line(row)
         with self._lock:
             if self._fd < 0:
                 return
@@ -363,7 +383,7 @@ class AuditLog:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._diagnostic_fds[target] = fd
-        os.write(fd, _ENCODER.encode(diagnostic_record(row)) + b"\n")
+        os.write(fd, _json_line(diagnostic_record(row)))
 
     def close(self) -> None:
         with self._lock:
