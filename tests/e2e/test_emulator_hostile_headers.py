@@ -199,6 +199,44 @@ def test_request_with_non_utf8_client_request_id_is_refused_and_audited(emulator
     assert [(r["OperationName"], r["StatusCode"]) for r in lines] == [("DeleteFile", "202")]
 
 
+@pytest.mark.parametrize("header", ["User-Agent", "Host"])
+def test_non_utf8_user_agent_or_host_is_refused_and_audited(emulator: EmulatorProcess, header: str) -> None:
+    # The audit line records the User-Agent and, in its Uri, the Host: bytes that are not UTF-8 there
+    # must not cost the line (or the reply) any more than in the headers the audit escapes by name.
+    marker = str(uuid.uuid4())
+    path = f"/devaccount/demo/{marker}.txt"
+    port = urlsplit(emulator.files_url).port
+    value = b"agent/1 " + BAD if header == "User-Agent" else b"127.0.0.1" + BAD + f":{port}".encode()
+    headers = [*bearer(emulator), (header, value)]
+    if header == "Host":
+        reply = send_with_host(emulator, path, headers)
+    else:
+        reply = files(emulator, "GET", path, headers)
+    assert_service_error(reply, 400, "InvalidHeaderValue")
+    lines = [r for r in emulator.audit("StorageFileLogs") if marker in r["Uri"]]
+    escaped = "\\udcff\\udcfe\\udce9"
+    assert [r["StatusCode"] for r in lines] == ["400"]
+    shown = lines[0]["UserAgentHeader"] if header == "User-Agent" else lines[0]["Uri"]
+    assert escaped in shown
+    assert "Traceback" not in emulator.stderr()
+
+
+def send_with_host(emu: EmulatorProcess, path: str, headers: list[Header]) -> Reply:
+    """``files`` with the Host header given in ``headers`` instead of the one http.client adds."""
+    parts = urlsplit(emu.files_url)
+    assert parts.hostname is not None and parts.port is not None
+    ctx = ssl.create_default_context(cafile=emu.ca_cert)
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        return Reply(conn.getresponse())
+    finally:
+        conn.close()
+
+
 def test_identity_side_non_utf8_bytes_are_refused_like_wrong_values(emulator: EmulatorProcess) -> None:
     control = send(emulator.imds_url, "GET", "/keyless/control/faults", [("X-Keyless-Control", BAD)])
     assert control.status == 403 and b"control secret" in control.body

@@ -82,3 +82,25 @@ def test_one_item_runs_in_the_calling_thread() -> None:
     where: list[threading.Thread] = []
     run_bounded(lambda _: where.append(threading.current_thread()), [1], 8)
     assert where == [threading.current_thread()]
+
+
+def test_no_more_threads_than_items() -> None:
+    # A file of two ranges with 16 ranges allowed in flight (every 4-8 MiB file of a tree download) needs
+    # two threads, not sixteen started only to find nothing to do.
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    done: list[int] = []
+    threading.Thread.start = counting_start  # type: ignore[method-assign]
+    try:
+        run_bounded(done.append, [1, 2], 16)
+        assert sorted(done) == [1, 2] and len(started) <= 2
+        started.clear()
+        run_bounded(done.append, range(100), 16)
+        assert len(done) == 102 and len(started) == 16
+    finally:
+        threading.Thread.start = real_start  # type: ignore[method-assign]

@@ -74,6 +74,11 @@ def test_vocabularies() -> None:
     assert [category_of(op) for op in ("GetFile", "ListShares", "PutRange", "CreateFile", "DeleteFile")] == [
         "StorageRead", "StorageRead", "StorageWrite", "StorageWrite", "StorageDelete"]
     assert redact_uri("https://a/s/f?se=1&sig=abc%2F&sp=r") == "https://a/s/f?se=1&sig=XXXXX&sp=r"
+    # the service decodes a parameter's name before reading it: any spelling of "sig" is the signature
+    assert redact_uri("https://a/s/f?se=1&%73ig=abc&s%49g=d&sp=r") == (
+        "https://a/s/f?se=1&%73ig=XXXXX&s%49g=XXXXX&sp=r")
+    assert redact_uri("https://a/s/f?sig") == "https://a/s/f?sig"
+    assert redact_uri("https://a/s/%73ig=f?design=1") == "https://a/s/%73ig=f?design=1"
     when = datetime(2026, 12, 1, 21, 7, tzinfo=UTC)
     assert diagnostic_path(Path("/d"), "StorageWrite", "acct", when).as_posix() == (
         "/d/insights-logs-storagewrite/resourceId=/subscriptions/00000000-0000-0000-0000-000000000000/"

@@ -165,6 +165,20 @@ def test_sas_requests_are_audited_as_sas_with_a_key_hash(emu: EmulatorProcess) -
     assert sig.group(1) not in log_text and emu.account()["key"] not in log_text
 
 
+def test_a_percent_encoded_sig_key_is_redacted_too(emu: EmulatorProcess) -> None:
+    # The query's names are percent-decoded before use, so "%73ig" (or "S%49G"-like spellings of it) is the
+    # signature as much as "sig" is: it must never reach an audit line either.
+    sas = file_sas(emu)
+    sig = re.search(r"(?:^|&)sig=([^&]*)", sas)
+    assert sig is not None
+    resp = raw_get(emu, "demo/docs/a.txt?" + sas.replace("sig=", "%73ig=", 1))
+    assert resp.status == 200 and resp.data == b"alpha"
+    log_text = Path(emu.info["audit_log"]).read_text(encoding="utf-8")
+    assert sig.group(1) not in log_text
+    rows = [r for r in emu.audit("StorageFileLogs") if "%73ig=" in r["Uri"]]
+    assert rows and all(r["Uri"].count("%73ig=XXXXX") == 1 for r in rows)
+
+
 def test_stored_access_policy_grants_changes_and_revokes(emu: EmulatorProcess) -> None:
     acct = emu.account()
     owner = ShareClient(account_url=acct["url"], share_name="demo", connection_verify=emu.ca_cert,

@@ -31,7 +31,8 @@ Sources (Microsoft's public documentation):
 
 Secrets: a bearer token is reduced to its SHA-256 (``AuthenticationHash``, as Azure logs it) and the claims
 Azure logs (object id, tenant, app, UPN); a SAS ``sig=`` in a URI is replaced by ``sig=XXXXX`` as Azure's
-logs do. Fields whose name says "secret" are refused outright.
+logs do (under any spelling the service would read as ``sig``, such as ``%73ig=``). Fields whose name
+says "secret" are refused outright.
 
 Lines are appended with a single ``write`` on an ``O_APPEND`` descriptor, so concurrent writers never
 interleave within a line and a crash loses at most the line being written.
@@ -41,14 +42,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 import time
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import msgspec
 
@@ -89,7 +89,6 @@ _PROPERTIES = (
     ("serviceType", "ServiceType"), ("objectKey", "ObjectKey"), ("requestHeaderSize", "RequestHeaderSize"),
     ("contentLengthHeader", "ContentLengthHeader"), ("tlsVersion", "TlsVersion"),
 )
-_SIG = re.compile(r"(?i)([?&]sig=)[^&]*")
 
 
 def _now() -> str:
@@ -133,8 +132,40 @@ _ENCODER = msgspec.json.Encoder()
 _SUCCESS_TEXT = {"SAS": "SASSuccess", "DelegationSas": "SASSuccess", "Anonymous": "AnonymousSuccess"}
 
 
+def _json_line(record: dict[str, Any]) -> bytes:
+    """``record`` as one JSON line. Text a client sent as bytes that are not UTF-8 (a User-Agent, a Host,
+    a raw path: aiohttp keeps such bytes as surrogate escapes) cannot be encoded as is; it is written
+    as ``\\udcXX`` escapes instead, so a hostile request still gets its line, and its reply is no 500."""
+    try:
+        return _ENCODER.encode(record) + b"\n"
+    except UnicodeEncodeError:
+        return _ENCODER.encode(_escaped(record)) + b"\n"
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def redact_uri(uri: str) -> str:
-    return _SIG.sub(r"\1XXXXX", uri)
+    """``uri`` with the value of every query parameter that is the SAS signature replaced by ``XXXXX``.
+
+    A parameter's name is percent-decoded (and ``+`` read as a space) before the service reads it, so
+    ``%73ig=`` carries the signature as much as ``sig=`` does; the name is compared decoded, in any case."""
+    base, sep, query = uri.partition("?")
+    if not sep or ("%" not in query and "sig=" not in query.lower()):
+        return uri  # the common case: nothing that could name the signature
+    params = query.split("&")
+    for i, param in enumerate(params):
+        name, eq, _ = param.partition("=")
+        if eq and unquote_plus(name).lower() == "sig":
+            params[i] = f"{name}=XXXXX"
+    return f"{base}?{'&'.join(params)}"
 
 
 def _bearer_claims(header: str) -> tuple[str, dict[str, Any]]:
@@ -176,7 +207,7 @@ def _request_columns(now: str, request: web.Request, auth_type: str) -> dict[str
         "Location": EMULATOR_LOCATION,
         "Protocol": "HTTPS" if request.secure else "HTTP",
         "ServiceType": "file",
-        "Uri": redact_uri(uri) if "sig=" in uri.lower() else uri,
+        "Uri": redact_uri(uri),
         "CallerIpAddress": f"{peer[0]}:{peer[1]}" if peer else None,
         "UserAgentHeader": request.headers.get("User-Agent"),
         "ObjectKey": (unquote(path) if "%" in path else path) if account else None,
@@ -269,7 +300,7 @@ class AuditLog:
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = _ENCODER.encode(record) + b"\n"
+        line = _json_line(record)
         with self._lock:
             if self._fd < 0:
                 return  # closed at shutdown: a straggling request is not worth a crash
@@ -307,7 +338,7 @@ class AuditLog:
         row["StatusText"] = status_text(status, error_code, auth_type)
         row["ServerLatencyMs"] = duration_ms
         row["SchemaVersion"] = "1.0"
-        line = _ENCODER.encode(row) + b"\n"
+        line = _json_line(row)
         with self._lock:
             if self._fd < 0:
                 return
@@ -352,7 +383,7 @@ class AuditLog:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._diagnostic_fds[target] = fd
-        os.write(fd, _ENCODER.encode(diagnostic_record(row)) + b"\n")
+        os.write(fd, _json_line(diagnostic_record(row)))
 
     def close(self) -> None:
         with self._lock:

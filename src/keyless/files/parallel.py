@@ -27,14 +27,15 @@ def run_bounded(fn: Callable[[T], object], items: Iterable[T], concurrency: int)
     never become a million futures."""
     concurrency = max(1, concurrency)
     rest = iter(items)  # an iterator, so the items taken for ``head`` are not seen twice
-    head = list(itertools.islice(rest, 2))
+    # Up to one item per thread: fewer items than threads (a file of two ranges) start only that many.
+    head = list(itertools.islice(rest, max(2, concurrency)))
     if concurrency == 1 or len(head) < 2:
         # Zero or one item (a file of one range, the common case inside tree transfers): run it here. A
         # thread pool per small file cost more than its request (measured: ~2 ms of ~4 ms per 8 KiB file).
         for item in itertools.chain(head, rest):
             fn(item)
         return
-    _Workers(fn, itertools.chain(head, rest)).run(concurrency)
+    _Workers(fn, itertools.chain(head, rest)).run(min(concurrency, len(head)))
 
 
 class _Workers:
