@@ -93,18 +93,19 @@ _PROPERTIES = (
 
 def _now() -> str:
     """UTC now as ``2026-01-02T03:04:05.123456Z``: the date and time of day are formatted once per second
-    (every request logs a line), the microseconds on each call."""
-    global _second, _second_text
+    (every request logs a line), the microseconds on each call. The second and its text are one tuple,
+    replaced whole, so a thread reading it while another moves it on never pairs one second with the
+    other's text."""
+    global _second_text
     micros = time.time_ns() // 1000
     second, fraction = divmod(micros, 1_000_000)
-    if second != _second:
-        _second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _second = second
-    return f"{_second_text}.{fraction:06d}Z"
+    cached = _second_text
+    if cached[0] != second:
+        cached = _second_text = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{fraction:06d}Z"
 
 
-_second = -1
-_second_text = ""
+_second_text: tuple[int, str] = (-1, "")
 
 
 def category_of(operation: str) -> str:
