@@ -301,13 +301,7 @@ class AuditLog:
         else:
             record = {"TimeGenerated": now, "Type": category}
             record.update((k, v) for k, v in fields.items() if v is not None)
-        line = _json_line(record)
-        with self._lock:
-            if self._fd < 0:
-                return  # closed at shutdown: a straggling request is not worth a crash
-            os.write(self._fd, line)
-            if self.diagnostic_root is not None and category == STORAGE_FILE_LOGS:
-                self._write_diagnostic(record)
+        self._append(record, diagnostic=category == STORAGE_FILE_LOGS)
 
     def files_request(self, request: web.Request, *, operation: str, status: int, error_code: str | None,
                       auth_type: str, object_id: str | None, app_id: str | None, request_id: str,
@@ -339,13 +333,18 @@ class AuditLog:
         row["StatusText"] = status_text(status, error_code, auth_type)
         row["ServerLatencyMs"] = duration_ms
         row["SchemaVersion"] = "1.0"
-        line = _json_line(row)
+        self._append(row, diagnostic=True)
+
+    def _append(self, record: dict[str, Any], *, diagnostic: bool) -> None:
+        """Append ``record`` as one line (and, for a ``StorageFileLogs`` row with diagnostic settings on,
+        to the diagnostic layout too)."""
+        line = _json_line(record)
         with self._lock:
             if self._fd < 0:
-                return
+                return  # closed at shutdown: a straggling request is not worth a crash
             os.write(self._fd, line)
-            if self.diagnostic_root is not None:
-                self._write_diagnostic(row)
+            if diagnostic and self.diagnostic_root is not None:
+                self._write_diagnostic(record)
 
     def _storage_row(self, now: str, request: web.Request | None, fields: dict[str, Any]) -> dict[str, Any]:
         auth_type = str(fields.get("auth_type") or "Anonymous")

@@ -191,8 +191,8 @@ def _files_middleware(ctx: Emulator) -> Any:
                 object_id=getattr(caller, "object_id", None),
                 app_id=getattr(caller, "app_id", None),
                 request_id=request_id,
-                client_request_id=_loggable(headers.get(H_CLIENT_REQUEST_ID)),
-                version=_loggable(headers.get(H_VERSION)),
+                client_request_id=headers.get(H_CLIENT_REQUEST_ID),
+                version=headers.get(H_VERSION),
                 fault=request.get(keys.FAULT),
                 authentication_hash=request.get(sas.AUTH_HASH),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -201,14 +201,6 @@ def _files_middleware(ctx: Emulator) -> Any:
         return response
 
     return middleware
-
-
-def _loggable(value: str | None) -> str | None:
-    """Header text as the audit log can hold it: bytes that were not UTF-8 (kept by aiohttp as surrogate
-    escapes) become ``\\udcXX`` escapes, so a hostile header can never make the audit line fail."""
-    if value is None or value.isascii():
-        return value
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _echoable(value: str) -> bool:
