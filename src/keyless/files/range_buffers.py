@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import os
 import threading
 from pathlib import Path
 
@@ -53,11 +52,9 @@ def all_zero(data: bytes | bytearray | memoryview) -> bool:
 
 
 def size_part(fd: int, size: int, local: Path) -> None:
-    """Size a download's part file; one of more than one range also gets its blocks allocated up front
-    (:func:`localos.preallocate`): writing into them is cheaper, and a full disk is found now, by name."""
-    if size <= RANGE_SIZE:
-        os.ftruncate(fd, size)
-        return
+    """Size a download's part file of more than one range, its blocks allocated up front where the file
+    system can (:func:`localos.preallocate`): writing into them is cheaper, and a full disk is found now,
+    by name. (A file of one range gets its size from its one write.)"""
     try:
         localos.preallocate(fd, size)
     except OSError as exc:

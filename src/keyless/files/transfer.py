@@ -198,11 +198,8 @@ def upload_file(
                     client.put_range(part, offset, data, preserve_mtime=preserve_mtime)
                 progress(len(view))
 
-            if size <= RANGE_SIZE:  # one range (or none): no scheduling, as for most files of a tree
-                if size:
-                    send((0, size))
-            else:
-                run_bounded(send, ranges(size), concurrency or 1)
+            # One range (most files of a tree) runs right here: run_bounded schedules only two or more.
+            run_bounded(send, ranges(size), concurrency or 1)
 
         _publish(
             client,
