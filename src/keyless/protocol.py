@@ -61,15 +61,16 @@ def smb_server_principal(account: str) -> str:
 
 
 # --- RBAC ----------------------------------------------------------------------------------------------
-_FS = "Microsoft.Storage/storageAccounts/fileServices"
-ACTION_READ: Final = f"{_FS}/fileshares/files/read"
-ACTION_WRITE: Final = f"{_FS}/fileshares/files/write"
-ACTION_DELETE: Final = f"{_FS}/fileshares/files/delete"
-ACTION_MODIFY_PERMISSIONS: Final = f"{_FS}/fileshares/files/modifypermissions/action"
-ACTION_READ_BACKUP: Final = f"{_FS}/readFileBackupSemantics/action"
-ACTION_WRITE_BACKUP: Final = f"{_FS}/writeFileBackupSemantics/action"
-ACTION_TAKE_OWNERSHIP: Final = f"{_FS}/takeOwnership/action"
-ACTION_RUN_AS_ADMIN: Final = f"{_FS}/runAsBuiltInFileAdministrator/action"
+#: The resource provider path every File service action (data and management) starts with.
+FILE_SERVICES: Final = "Microsoft.Storage/storageAccounts/fileServices"
+ACTION_READ: Final = f"{FILE_SERVICES}/fileshares/files/read"
+ACTION_WRITE: Final = f"{FILE_SERVICES}/fileshares/files/write"
+ACTION_DELETE: Final = f"{FILE_SERVICES}/fileshares/files/delete"
+ACTION_MODIFY_PERMISSIONS: Final = f"{FILE_SERVICES}/fileshares/files/modifypermissions/action"
+ACTION_READ_BACKUP: Final = f"{FILE_SERVICES}/readFileBackupSemantics/action"
+ACTION_WRITE_BACKUP: Final = f"{FILE_SERVICES}/writeFileBackupSemantics/action"
+ACTION_TAKE_OWNERSHIP: Final = f"{FILE_SERVICES}/takeOwnership/action"
+ACTION_RUN_AS_ADMIN: Final = f"{FILE_SERVICES}/runAsBuiltInFileAdministrator/action"
 
 ROLE_DATA_ACTIONS: Final[dict[str, frozenset[str]]] = {
     "Storage File Data Privileged Reader": frozenset({ACTION_READ, ACTION_READ_BACKUP}),

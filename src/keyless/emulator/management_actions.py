@@ -67,15 +67,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from keyless.protocol import ACTION_READ_BACKUP, ACTION_WRITE_BACKUP
+from keyless.protocol import ACTION_READ_BACKUP, ACTION_WRITE_BACKUP, FILE_SERVICES
 
-_FS = "Microsoft.Storage/storageAccounts/fileServices"
-FILE_SERVICE_READ: Final = f"{_FS}/read"
-FILE_SERVICE_WRITE: Final = f"{_FS}/write"
-SHARES_READ: Final = f"{_FS}/shares/read"
-SHARES_WRITE: Final = f"{_FS}/shares/write"
-SHARES_DELETE: Final = f"{_FS}/shares/delete"
-SHARES_LEASE: Final = f"{_FS}/shares/lease/action"
+FILE_SERVICE_READ: Final = f"{FILE_SERVICES}/read"
+FILE_SERVICE_WRITE: Final = f"{FILE_SERVICES}/write"
+SHARES_READ: Final = f"{FILE_SERVICES}/shares/read"
+SHARES_WRITE: Final = f"{FILE_SERVICES}/shares/write"
+SHARES_DELETE: Final = f"{FILE_SERVICES}/shares/delete"
+SHARES_LEASE: Final = f"{FILE_SERVICES}/shares/lease/action"
 
 #: Every FileService / FileShare management action (what ``*`` and ``storageAccounts/*`` grant here).
 ALL: Final = frozenset({FILE_SERVICE_READ, FILE_SERVICE_WRITE, SHARES_READ, SHARES_WRITE, SHARES_DELETE,
